@@ -1,0 +1,1 @@
+"""netfault's network-fault simulation harness."""

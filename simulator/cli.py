@@ -1,0 +1,30 @@
+"""The ``netfault`` command: the engine's commands plus the simulator's."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from netfault.engine import cli as engine_cli
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="netfault",
+        description="Failover transports for cluster nodes, and a network-fault harness.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+    engine_cli.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING)
+    return engine_cli.run_handler(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
