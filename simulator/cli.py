@@ -17,7 +17,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
     engine_cli.register(sub)
+    demo = sub.add_parser("demo", help="show failover against an embedded fake node")
+    demo.set_defaults(handler=cmd_demo)
     return parser
+
+
+async def cmd_demo(args: argparse.Namespace) -> int:
+    from netfault.simulator.demo import run_demo
+
+    outcomes = await run_demo()
+    return 0 if all(o.passed for o in outcomes) else 1
 
 
 def main(argv: list[str] | None = None) -> int:
