@@ -1,0 +1,171 @@
+"""The fake node's HTTP agent: health, status and file endpoints behind a bearer token.
+
+``faults.http_mode`` changes take effect at once: "down" closes the listening socket (and open
+connections) so connects are refused, "up" listens again on the same port, "5xx" answers every
+request with 503 and a JSON error, "hang" accepts requests and never answers them (until the
+node stops).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import socket
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from aiohttp import web
+
+from netfault.simulator.node.errors import PathOutsideHome
+from netfault.simulator.node.faults import NodeFaults
+from netfault.simulator.node.http_files import FileEndpoints, json_error
+from netfault.simulator.node.paths import disk_usage
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+SHUTDOWN_TIMEOUT = 1.0
+OPEN_PATHS = ("/health",)
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A bound, listening TCP socket: connects queue up from this moment on."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+        sock.listen(128)
+    except OSError:
+        sock.close()
+        raise
+    sock.setblocking(False)
+    return sock
+
+
+class HttpAgent:
+    """aiohttp app plus a listener that the ``http_mode`` fault can close and reopen."""
+
+    def __init__(self, *, name: str, home: Path, token: str, faults: NodeFaults) -> None:
+        self.name = name
+        self.home = home
+        self.token = token
+        self.faults = faults
+        self.port = 0
+        self._host = ""
+        self._started = time.monotonic()
+        self._released = asyncio.Event()
+        self._runner: web.AppRunner | None = None
+        self._server: asyncio.Server | None = None
+        self._reopen: asyncio.Task[None] | None = None
+
+    def _build_app(self) -> web.Application:
+        app = web.Application(middlewares=[self._fault_mw, self._auth_mw], client_max_size=0)
+        app.add_routes([web.get("/health", self.health), web.get("/status", self.status)])
+        app.add_routes(FileEndpoints(self.home, self.faults).routes())
+        return app
+
+    @web.middleware
+    async def _fault_mw(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        mode = self.faults.http_mode
+        if mode == "hang":
+            await self._released.wait()
+        if mode in ("5xx", "hang"):
+            message = f"agent on {self.name} is failing (fault {mode})"
+            return json_error(503, message, node=self.name)
+        try:
+            return await handler(request)
+        except PathOutsideHome as exc:
+            return json_error(403, exc.message, node=self.name)
+
+    @web.middleware
+    async def _auth_mw(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path not in OPEN_PATHS:
+            given = request.headers.get("Authorization", "")
+            if not hmac.compare_digest(given.encode(), f"Bearer {self.token}".encode()):
+                resp = json_error(401, "missing or wrong bearer token", node=self.name)
+                resp.headers["WWW-Authenticate"] = "Bearer"
+                return resp
+        return await handler(request)
+
+    async def health(self, request: web.Request) -> web.Response:
+        return web.json_response({"status": "ok", "node": self.name})
+
+    async def status(self, request: web.Request) -> web.Response:
+        used = await asyncio.to_thread(disk_usage, self.home)
+        quota = self.faults.disk_quota
+        return web.json_response(
+            {
+                "node": self.name,
+                "status": "ok",
+                "uptime_s": round(time.monotonic() - self._started, 3),
+                "disk": {
+                    "used": used,
+                    "quota": quota,
+                    "free": None if quota is None else max(quota - used, 0),
+                },
+                "faults": self.faults.active(),
+            }
+        )
+
+    async def start(self, host: str, port: int) -> int:
+        """Serve on ``host:port`` (0: any free port) and return the real port."""
+        self._host = host
+        self._released.clear()
+        self._runner = web.AppRunner(
+            self._build_app(),
+            handle_signals=False,
+            access_log=None,
+            shutdown_timeout=SHUTDOWN_TIMEOUT,
+        )
+        await self._runner.setup()
+        sock = listening_socket(host, port)
+        self.port = sock.getsockname()[1]
+        if self.faults.http_mode == "down":
+            sock.close()
+        else:
+            await self._serve(sock)
+        return self.port
+
+    async def _serve(self, sock: socket.socket) -> None:
+        assert self._runner is not None and self._runner.server is not None
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(self._runner.server, sock=sock)
+
+    def apply_mode(self) -> None:
+        """Open or close the listener to match ``faults.http_mode`` (synchronously)."""
+        if self._runner is None:
+            return
+        if self.faults.http_mode == "down":
+            self._close_listener()
+        elif self._server is None and self._reopen is None:
+            # Listening starts now; the accept loop is attached by the task.
+            sock = listening_socket(self._host, self.port)
+            self._reopen = asyncio.get_running_loop().create_task(self._reopen_on(sock))
+
+    async def _reopen_on(self, sock: socket.socket) -> None:
+        try:
+            await self._serve(sock)
+        finally:
+            self._reopen = None
+        if self.faults.http_mode == "down":
+            self._close_listener()
+
+    def _close_listener(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+        assert self._runner is not None and self._runner.server is not None
+        for conn in list(self._runner.server.connections):
+            conn.force_close()
+
+    async def stop(self) -> None:
+        self._released.set()
+        if self._reopen is not None:
+            await self._reopen
+        server, self._server = self._server, None
+        if server is not None:
+            server.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        if server is not None:
+            await server.wait_closed()

@@ -1,0 +1,213 @@
+"""File endpoints of the fake node's HTTP agent: GET with Range, resumable PUT, sha256.
+
+Upload protocol (all paths relative to the node's home, under ``/files/``):
+
+* ``PUT /files/P`` streams the body into ``.NAME.netfault-partial`` beside P, then -- only
+  once the whole body arrived and, when an ``X-Sha256`` header was sent, its sha256 matches --
+  renames it atomically to P: 201 ``{path, size, sha256}``. A mismatch answers 422 and deletes
+  the partial file; P (and any older file there) is left untouched.
+* ``PUT`` with ``Content-Range: bytes START-END/TOTAL`` appends to the partial file. START must
+  be 0 (restart) or the partial file's current size, otherwise 416 ``{partial_size}``. While
+  fewer than TOTAL bytes have arrived the answer is 202 ``{partial_size}``; the PUT that
+  completes TOTAL bytes is verified and renamed as above.
+* A PUT that is cut off keeps what arrived in the partial file. ``GET /uploads/P`` answers
+  ``{path, partial_size, sha256}`` of it (size 0 and the empty hash when there is none), and
+  ``DELETE /uploads/P`` discards it.
+* ``GET /sha256/P[?length=N]``: ``{sha256, size, length}`` of P's first N bytes (all of it by
+  default); ``size`` is the whole file's size.
+* Disk quota exceeded: 507 and the partial file is deleted. Escaping paths: 403, nothing
+  written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import re
+from pathlib import Path
+
+from aiohttp import web
+
+from netfault.simulator.node.faults import NodeFaults
+from netfault.simulator.node.paths import disk_usage, file_size, partial_path, resolve_in_home
+
+WRITE_CHUNK = 1024 * 1024
+_CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+)$")
+
+
+class QuotaExceeded(Exception):
+    """The node's disk quota would be exceeded by this upload."""
+
+
+def sha256_file(path: Path, length: int | None = None) -> tuple[str, int]:
+    """sha256 of ``path``'s first ``length`` bytes (all when None) and the count hashed."""
+    digest = hashlib.sha256()
+    remaining = length
+    hashed = 0
+    with path.open("rb") as fh:
+        while remaining is None or remaining > 0:
+            want = WRITE_CHUNK if remaining is None else min(WRITE_CHUNK, remaining)
+            block = fh.read(want)
+            if not block:
+                break
+            digest.update(block)
+            hashed += len(block)
+            if remaining is not None:
+                remaining -= len(block)
+    return digest.hexdigest(), hashed
+
+
+def json_error(status: int, message: str, **extra: object) -> web.Response:
+    return web.json_response({"error": message, **extra}, status=status)
+
+
+def _parse_content_range(value: str | None) -> tuple[int, int | None]:
+    if value is None:
+        return 0, None
+    match = _CONTENT_RANGE.match(value.strip())
+    if match is None:
+        raise web.HTTPBadRequest(text=f"bad Content-Range {value!r}; want bytes START-END/TOTAL")
+    start, end, total = (int(g) for g in match.groups())
+    if end < start or end >= total:
+        raise web.HTTPBadRequest(text=f"inconsistent Content-Range {value!r}")
+    return start, total
+
+
+class FileEndpoints:
+    """Handlers for /files, /uploads and /sha256, confined to ``home``."""
+
+    def __init__(self, home: Path, faults: NodeFaults) -> None:
+        self.home = home
+        self.faults = faults
+        self._locks: dict[Path, asyncio.Lock] = {}
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.get("/files/{path:.+}", self.get_file),
+            web.put("/files/{path:.+}", self.put_file),
+            web.get("/uploads/{path:.+}", self.get_upload),
+            web.delete("/uploads/{path:.+}", self.delete_upload),
+            web.get("/sha256/{path:.+}", self.get_sha256),
+        ]
+
+    def _target(self, request: web.Request) -> Path:
+        return resolve_in_home(self.home, request.match_info["path"])
+
+    async def get_file(self, request: web.Request) -> web.StreamResponse:
+        path = self._target(request)
+        if not path.is_file():
+            return json_error(404, f"no file {request.match_info['path']!r} on this node")
+        return web.FileResponse(path, chunk_size=256 * 1024)
+
+    async def get_sha256(self, request: web.Request) -> web.Response:
+        path = self._target(request)
+        if not path.is_file():
+            return json_error(404, f"no file {request.match_info['path']!r} on this node")
+        length_arg = request.query.get("length")
+        if length_arg is not None and not length_arg.isdigit():
+            return json_error(400, "length must be a non-negative integer")
+        length = int(length_arg) if length_arg is not None else None
+        digest, hashed = await asyncio.to_thread(sha256_file, path, length)
+        size = path.stat().st_size
+        return web.json_response({"sha256": digest, "size": size, "length": hashed})
+
+    async def get_upload(self, request: web.Request) -> web.Response:
+        partial = partial_path(self._target(request))
+        size, digest = 0, hashlib.sha256().hexdigest()
+        if partial.is_file():
+            digest, size = await asyncio.to_thread(sha256_file, partial)
+        return web.json_response(
+            {"path": request.match_info["path"], "partial_size": size, "sha256": digest}
+        )
+
+    async def delete_upload(self, request: web.Request) -> web.Response:
+        partial = partial_path(self._target(request))
+        partial.unlink(missing_ok=True)
+        return web.json_response({"path": request.match_info["path"], "partial_size": 0})
+
+    async def put_file(self, request: web.Request) -> web.Response:
+        final = self._target(request)
+        if final.is_dir():
+            return json_error(409, f"{request.match_info['path']!r} is a directory")
+        start, total = _parse_content_range(request.headers.get("Content-Range"))
+        lock = self._locks.setdefault(final, asyncio.Lock())
+        async with lock:
+            return await self._put_locked(request, final, start, total)
+
+    async def _put_locked(
+        self, request: web.Request, final: Path, start: int, total: int | None
+    ) -> web.Response:
+        partial = partial_path(final)
+        current = file_size(partial)
+        if start not in (0, current):
+            return json_error(
+                416, "upload must restart at 0 or resume at the partial size", partial_size=current
+            )
+        try:
+            budget = await self._budget(partial, start, request.content_length)
+            final.parent.mkdir(parents=True, exist_ok=True)
+            size, digest = await _receive(request, partial, start, budget)
+        except QuotaExceeded as exc:
+            partial.unlink(missing_ok=True)
+            return json_error(507, str(exc), quota=self.faults.disk_quota)
+        if total is not None and size < total:
+            return web.json_response({"partial_size": size}, status=202)
+        if digest is None:
+            digest, _ = await asyncio.to_thread(sha256_file, partial)
+        expected = request.headers.get("X-Sha256")
+        if expected is not None and expected.strip().lower() != digest:
+            partial.unlink(missing_ok=True)
+            return json_error(
+                422,
+                "sha256 of the received body differs from X-Sha256",
+                expected=expected,
+                actual=digest,
+            )
+        os.replace(partial, final)
+        path = request.match_info["path"]
+        return web.json_response({"path": path, "size": size, "sha256": digest}, status=201)
+
+    async def _budget(self, partial: Path, start: int, length: int | None) -> int | None:
+        """Bytes the partial file may grow to under the quota (None: unlimited)."""
+        quota = self.faults.disk_quota
+        if quota is None:
+            return None
+        used = await asyncio.to_thread(disk_usage, self.home) - file_size(partial)
+        budget = quota - used
+        if length is not None and start + length > budget:
+            raise QuotaExceeded(
+                f"No space left on device: {start + length} bytes do not fit in the "
+                f"{max(budget, 0)} left of the node's {quota}-byte quota"
+            )
+        return budget
+
+
+async def _receive(
+    request: web.Request, partial: Path, start: int, budget: int | None
+) -> tuple[int, str | None]:
+    """Append the body to ``partial`` from ``start``; return its size and, from 0, its sha256."""
+    digest = hashlib.sha256() if start == 0 else None
+    size = start
+    with partial.open("r+b" if start else "wb") as fh:
+        fh.truncate(start)
+        fh.seek(start)
+        pending: list[bytes] = []
+        pending_len = 0
+        while True:
+            chunk = await request.content.readany()
+            if chunk:
+                if budget is not None and size + pending_len + len(chunk) > budget:
+                    raise QuotaExceeded(f"No space left on device: node quota reached at {size}")
+                pending.append(chunk)
+                pending_len += len(chunk)
+            if pending and (not chunk or pending_len >= WRITE_CHUNK):
+                block = b"".join(pending)
+                pending, pending_len = [], 0
+                await asyncio.to_thread(fh.write, block)
+                if digest is not None:
+                    digest.update(block)
+                size += len(block)
+            if not chunk:
+                break
+    return size, None if digest is None else digest.hexdigest()

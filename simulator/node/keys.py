@@ -1,0 +1,73 @@
+"""SSH keys of a fake node: client keys the engine logs in with, host keys, known_hosts."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncssh
+
+KEY_ALGORITHM = "ssh-ed25519"
+
+
+@dataclass(frozen=True)
+class ClientKey:
+    """A client key pair on disk: ``private_path`` (OpenSSH format, no passphrase)."""
+
+    private_path: Path
+    public_key: str
+
+    @classmethod
+    def generate(cls, directory: Path) -> ClientKey:
+        """Write a new ed25519 key pair into ``directory`` (``id_ed25519[_N]`` and ``.pub``)."""
+        directory.mkdir(parents=True, exist_ok=True)
+        path = _free_name(directory, "id_ed25519")
+        key = asyncssh.generate_private_key(KEY_ALGORITHM, comment=f"netfault@{path.name}")
+        write_private_key(key, path)
+        public = key.export_public_key("openssh").decode("ascii").strip()
+        path.with_name(path.name + ".pub").write_text(public + "\n")
+        return cls(private_path=path, public_key=public)
+
+    def load_public(self) -> asyncssh.SSHKey:
+        return asyncssh.import_public_key(self.public_key)
+
+
+def _free_name(directory: Path, stem: str) -> Path:
+    path = directory / stem
+    n = 1
+    while path.exists():
+        path = directory / f"{stem}_{n}"
+        n += 1
+    return path
+
+
+def write_private_key(key: asyncssh.SSHKey, path: Path) -> None:
+    """Write ``key`` in OpenSSH format, readable only by its owner (OpenSSH insists)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(key.export_private_key("openssh"))
+    os.chmod(path, 0o600)
+
+
+class HostKeys:
+    """A node's persistent host key plus the replacement shown while ``host_key_changed``."""
+
+    def __init__(self) -> None:
+        self.original = asyncssh.generate_private_key(KEY_ALGORITHM)
+        self.replacement = asyncssh.generate_private_key(KEY_ALGORITHM)
+
+    def current(self, changed: bool) -> asyncssh.SSHKey:
+        return self.replacement if changed else self.original
+
+    def known_hosts_lines(self, routes: list[tuple[str, int]]) -> str:
+        """known_hosts lines trusting the original key on each (host, port) route."""
+        public = self.original.export_public_key("openssh").decode("ascii").split()
+        key_text = f"{public[0]} {public[1]}"
+        lines = [f"{_host_pattern(host, port)} {key_text}" for host, port in routes]
+        return "".join(line + "\n" for line in lines)
+
+
+def _host_pattern(host: str, port: int) -> str:
+    # OpenSSH writes bare hosts for port 22 and [host]:port otherwise; asyncssh matches both.
+    return host if port == 22 else f"[{host}]:{port}"

@@ -1,0 +1,157 @@
+"""The fake node's SSH server: key auth, exec as real processes, SFTP/SCP, channel faults."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from pathlib import Path
+from typing import Any, cast
+
+import asyncssh
+
+from netfault.simulator.node.exec_session import ExecSession, ProcessRegistry, build_env
+from netfault.simulator.node.faults import NodeFaults, mangle
+from netfault.simulator.node.keys import HostKeys
+from netfault.simulator.node.paths import disk_usage
+from netfault.simulator.node.sftp import NodeSFTPServer
+
+CLOSE_TIMEOUT = 5.0
+LOGIN_TIMEOUT = 30.0
+
+
+class ManglingChannel(asyncssh.SSHServerChannel[bytes]):
+    """A session channel whose data passes through :func:`mangle` while the fault is on."""
+
+    netfault_faults: NodeFaults
+
+    def _deliver_data(self, data: bytes, datatype: Any) -> None:
+        if self.netfault_faults.binary_mangling and isinstance(data, bytes):
+            data = mangle(data)
+        super()._deliver_data(data, datatype)
+
+    def write(self, data: bytes, datatype: Any = None) -> None:
+        if self.netfault_faults.binary_mangling and isinstance(data, bytes | bytearray):
+            data = mangle(bytes(data))
+        super().write(data, datatype)
+
+
+class _NodeSSHServer(asyncssh.SSHServer):
+    """Per-connection auth policy; swaps session channels for mangling ones."""
+
+    def __init__(self, owner: NodeSSHServer) -> None:
+        self._owner = owner
+        self._conn: asyncssh.SSHServerConnection | None = None
+
+    def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
+        self._conn = conn
+        self._owner.connections.add(conn)
+        create = conn.create_server_channel
+        faults = self._owner.faults
+
+        def create_mangling_channel(*args: Any, **kwargs: Any) -> ManglingChannel:
+            chan = create(*args, **kwargs)
+            # Same layout, extra behaviour: asyncssh offers no hook to choose the channel class.
+            chan.__class__ = ManglingChannel
+            mangling = cast(ManglingChannel, chan)
+            mangling.netfault_faults = faults
+            return mangling
+
+        setattr(conn, "create_server_channel", create_mangling_channel)  # noqa: B010
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._conn is not None:
+            self._owner.connections.discard(self._conn)
+
+    def begin_auth(self, username: str) -> bool:
+        return True
+
+    def password_auth_supported(self) -> bool:
+        return False
+
+    def public_key_auth_supported(self) -> bool:
+        return True
+
+    def validate_public_key(self, username: str, key: asyncssh.SSHKey) -> bool:
+        return self._owner.accepts(username, key)
+
+
+class NodeSSHServer:
+    """Listens on one address; runs exec requests in ``home`` as real processes."""
+
+    def __init__(
+        self,
+        *,
+        home: Path,
+        user: str,
+        faults: NodeFaults,
+        host_keys: HostKeys,
+        authorized: list[asyncssh.SSHKey],
+    ) -> None:
+        self.home = home
+        self.user = user
+        self.faults = faults
+        self.host_keys = host_keys
+        self.authorized = authorized
+        self.connections: set[asyncssh.SSHServerConnection] = set()
+        self.processes = ProcessRegistry()
+        self._acceptor: asyncssh.SSHAcceptor | None = None
+
+    def accepts(self, username: str, key: asyncssh.SSHKey) -> bool:
+        if self.faults.auth_refused or username != self.user:
+            return False
+        wanted = key.public_data
+        return any(k.public_data == wanted for k in self.authorized)
+
+    async def start(self, host: str, port: int) -> int:
+        """Listen on ``host:port`` (0: any free port) and return the real port."""
+        self._acceptor = await asyncssh.listen(
+            host,
+            port,
+            server_factory=lambda: _NodeSSHServer(self),
+            server_host_keys=[self.host_keys.current(self.faults.host_key_changed)],
+            process_factory=self._handle_process,
+            sftp_factory=lambda chan: NodeSFTPServer(chan, self.home, self.faults),
+            allow_scp=True,
+            encoding=None,
+            reuse_address=True,
+            login_timeout=LOGIN_TIMEOUT,
+            agent_forwarding=False,
+            x11_forwarding=False,
+        )
+        real_port: int = self._acceptor.get_port()
+        return real_port
+
+    def refresh_host_key(self) -> None:
+        """Present the key matching ``faults.host_key_changed`` to connections from now on."""
+        if self._acceptor is not None:
+            key = self.host_keys.current(self.faults.host_key_changed)
+            self._acceptor.update(server_host_keys=[key])
+
+    async def _handle_process(self, process: asyncssh.SSHServerProcess[bytes]) -> None:
+        quota = self.faults.disk_quota
+        limit = None
+        if quota is not None:
+            limit = quota - await asyncio.to_thread(disk_usage, self.home)
+        session = ExecSession(
+            process,
+            home=self.home,
+            env=build_env(self.home, self.user, process),
+            registry=self.processes,
+            fsize_limit=limit,
+        )
+        await session.run()
+
+    async def stop(self) -> None:
+        if self._acceptor is not None:
+            self._acceptor.close()
+            await self._acceptor.wait_closed()
+            self._acceptor = None
+        conns = list(self.connections)
+        for conn in conns:
+            conn.close()
+        await self.processes.kill_all()
+        for conn in conns:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(CLOSE_TIMEOUT):
+                    await conn.wait_closed()
+        self.connections.clear()
