@@ -138,6 +138,7 @@ class ExecSession:
             done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
             if outputs not in done:
                 outputs.cancel()
+                await asyncio.gather(outputs, return_exceptions=True)
                 raise BrokenPipeError("SSH channel closed before the command finished")
             await outputs
             code = await proc.wait()

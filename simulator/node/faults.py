@@ -12,6 +12,10 @@ LF, so base64 text passes intact and ``base64 -d`` on the node decodes it (GNU `
 ignores LF but rejects CR, which is why LF is not expanded to CRLF). Binary data -- a file sent
 through ``cat``, SFTP or rsync -- is corrupted or breaks the protocol.
 
+``binary_reset_after`` (bytes, ``None`` = off) resets the TCP connection once an SSH channel
+has carried more than that many bytes, some of them >= 0x80: rsync, SFTP and ``cat`` die with
+"connection reset by peer" while base64 text passes, the seed's classic incident.
+
 ``disk_quota`` (bytes, ``None`` = unlimited) caps the total size of the node's home: HTTP PUT
 answers 507, SFTP writes fail with "No space left on device", and exec requests run under
 ``RLIMIT_FSIZE`` set to the remaining quota (``prlimit --fsize``), so a process writing a file
@@ -38,6 +42,7 @@ class NodeFaults:
     def __init__(self) -> None:
         self._listener: Callable[[str], None] | None = None
         self.binary_mangling = False
+        self.binary_reset_after: int | None = None
         self.auth_refused = False
         self._host_key_changed = False
         self.disk_quota: int | None = None
@@ -74,6 +79,7 @@ class NodeFaults:
     def clear(self) -> None:
         """Switch every fault off."""
         self.binary_mangling = False
+        self.binary_reset_after = None
         self.auth_refused = False
         self.host_key_changed = False
         self.disk_quota = None
@@ -83,6 +89,7 @@ class NodeFaults:
         """The faults that are on, by name (for /status and logs)."""
         faults: dict[str, object] = {
             "binary_mangling": self.binary_mangling,
+            "binary_reset_after": self.binary_reset_after,
             "auth_refused": self.auth_refused,
             "host_key_changed": self.host_key_changed,
             "disk_quota": self.disk_quota,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
+import struct
 from pathlib import Path
 from typing import Any, cast
 
@@ -20,19 +22,46 @@ LOGIN_TIMEOUT = 30.0
 
 
 class ManglingChannel(asyncssh.SSHServerChannel[bytes]):
-    """A session channel whose data passes through :func:`mangle` while the fault is on."""
+    """A session channel that applies the node's channel faults to its data.
+
+    ``binary_mangling`` rewrites bytes with :func:`mangle`; ``binary_reset_after`` resets the
+    TCP connection (RST) once the channel has carried that many bytes and some of them were
+    binary (>= 0x80), like a middlebox that kills binary SSH streams; base64 text passes.
+    """
 
     netfault_faults: NodeFaults
+    netfault_seen = 0
+    netfault_binary = False
 
     def _deliver_data(self, data: bytes, datatype: Any) -> None:
+        if isinstance(data, bytes) and self._netfault_reset(data):
+            return
         if self.netfault_faults.binary_mangling and isinstance(data, bytes):
             data = mangle(data)
         super()._deliver_data(data, datatype)
 
     def write(self, data: bytes, datatype: Any = None) -> None:
+        if isinstance(data, bytes | bytearray) and self._netfault_reset(bytes(data)):
+            return
         if self.netfault_faults.binary_mangling and isinstance(data, bytes | bytearray):
             data = mangle(bytes(data))
         super().write(data, datatype)
+
+    def _netfault_reset(self, data: bytes) -> bool:
+        limit = self.netfault_faults.binary_reset_after
+        if limit is None:
+            return False
+        self.netfault_seen += len(data)
+        self.netfault_binary = self.netfault_binary or max(data, default=0) >= 0x80
+        if not (self.netfault_binary and self.netfault_seen > limit):
+            return False
+        conn = self.get_connection()
+        sock = conn.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        conn.abort()
+        return True
 
 
 class _NodeSSHServer(asyncssh.SSHServer):

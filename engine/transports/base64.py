@@ -1,0 +1,57 @@
+"""The base64 transport: text-safe chunks over an SSH exec channel, memory bounded.
+
+Push encodes 768 KiB chunks locally and streams them to ``base64 -d >> .<name>.nfpart``;
+pull reads ``tail -c +N file | base64`` and decodes as it arrives, ignoring the CR/LF a
+text-mangling channel adds. Only one chunk per direction is in memory at a time; resume
+works from any byte offset of the partial.
+"""
+
+from __future__ import annotations
+
+import binascii
+from collections.abc import Callable
+
+from netfault.engine.transports.execpath import Codec, ExecTransport
+
+RAW_CHUNK = 3 * 256 * 1024  # a multiple of 3: chunks encode without padding
+_WHITESPACE = b"\r\n\t "
+
+
+def encode_chunk(block: bytes) -> bytes:
+    return binascii.b2a_base64(block, newline=False)
+
+
+class StreamDecoder:
+    """Decodes base64 text fed in arbitrary pieces, skipping whitespace and CRs."""
+
+    def __init__(self) -> None:
+        self._rest = b""
+
+    def __call__(self, text: bytes) -> bytes:
+        data = self._rest + text.translate(None, _WHITESPACE)
+        usable = len(data) - len(data) % 4
+        self._rest = data[usable:]
+        return binascii.a2b_base64(data[:usable], strict_mode=True) if usable else b""
+
+    def finish(self) -> None:
+        if self._rest:
+            raise ValueError(f"base64 stream ended mid-group ({len(self._rest)} chars left over)")
+
+
+def _finish(decoder: Callable[[bytes], bytes]) -> None:
+    if isinstance(decoder, StreamDecoder):
+        decoder.finish()
+
+
+class Base64Transport(ExecTransport):
+    """Push/pull as base64 text over SSH; survives channels that mangle binary bytes."""
+
+    name = "base64"
+    codec = Codec(
+        remote_decode="base64 -d",
+        remote_encode="base64",
+        chunk_size=RAW_CHUNK,
+        encode=encode_chunk,
+        decoder=StreamDecoder,
+        finish=_finish,
+    )

@@ -1,0 +1,308 @@
+"""File transfer over an SSH exec channel, shared by the ssh, tailscale and base64 transports.
+
+Push: ``cat >> .<name>.nfpart`` (or ``base64 -d >> ...``) fed from local chunks, then one
+command renames the partial only if its sha256 equals the local file's. Pull: ``cat``/``tail
+-c +N`` (piped through ``base64``) into a local ``.nfpart`` file, checked against the remote
+``sha256sum`` before ``os.replace``. Either way an interrupted transfer leaves its partial
+for the next attempt, which reuses it only after the prefix sha256 of both sides match.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncssh
+
+from netfault.engine.config import NodeConfig, TransportConfig
+from netfault.engine.errors import IntegrityError, RemoteStorageError, TransportError
+from netfault.engine.transports import remote as rc
+from netfault.engine.transports.base import Progress, Transport
+from netfault.engine.transports.failures import (
+    Attempt,
+    boundary,
+    classify,
+    classify_stderr,
+    mismatch,
+)
+from netfault.engine.transports.integrity import (
+    ChunkReader,
+    ChunkWriter,
+    Hasher,
+    commit_local,
+    hash_prefix,
+    local_part,
+    local_partial_size,
+    remove_local,
+)
+from netfault.engine.transports.sshconn import PIPE_CHUNK, SshEndpoint, run_text, ssh_connection
+
+WRITE_BATCH = 1 << 20
+
+
+@dataclass(frozen=True)
+class Codec:
+    """How bytes are encoded on the channel: identity, or base64 text."""
+
+    remote_decode: str = ""
+    remote_encode: str = ""
+    chunk_size: int = 1 << 20
+    encode: Callable[[bytes], bytes] | None = None
+    decoder: Callable[[], Callable[[bytes], bytes]] | None = None
+    finish: Callable[[Callable[[bytes], bytes]], None] | None = None
+
+
+class ExecTransport(Transport):
+    """Streams files through a remote shell command on one SSH connection per transfer."""
+
+    name = "ssh"
+    codec = Codec()
+
+    def endpoint(self, node: NodeConfig) -> SshEndpoint:
+        return SshEndpoint.direct(node)
+
+    async def push(
+        self,
+        node: NodeConfig,
+        local_path: Path,
+        remote_path: str,
+        config: TransportConfig,
+        progress: Progress | None = None,
+    ) -> int:
+        """Upload; return the bytes this attempt sent (less than the size when it resumed)."""
+        attempt = Attempt(node, self.name, progress)
+        final = rc.remote_path_for(node, remote_path)
+        with boundary(attempt):
+            attempt.total = (await asyncio.to_thread(local_path.stat)).st_size
+            async with (
+                asyncio.timeout(config.operation_timeout),
+                ssh_connection(self.endpoint(node), config, attempt) as conn,
+            ):
+                await self._push(conn, local_path, final, attempt)
+        return attempt.sent
+
+    async def _push(
+        self, conn: asyncssh.SSHClientConnection, local: Path, final: str, attempt: Attempt
+    ) -> None:
+        tmp = rc.part_name(final)
+        partial = rc.parse_size(await run_text(conn, rc.cmd_prepare_push(final), attempt, "mkdir"))
+        offset, hasher = await remote_resume_point(conn, tmp, local, partial, attempt)
+        attempt.done = offset
+        try:
+            await self._upload(conn, tmp, local, offset, hasher, attempt)
+            await commit_remote(conn, tmp, final, str(hasher.hexdigest()), attempt)
+        except RemoteStorageError:
+            await _quietly_remove(conn, tmp)
+            raise
+
+    async def _upload(
+        self,
+        conn: asyncssh.SSHClientConnection,
+        tmp: str,
+        local: Path,
+        offset: int,
+        hasher: Hasher,
+        attempt: Attempt,
+    ) -> None:
+        command = rc.cmd_append(tmp, offset, self.codec.remote_decode)
+        proc = await conn.create_process(command, encoding=None)
+        reader = ChunkReader(local, offset, hasher, self.codec.chunk_size, self.codec.encode)
+
+        async def send(raw: int, data: bytes) -> None:
+            proc.stdin.write(data)
+            await proc.stdin.drain()
+            attempt.advance(raw)
+
+        try:
+            try:
+                await reader.pump(send)
+                proc.stdin.write_eof()
+            except (OSError, asyncssh.Error) as exc:
+                raise await _remote_failure(proc, exc, attempt, "upload") from exc
+            result = await proc.wait()
+        finally:
+            proc.close()
+        if result.exit_status != 0:
+            raise _exit_error(result, attempt, "upload")
+
+    async def pull(
+        self,
+        node: NodeConfig,
+        remote_path: str,
+        local_path: Path,
+        config: TransportConfig,
+        progress: Progress | None = None,
+    ) -> int:
+        """Download; return the bytes this attempt received (less when it resumed)."""
+        attempt = Attempt(node, self.name, progress)
+        source = rc.remote_path_for(node, remote_path)
+        part = local_part(local_path)
+        with boundary(attempt):
+            async with (
+                asyncio.timeout(config.operation_timeout),
+                ssh_connection(self.endpoint(node), config, attempt) as conn,
+            ):
+                try:
+                    await self._pull(conn, source, part, attempt)
+                except (IntegrityError, RemoteStorageError):
+                    await remove_local(part)
+                    raise
+            await commit_local(part, local_path)
+        return attempt.sent
+
+    async def _pull(
+        self, conn: asyncssh.SSHClientConnection, source: str, part: Path, attempt: Attempt
+    ) -> None:
+        size = rc.parse_size(await run_text(conn, rc.cmd_stat(source), attempt, "stat"))
+        attempt.total = size
+        offset, hasher = await self._local_resume_point(conn, source, part, size, attempt)
+        attempt.done = offset
+        remote_sha = asyncio.ensure_future(run_text(conn, rc.cmd_sha(source), attempt, "sha256sum"))
+        try:
+            await self._download(conn, source, part, offset, hasher, attempt)
+            expected = rc.parse_sha(await remote_sha)
+        finally:
+            remote_sha.cancel()
+        if expected != hasher.hexdigest():
+            raise mismatch(attempt, expected, str(hasher.hexdigest()))
+
+    async def _local_resume_point(
+        self,
+        conn: asyncssh.SSHClientConnection,
+        source: str,
+        part: Path,
+        size: int,
+        attempt: Attempt,
+    ) -> tuple[int, Hasher]:
+        partial = await local_partial_size(part, size)
+        if partial:
+            remote_sha, local_hasher = await asyncio.gather(
+                run_text(conn, rc.cmd_prefix_sha(source, partial), attempt, "sha256sum"),
+                hash_prefix(part, partial),
+            )
+            if rc.parse_sha(remote_sha) == local_hasher.hexdigest():
+                return partial, local_hasher
+        return 0, hashlib.sha256()
+
+    async def _download(
+        self,
+        conn: asyncssh.SSHClientConnection,
+        source: str,
+        part: Path,
+        offset: int,
+        hasher: Hasher,
+        attempt: Attempt,
+    ) -> None:
+        decode = self.codec.decoder() if self.codec.decoder else None
+        command = rc.cmd_read(source, offset, self.codec.remote_encode)
+        writer = ChunkWriter(part, offset, hasher, decode)
+        proc = await conn.create_process(command, encoding=None)
+        try:
+            await _drain_stdout(proc, writer, attempt)
+            result = await proc.wait()
+        except ValueError as exc:  # binascii.Error: the text arrived altered
+            raise attempt.fail(IntegrityError, f"undecodable stream ({exc})") from exc
+        finally:
+            proc.close()
+            await writer.close()
+        attempt.set_done(writer.written)
+        if result.exit_status != 0:
+            raise _exit_error(result, attempt, "download")
+        if decode is not None and self.codec.finish is not None:
+            self.codec.finish(decode)
+
+    async def probe(self, node: NodeConfig, config: TransportConfig) -> str:
+        attempt = Attempt(node, self.name)
+        with boundary(attempt):
+            async with (
+                asyncio.timeout(config.operation_timeout),
+                ssh_connection(self.endpoint(node), config, attempt) as conn,
+            ):
+                out = await run_text(conn, "echo netfault-ok", attempt, "echo")
+        if out.strip() != "netfault-ok":
+            raise attempt.fail(TransportError, f"unexpected echo output {out[:80]!r}")
+        return f"ssh echo ok via {self.endpoint(node).host}:{self.endpoint(node).port}"
+
+
+async def remote_resume_point(
+    conn: asyncssh.SSHClientConnection, tmp: str, local: Path, partial: int, attempt: Attempt
+) -> tuple[int, Hasher]:
+    """Offset to resume an upload from, and a sha256 object already fed with that prefix."""
+    assert attempt.total is not None
+    if 0 < partial <= attempt.total:
+        remote_sha, local_hasher = await asyncio.gather(
+            run_text(conn, rc.cmd_prefix_sha(tmp, partial), attempt, "sha256sum"),
+            hash_prefix(local, partial),
+        )
+        if rc.parse_sha(remote_sha) == local_hasher.hexdigest():
+            return partial, local_hasher
+    return 0, hashlib.sha256()
+
+
+async def commit_remote(
+    conn: asyncssh.SSHClientConnection, tmp: str, final: str, sha: str, attempt: Attempt
+) -> None:
+    """Rename the remote partial to ``final`` if its sha256 is ``sha``; IntegrityError if not."""
+    result = await conn.run(rc.cmd_commit(tmp, final, sha), check=False)
+    if result.exit_status == rc.MISMATCH_EXIT:
+        got = _text(result.stderr).replace("sha256", "").strip()
+        raise mismatch(attempt, sha, got)
+    if result.exit_status != 0:
+        raise _exit_error(result, attempt, "verify and rename")
+
+
+async def _drain_stdout(
+    proc: asyncssh.SSHClientProcess[bytes], writer: ChunkWriter, attempt: Attempt
+) -> None:
+    """Batch channel reads into ~1 MiB writes done in a thread, one write in flight."""
+    batch: list[bytes] = []
+    batched = 0
+    while True:
+        data = await proc.stdout.read(PIPE_CHUNK)
+        if data:
+            batch.append(data)
+            batched += len(data)
+        if batched >= WRITE_BATCH or (not data and batch):
+            await writer.write(b"".join(batch))
+            attempt.set_done(writer.written)
+            batch, batched = [], 0
+        if not data:
+            return
+
+
+async def _remote_failure(
+    proc: asyncssh.SSHClientProcess[bytes], exc: Exception, attempt: Attempt, what: str
+) -> TransportError:
+    """Why the remote command stopped reading: its stderr if it said, else the channel error."""
+    try:
+        async with asyncio.timeout(2.0):
+            result = await proc.wait()
+    except (TimeoutError, OSError, asyncssh.Error):
+        return classify(exc, attempt)
+    stderr = _text(result.stderr)
+    return classify_stderr(stderr, attempt, what) if stderr.strip() else classify(exc, attempt)
+
+
+async def _quietly_remove(conn: asyncssh.SSHClientConnection, path: str) -> None:
+    """Best effort: delete a remote partial after a storage error."""
+    try:
+        async with asyncio.timeout(5.0):
+            await conn.run(rc.cmd_remove(path), check=False)
+    except (TimeoutError, OSError, asyncssh.Error):
+        pass
+
+
+def _exit_error(
+    result: asyncssh.SSHCompletedProcess, attempt: Attempt, what: str
+) -> TransportError:
+    stderr = _text(result.stderr).strip()
+    return classify_stderr(stderr or f"exit status {result.exit_status}", attempt, what)
+
+
+def _text(value: object) -> str:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return value if isinstance(value, str) else ""

@@ -1,0 +1,247 @@
+"""The rsync transport: the ``rsync`` binary over OpenSSH ``ssh``, resumable with ``--partial``.
+
+rsync writes to the same ``.<name>.nfpart`` name the other transports use (``--partial
+--append-verify`` resumes it); a side asyncssh connection checks the partial's prefix sha256
+before reuse and renames it only once the whole file's sha256 matches the source's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import shlex
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+
+import asyncssh
+
+from netfault.engine.config import NodeConfig, TransportConfig
+from netfault.engine.errors import RemoteStorageError, TransportError
+from netfault.engine.transports import remote as rc
+from netfault.engine.transports.base import Progress, Transport
+from netfault.engine.transports.execpath import commit_remote, remote_resume_point
+from netfault.engine.transports.failures import Attempt, boundary, classify_stderr, mismatch
+from netfault.engine.transports.integrity import (
+    commit_local,
+    hash_prefix,
+    local_part,
+    local_partial_size,
+    remove_local,
+    sha256_file,
+)
+from netfault.engine.transports.sshconn import SshEndpoint, run_text, ssh_connection
+
+_PROGRESS = re.compile(rb"^\s*([\d,]+)\s+\d+%")
+SSH_CIPHERS = "^aes128-gcm@openssh.com"
+
+
+def ssh_options(endpoint: SshEndpoint, config: TransportConfig) -> list[str]:
+    """OpenSSH client options for this endpoint: batch mode, strict host key checking."""
+    argv = ["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes"]
+    argv += ["-o", f"Ciphers={SSH_CIPHERS}"]
+    argv += ["-o", f"ConnectTimeout={max(1, int(config.connect_timeout))}"]
+    if endpoint.key is not None:
+        argv += ["-i", str(endpoint.key), "-o", "IdentitiesOnly=yes"]
+    if endpoint.known_hosts is not None:
+        argv += ["-o", f"UserKnownHostsFile={endpoint.known_hosts}"]
+    return argv
+
+
+def ssh_command(endpoint: SshEndpoint, config: TransportConfig) -> list[str]:
+    """The OpenSSH ``ssh`` argv rsync runs (``-e``)."""
+    user = ["-l", endpoint.user] if endpoint.user else []
+    return ["ssh", "-p", str(endpoint.port), *user, *ssh_options(endpoint, config)]
+
+
+def remote_spec(endpoint: SshEndpoint, path: str) -> str:
+    host = f"[{endpoint.host}]" if ":" in endpoint.host else endpoint.host
+    return f"{host}:{path}"
+
+
+def local_arg(path: Path) -> str:
+    """An absolute local path, so rsync never reads ``a:b`` as a host or ``-x`` as an option."""
+    return os.path.abspath(path)
+
+
+class RsyncTransport(Transport):
+    """rsync over ssh to ``node.hostname:ssh_port``; needs rsync and ssh on both ends."""
+
+    name = "rsync"
+
+    def available(self, node: NodeConfig) -> bool:
+        return shutil.which("rsync") is not None and shutil.which("ssh") is not None
+
+    def endpoint(self, node: NodeConfig) -> SshEndpoint:
+        return SshEndpoint.direct(node)
+
+    def rsync_argv(self, endpoint: SshEndpoint, config: TransportConfig) -> list[str]:
+        return [
+            "rsync",
+            "--partial",
+            "--append-verify",
+            "--outbuf=L",
+            "--info=progress2",
+            f"--timeout={max(1, int(config.operation_timeout))}",
+            # An ignored SIGXFSZ turns the node's file-size limit into a reported EFBIG.
+            "--rsync-path=trap '' XFSZ; rsync",
+            "-e",
+            shlex.join(ssh_command(endpoint, config)),
+        ]
+
+    async def push(
+        self,
+        node: NodeConfig,
+        local_path: Path,
+        remote_path: str,
+        config: TransportConfig,
+        progress: Progress | None = None,
+    ) -> int:
+        """Upload; return the bytes this attempt sent (less than the size when it resumed)."""
+        attempt = Attempt(node, self.name, progress)
+        final = rc.remote_path_for(node, remote_path)
+        tmp = rc.part_name(final)
+        endpoint = self.endpoint(node)
+        with boundary(attempt):
+            attempt.total = (await asyncio.to_thread(local_path.stat)).st_size
+            async with (
+                asyncio.timeout(config.operation_timeout),
+                ssh_connection(endpoint, config, attempt) as conn,
+            ):
+                out = await run_text(conn, rc.cmd_prepare_push(final), attempt, "mkdir")
+                offset, _ = await remote_resume_point(
+                    conn, tmp, local_path, rc.parse_size(out), attempt
+                )
+                if not offset:
+                    await run_text(conn, rc.cmd_remove(tmp), attempt, "rm")
+                attempt.done = offset
+                digest = asyncio.ensure_future(sha256_file(local_path))
+                try:
+                    src = local_arg(local_path)
+                    dst = remote_spec(endpoint, tmp)
+                    await self._rsync([src, dst], endpoint, config, attempt)
+                    await commit_remote(conn, tmp, final, await digest, attempt)
+                except RemoteStorageError:
+                    await run_text(conn, rc.cmd_remove(tmp), attempt, "rm")
+                    raise
+                finally:
+                    digest.cancel()
+        return attempt.sent
+
+    async def pull(
+        self,
+        node: NodeConfig,
+        remote_path: str,
+        local_path: Path,
+        config: TransportConfig,
+        progress: Progress | None = None,
+    ) -> int:
+        """Download; return the bytes this attempt received (less when it resumed)."""
+        attempt = Attempt(node, self.name, progress)
+        source = rc.remote_path_for(node, remote_path)
+        part = local_part(local_path)
+        endpoint = self.endpoint(node)
+        with boundary(attempt):
+            async with (
+                asyncio.timeout(config.operation_timeout),
+                ssh_connection(endpoint, config, attempt) as conn,
+            ):
+                attempt.total = rc.parse_size(
+                    await run_text(conn, rc.cmd_stat(source), attempt, "stat")
+                )
+                attempt.done = await self._local_offset(conn, source, part, attempt)
+                expected = asyncio.ensure_future(
+                    run_text(conn, rc.cmd_sha(source), attempt, "sha256sum")
+                )
+                try:
+                    argv = [remote_spec(endpoint, source), local_arg(part)]
+                    await self._rsync(argv, endpoint, config, attempt)
+                    want, got = rc.parse_sha(await expected), await sha256_file(part)
+                finally:
+                    expected.cancel()
+            if want != got:
+                await remove_local(part)
+                raise mismatch(attempt, want, got)
+            await commit_local(part, local_path)
+        return attempt.sent
+
+    async def probe(self, node: NodeConfig, config: TransportConfig) -> str:
+        """An rsync listing of the node's home over ssh: proves rsync and ssh both work."""
+        attempt = Attempt(node, self.name)
+        endpoint = self.endpoint(node)
+        with boundary(attempt):
+            async with asyncio.timeout(config.operation_timeout):
+                await self._rsync(
+                    [remote_spec(endpoint, ".")], endpoint, config, attempt, ["--list-only"]
+                )
+        return f"rsync --list-only ok via {endpoint.host}:{endpoint.port}"
+
+    async def _local_offset(
+        self, conn: asyncssh.SSHClientConnection, source: str, part: Path, attempt: Attempt
+    ) -> int:
+        """Keep a local partial only if its sha256 equals the remote prefix's."""
+        assert attempt.total is not None
+        partial = await local_partial_size(part, attempt.total)
+        if partial:
+            remote_sha, local_hasher = await asyncio.gather(
+                run_text(conn, rc.cmd_prefix_sha(source, partial), attempt, "sha256sum"),
+                hash_prefix(part, partial),
+            )
+            if rc.parse_sha(remote_sha) == local_hasher.hexdigest():
+                return partial
+        await remove_local(part)
+        return 0
+
+    async def _rsync(
+        self,
+        paths: Sequence[str],
+        endpoint: SshEndpoint,
+        config: TransportConfig,
+        attempt: Attempt,
+        options: Sequence[str] = (),
+    ) -> None:
+        argv = [*self.rsync_argv(endpoint, config), *options, "--", *paths]
+        proc = await asyncio.create_subprocess_exec(
+            *argv,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        try:
+            assert proc.stdout is not None and proc.stderr is not None
+            start = attempt.done
+            stderr, _ = await asyncio.gather(
+                proc.stderr.read(), _follow_progress(proc.stdout, attempt, start)
+            )
+            code = await proc.wait()
+        finally:
+            if proc.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
+                await proc.wait()
+        if code != 0:
+            raise _rsync_error(code, stderr.decode("utf-8", "replace"), attempt)
+
+
+async def _follow_progress(stream: asyncio.StreamReader, attempt: Attempt, start: int) -> None:
+    """Parse ``--info=progress2`` lines (bytes of this run) into progress calls."""
+    buffer = b""
+    while chunk := await stream.read(4096):
+        *lines, buffer = re.split(rb"[\r\n]", buffer + chunk)
+        for line in lines:
+            match = _PROGRESS.match(line)
+            if match:
+                attempt.set_done(max(start, int(match.group(1).replace(b",", b""))))
+
+
+def _rsync_error(code: int, stderr: str, attempt: Attempt) -> TransportError:
+    error = classify_stderr(stderr or f"rsync exit status {code}", attempt, f"rsync exit {code}")
+    if type(error) is not TransportError:
+        return error
+    if code == 30:
+        return classify_stderr("timed out: " + stderr, attempt, "rsync")
+    if code in (12, 20, 35, 255):
+        return classify_stderr("connection closed by remote: " + stderr, attempt, "rsync")
+    return error

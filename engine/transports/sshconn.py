@@ -1,0 +1,93 @@
+"""asyncssh connections to a node, with the engine's timeouts and typed errors."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import asyncssh
+
+from netfault.engine.config import NodeConfig, TransportConfig
+from netfault.engine.transports.failures import Attempt, boundary, classify_stderr
+
+# AES-GCM runs on AES-NI here and beats chacha20 (platform notes); keep the rest as fallbacks.
+PREFERRED_CIPHERS = (
+    "aes128-gcm@openssh.com",
+    "aes256-gcm@openssh.com",
+    "chacha20-poly1305@openssh.com",
+    "aes128-ctr",
+    "aes256-ctr",
+)
+PIPE_CHUNK = 256 * 1024
+
+
+@dataclass(frozen=True)
+class SshEndpoint:
+    """Where and as whom to open an SSH connection."""
+
+    host: str
+    port: int
+    user: str | None = None
+    key: Path | None = None
+    known_hosts: Path | None = None
+
+    @classmethod
+    def direct(cls, node: NodeConfig) -> SshEndpoint:
+        return cls(node.hostname, node.ssh_port, node.ssh_user, node.ssh_key, node.known_hosts)
+
+    @classmethod
+    def tailscale(cls, node: NodeConfig) -> SshEndpoint:
+        if node.tailscale_ip is None:
+            raise ValueError(f"{node.name} has no tailscale_ip")
+        port = node.tailscale_ssh_port or node.ssh_port
+        return cls(node.tailscale_ip, port, node.ssh_user, node.ssh_key, node.known_hosts)
+
+
+def connect_options(endpoint: SshEndpoint, config: TransportConfig) -> dict[str, Any]:
+    options: dict[str, Any] = {
+        "port": endpoint.port,
+        "known_hosts": str(endpoint.known_hosts) if endpoint.known_hosts else (),
+        "connect_timeout": config.connect_timeout,
+        "login_timeout": config.connect_timeout,
+        "encryption_algs": list(PREFERRED_CIPHERS),
+        "keepalive_interval": 0,
+    }
+    if endpoint.known_hosts is None:
+        options.pop("known_hosts")  # asyncssh falls back to ~/.ssh/known_hosts
+    if endpoint.user:
+        options["username"] = endpoint.user
+    if endpoint.key is not None:
+        options["client_keys"] = [str(endpoint.key)]
+        options["agent_path"] = None
+    return options
+
+
+@asynccontextmanager
+async def ssh_connection(
+    endpoint: SshEndpoint, config: TransportConfig, attempt: Attempt
+) -> AsyncIterator[asyncssh.SSHClientConnection]:
+    """An authenticated connection, closed on exit; failures raise typed errors."""
+    with boundary(attempt, connecting=True):
+        async with asyncio.timeout(config.connect_timeout):
+            conn = await asyncssh.connect(endpoint.host, **connect_options(endpoint, config))
+    try:
+        yield conn
+    finally:
+        conn.abort()  # nothing left to flush; don't wait for the peer's close
+
+
+async def run_text(
+    conn: asyncssh.SSHClientConnection, command: str, attempt: Attempt, what: str
+) -> str:
+    """Run a short remote command; return its stdout or raise its classified error."""
+    with boundary(attempt):
+        result = await conn.run(command, check=False)
+    stdout = result.stdout if isinstance(result.stdout, str) else ""
+    if result.exit_status != 0:
+        stderr = result.stderr if isinstance(result.stderr, str) else ""
+        raise classify_stderr(stderr or f"exit status {result.exit_status}", attempt, what)
+    return stdout
