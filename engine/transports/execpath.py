@@ -26,6 +26,7 @@ from netfault.engine.transports.failures import (
     boundary,
     classify,
     classify_stderr,
+    exit_error,
     mismatch,
 )
 from netfault.engine.transports.integrity import (
@@ -299,7 +300,7 @@ def _exit_error(
     result: asyncssh.SSHCompletedProcess, attempt: Attempt, what: str
 ) -> TransportError:
     stderr = _text(result.stderr).strip()
-    return classify_stderr(stderr or f"exit status {result.exit_status}", attempt, what)
+    return exit_error(stderr, result.exit_status, attempt, what)
 
 
 def _text(value: object) -> str:

@@ -109,6 +109,18 @@ def _is_reset(exc: BaseException) -> bool:
     )
 
 
+def exit_error(stderr: str, exit_status: int | None, attempt: Attempt, what: str) -> TransportError:
+    """The typed error for a remote command that ended badly (no status: the link died)."""
+    if exit_status is None and not stderr:
+        after = f" after {attempt.done:,} bytes" if attempt.done else ""
+        return attempt.fail(
+            ConnectionReset,
+            f"{what}: channel closed without an exit status{after} "
+            "(connection lost); resume may help",
+        )
+    return classify_stderr(stderr or f"exit status {exit_status}", attempt, what)
+
+
 def classify_stderr(stderr: str, attempt: Attempt, what: str) -> TransportError:
     """The typed error for a remote command or local client that failed with ``stderr``."""
     text = " ".join(stderr.split())[-400:]

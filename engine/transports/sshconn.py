@@ -12,7 +12,7 @@ from typing import Any
 import asyncssh
 
 from netfault.engine.config import NodeConfig, TransportConfig
-from netfault.engine.transports.failures import Attempt, boundary, classify_stderr
+from netfault.engine.transports.failures import Attempt, boundary, exit_error
 
 # AES-GCM runs on AES-NI here and beats chacha20 (platform notes); keep the rest as fallbacks.
 PREFERRED_CIPHERS = (
@@ -89,5 +89,5 @@ async def run_text(
     stdout = result.stdout if isinstance(result.stdout, str) else ""
     if result.exit_status != 0:
         stderr = result.stderr if isinstance(result.stderr, str) else ""
-        raise classify_stderr(stderr or f"exit status {result.exit_status}", attempt, what)
+        raise exit_error(stderr, result.exit_status, attempt, what)
     return stdout

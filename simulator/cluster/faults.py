@@ -1,0 +1,194 @@
+"""Named faults, each mapped in one place to proxy toxics or node switches.
+
+A fault targets a node, optionally narrowed to a route (``hostname``/``tailscale``) and a
+service (``ssh``/``http``/``p2p``). Proxy-level faults go through the Toxiproxy HTTP API
+with the ``toxiproxy-python`` client, so the same code drives the real Toxiproxy; node-level
+faults flip switches on the fake node. ``FaultController.clear_all()`` undoes everything.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+SERVICES = ("ssh", "http", "p2p")
+ROUTES = ("hostname", "tailscale")
+
+
+@dataclass(frozen=True)
+class Param:
+    kind: type
+    default: Any
+    help: str
+
+
+@dataclass(frozen=True)
+class FaultKind:
+    """One named fault: its parameters and whether it acts on proxies or on the node."""
+
+    name: str
+    level: str  # "proxy" | "node" | "mixed"
+    help: str
+    params: dict[str, Param] = field(default_factory=dict)
+
+
+FAULT_KINDS: dict[str, FaultKind] = {
+    k.name: k
+    for k in [
+        FaultKind(
+            "reset",
+            "mixed",
+            "connections reset (RST); after_bytes cuts each connection "
+            "after that many bytes; level=ssh resets only channels carrying binary data",
+            {
+                "after_bytes": Param(int, 0, "bytes passed before the reset"),
+                "level": Param(str, "tcp", "tcp | ssh"),
+            },
+        ),
+        FaultKind(
+            "corrupt_binary",
+            "mixed",
+            "bytes damaged in transit (tcp: seeded bit flips; "
+            "ssh: 7-bit channel that strips the high bit)",
+            {
+                "level": Param(str, "tcp", "tcp | ssh"),
+                "probability": Param(float, 0.001, "per-byte flip chance (tcp level)"),
+            },
+        ),
+        FaultKind(
+            "timeout",
+            "proxy",
+            "blackhole: data dropped, connection held (timeout_ms > 0 closes it after that long)",
+            {
+                "timeout_ms": Param(int, 0, "0 holds forever"),
+            },
+        ),
+        FaultKind(
+            "latency",
+            "proxy",
+            "each chunk delayed",
+            {
+                "latency_ms": Param(int, 100, "delay"),
+                "jitter_ms": Param(int, 0, "+- jitter"),
+            },
+        ),
+        FaultKind("bandwidth", "proxy", "rate limit", {"rate_kbps": Param(int, 100, "KB/s")}),
+        FaultKind("down", "proxy", "connections refused (proxy disabled)"),
+        FaultKind("slow_close", "proxy", "close delayed", {"delay_ms": Param(int, 1000, "delay")}),
+        FaultKind(
+            "flapping",
+            "proxy",
+            "route goes down and up on a seeded schedule",
+            {
+                "period_s": Param(float, 0.5, "mean seconds per state"),
+            },
+        ),
+        FaultKind("auth_refused", "node", "SSH authentication refused"),
+        FaultKind("host_key_changed", "node", "the node presents a new SSH host key"),
+        FaultKind(
+            "disk_full",
+            "node",
+            "writes fail with ENOSPC past a quota",
+            {
+                "quota_bytes": Param(int, 0, "bytes of home usage allowed"),
+            },
+        ),
+        FaultKind("http_down", "node", "HTTP agent not listening"),
+        FaultKind("http_5xx", "node", "HTTP agent answers 503"),
+        FaultKind("http_hang", "node", "HTTP agent accepts and never answers"),
+    ]
+}
+
+
+class FaultError(ValueError):
+    """A fault was named or parameterised wrongly."""
+
+
+def check_params(kind: str, params: dict[str, Any]) -> dict[str, Any]:
+    """Known fault, known parameters of the right type; defaults filled in."""
+    spec = FAULT_KINDS.get(kind)
+    if spec is None:
+        raise FaultError(f"unknown fault {kind!r} (known: {', '.join(FAULT_KINDS)})")
+    values = {}
+    for name, param in spec.params.items():
+        value = params.get(name, param.default)
+        if param.kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, param.kind) or isinstance(value, bool) != (param.kind is bool):
+            raise FaultError(f"fault {kind}: {name} must be {param.kind.__name__}, got {value!r}")
+        values[name] = value
+    unknown = set(params) - set(spec.params)
+    if unknown:
+        raise FaultError(
+            f"fault {kind}: unknown parameter(s) {sorted(unknown)} "
+            f"(known: {sorted(spec.params) or 'none'})"
+        )
+    return values
+
+
+@dataclass(frozen=True)
+class ToxicPlan:
+    type: str
+    stream: str
+    attributes: dict[str, Any]
+
+
+def toxics_for(kind: str, params: dict[str, Any]) -> list[ToxicPlan] | None:
+    """The toxics a proxy-level fault needs on each affected proxy (None: not toxics)."""
+    both = ("upstream", "downstream")
+    if kind == "reset" and params["level"] == "tcp":
+        if params["after_bytes"] > 0:
+            return [ToxicPlan("limit_data", s, {"bytes": params["after_bytes"]}) for s in both]
+        return [ToxicPlan("reset_peer", s, {"timeout": 0}) for s in both]
+    if kind == "corrupt_binary" and params["level"] == "tcp":
+        return [ToxicPlan("corrupt", s, {"probability": params["probability"]}) for s in both]
+    if kind == "timeout":
+        return [ToxicPlan("timeout", s, {"timeout": params["timeout_ms"]}) for s in both]
+    if kind == "latency":
+        attrs = {"latency": params["latency_ms"], "jitter": params["jitter_ms"]}
+        return [ToxicPlan("latency", "downstream", attrs)]
+    if kind == "bandwidth":
+        return [ToxicPlan("bandwidth", s, {"rate": params["rate_kbps"]}) for s in both]
+    if kind == "slow_close":
+        return [ToxicPlan("slow_close", "downstream", {"delay": params["delay_ms"]})]
+    return None
+
+
+NodeSwitch = Callable[[Any], Callable[[Any], None]]
+
+
+def node_switch(kind: str, params: dict[str, Any]) -> Callable[[Any], Callable[[], None]] | None:
+    """For a node-level fault: a function that sets it on NodeFaults and returns its undo."""
+
+    def setter(attr: str, value: Any) -> Callable[[Any], Callable[[], None]]:
+        def apply(faults: Any) -> Callable[[], None]:
+            old = getattr(faults, attr)
+            setattr(faults, attr, value)
+            return lambda: setattr(faults, attr, old)
+
+        return apply
+
+    if kind == "reset" and params["level"] == "ssh":
+        return setter("binary_reset_after", params["after_bytes"])
+    if kind == "corrupt_binary" and params["level"] == "ssh":
+        return setter("binary_mangling", True)
+    table: dict[str, tuple[str, Any]] = {
+        "auth_refused": ("auth_refused", True),
+        "host_key_changed": ("host_key_changed", True),
+        "disk_full": ("disk_quota", params.get("quota_bytes")),
+        "http_down": ("http_mode", "down"),
+        "http_5xx": ("http_mode", "5xx"),
+        "http_hang": ("http_mode", "hang"),
+    }
+    if kind in table:
+        return setter(*table[kind])
+    return None
+
+
+_fault_ids = itertools.count(1)
+
+
+def next_fault_id() -> int:
+    return next(_fault_ids)

@@ -1,0 +1,55 @@
+"""What a cluster is made of: node specs, and the shared interface of every backend."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from netfault.engine.config import NodeConfig, TransportSpec
+from netfault.simulator.cluster.controller import FaultController
+
+SERVICES = ("ssh", "http", "p2p")
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    """One node of a fake cluster."""
+
+    name: str
+    tailscale: bool = True
+    transports: tuple[TransportSpec, ...] = ()
+
+
+def normalise_specs(nodes: int | Sequence[NodeSpec | str], tailscale: bool) -> list[NodeSpec]:
+    if isinstance(nodes, int):
+        if nodes < 1:
+            raise ValueError("a cluster needs at least one node")
+        return [NodeSpec(f"node-{i + 1}", tailscale=tailscale) for i in range(nodes)]
+    specs = [NodeSpec(n, tailscale=tailscale) if isinstance(n, str) else n for n in nodes]
+    names = [s.name for s in specs]
+    if len(set(names)) != len(names):
+        raise ValueError(f"node names must be unique: {names}")
+    return specs
+
+
+def proxy_name(node: str, route: str, service: str) -> str:
+    return f"{node}-{route}-{service}"
+
+
+class Cluster(Protocol):
+    """What a scenario or test gets, whichever backend runs the nodes."""
+
+    seed: int
+    nodes: dict[str, NodeConfig]
+    faults: FaultController
+    hosts_file: Path
+
+    def node(self, name: str) -> NodeConfig: ...
+
+    def home_path(self, name: str, remote_path: str) -> Path | None:
+        """Where ``remote_path`` (under base_path) lands on the node, when readable here."""
+        ...
+
+    async def read_remote(self, name: str, remote_path: str) -> bytes | None: ...
