@@ -1,0 +1,78 @@
+"""netfault-proxy: a drop-in for toxiproxy-server (same flags), in the foreground."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from importlib.metadata import PackageNotFoundError, version
+
+from netfault.simulator.proxy.api import TOXIPROXY_VERSION
+from netfault.simulator.proxy.errors import ApiError, ProxyError
+from netfault.simulator.proxy.server import ProxyServer
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="netfault-proxy",
+        description="Toxiproxy-compatible fault proxy (HTTP API and toxics of Toxiproxy 2.x).",
+    )
+    parser.add_argument("-host", "--host", default="localhost", help="API host (localhost)")
+    parser.add_argument("-port", "--port", type=int, default=8474, help="API port (8474)")
+    parser.add_argument("-config", "--config", default=None, help="JSON file in /populate format")
+    parser.add_argument("-seed", "--seed", type=int, default=None, help="seed for every fault")
+    parser.add_argument("-proxy-metrics", "--proxy-metrics", action="store_true")
+    parser.add_argument("-runtime-metrics", "--runtime-metrics", action="store_true")
+    parser.add_argument("-version", "--version", action="store_true", help="print the version")
+    return parser
+
+
+def _own_version() -> str:
+    try:
+        return version("netfault")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+async def _serve(args: argparse.Namespace) -> int:
+    server = ProxyServer(args.host, args.port, seed=args.seed, metrics=args.proxy_metrics)
+    try:
+        await server.start()
+    except ProxyError as exc:
+        print(f"netfault-proxy: {exc}", file=sys.stderr)
+        return 1
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    print(
+        f"netfault-proxy: API listening on {server.api_url} (seed {server.seed})",
+        file=sys.stderr,
+        flush=True,
+    )
+    if args.config:
+        # Like toxiproxy-server, a bad config file is reported and the server keeps running.
+        try:
+            proxies = await server.load_config(args.config)
+        except (ApiError, OSError, ValueError) as exc:
+            print(f"netfault-proxy: config {args.config}: {exc}", file=sys.stderr, flush=True)
+        else:
+            print(f"netfault-proxy: populated {len(proxies)} proxies", file=sys.stderr, flush=True)
+    try:
+        await stop.wait()
+    finally:
+        await server.aclose()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.version:
+        print(f"netfault-proxy {_own_version()} (Toxiproxy API {TOXIPROXY_VERSION})")
+        return 0
+    return asyncio.run(_serve(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,160 @@
+"""A proxied TCP connection: two sockets, two links, and how it ends (EOF, close or RST)."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import struct
+from collections.abc import Callable, Sequence
+from typing import cast
+
+from netfault.simulator.proxy.link import ByteCounter, Link
+from netfault.simulator.proxy.spec import ToxicSpec
+
+CONNECT_TIMEOUT = 10.0
+WRITE_HIGH = 1 << 20
+WRITE_LOW = 256 << 10
+
+
+class Endpoint(asyncio.Protocol):
+    """One socket of a proxied connection; feeds one link and is written by the other."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.transport: asyncio.Transport | None = None
+        self.inbound: Link | None = None  # link this socket's bytes feed
+        self.outbound: Link | None = None  # link that writes into this socket
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+        self.transport.set_write_buffer_limits(high=WRITE_HIGH, low=WRITE_LOW)
+        self.conn.endpoint_made(self)
+
+    def data_received(self, data: bytes) -> None:
+        if self.inbound is not None:
+            self.inbound.feed(data)
+
+    def eof_received(self) -> bool:
+        if self.inbound is not None:
+            self.inbound.feed_eof()
+        return True  # keep the socket for the other direction (half-close)
+
+    def pause_writing(self) -> None:
+        if self.outbound is not None:
+            self.outbound.set_dst_paused(True)
+
+    def resume_writing(self) -> None:
+        if self.outbound is not None:
+            self.outbound.set_dst_paused(False)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.conn.close()
+
+
+class Connection:
+    """Client socket <-> upstream socket, with the upstream and downstream links between."""
+
+    def __init__(
+        self,
+        *,
+        proxy_name: str,
+        number: int,
+        seed: int,
+        counters: dict[str, ByteCounter],
+        toxics: Sequence[ToxicSpec],
+        on_closed: Callable[[Connection], None],
+    ) -> None:
+        self.proxy_name = proxy_name
+        self.number = number
+        self.ready = False
+        self.closed = False
+        self._on_closed = on_closed
+        self.client = Endpoint(self)
+        self.server = Endpoint(self)
+        self.upstream = Link(
+            self, "upstream", self.client, self.server, seed=seed, counter=counters["upstream"]
+        )
+        self.downstream = Link(
+            self, "downstream", self.server, self.client, seed=seed, counter=counters["downstream"]
+        )
+        self.client.inbound = self.server.outbound = self.upstream
+        self.server.inbound = self.client.outbound = self.downstream
+        for spec in toxics:
+            self.link(spec.direction).add_toxic(spec)
+        self._connect_task: asyncio.Task[None] | None = None
+
+    def link(self, direction: str) -> Link:
+        return self.upstream if direction == "upstream" else self.downstream
+
+    def endpoint_made(self, endpoint: Endpoint) -> None:
+        if self.closed:
+            assert endpoint.transport is not None
+            endpoint.transport.close()
+        elif endpoint is self.client:
+            assert endpoint.transport is not None
+            endpoint.transport.pause_reading()  # nothing moves until upstream answers
+            self.upstream.src_paused = True
+
+    def start(self, host: str, port: int) -> None:
+        self._connect_task = asyncio.get_running_loop().create_task(self._connect(host, port))
+
+    async def _connect(self, host: str, port: int) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout(CONNECT_TIMEOUT):
+                await loop.create_connection(lambda: self.server, host, port)
+        except (OSError, TimeoutError):
+            self.close()  # Toxiproxy accepts, then closes with EOF
+            return
+        if self.closed:
+            if self.server.transport is not None:
+                self.server.transport.close()
+            return
+        self.ready = True
+        self.upstream.sync_reading()
+        self.downstream.sync_reading()
+
+    def link_finished(self) -> None:
+        if self.upstream.finished and self.downstream.finished:
+            self.close()
+
+    def close(self, *, abort: bool = False) -> None:
+        """Close both sockets (peers see EOF); queued bytes are written first unless `abort`."""
+        if self.closed:
+            return
+        self.closed = True
+        self._teardown()
+        for endpoint in (self.client, self.server):
+            if endpoint.transport is not None:
+                if abort:
+                    endpoint.transport.abort()
+                else:
+                    endpoint.transport.close()
+        self._on_closed(self)
+
+    def reset(self) -> None:
+        """Abort both sockets with SO_LINGER 0 so the peers see a TCP RST."""
+        if self.closed:
+            return
+        self.closed = True
+        self._teardown()
+        for endpoint in (self.client, self.server):
+            transport = endpoint.transport
+            if transport is None:
+                continue
+            sock = transport.get_extra_info("socket")
+            if sock is not None:
+                linger = struct.pack("ii", 1, 0)
+                try:
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, linger)
+                except OSError:
+                    pass  # already gone; abort() below still closes it
+            transport.abort()
+        self._on_closed(self)
+
+    def _teardown(self) -> None:
+        self.upstream.shutdown()
+        self.downstream.shutdown()
+        task = self._connect_task
+        if task is not None and not task.done() and task is not asyncio.current_task():
+            task.cancel()

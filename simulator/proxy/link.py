@@ -1,0 +1,234 @@
+"""One direction of a proxied connection: a pass-through fast path, or the toxic chain."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from netfault.simulator.proxy import rng
+from netfault.simulator.proxy.spec import ToxicSpec
+from netfault.simulator.proxy.toxics import Chunk, Kind, ToxicState
+
+if TYPE_CHECKING:
+    from netfault.simulator.proxy.connection import Connection, Endpoint
+
+# Reading from the source pauses while more than HIGH bytes wait in the chain.
+HIGH_WATER = 1 << 20
+LOW_WATER = 256 << 10
+
+
+@dataclass(slots=True)
+class _Active:
+    spec: ToxicSpec
+    state: ToxicState
+    active: bool
+
+
+class ByteCounter:
+    """Bytes received from the source and sent to the destination of one direction."""
+
+    __slots__ = ("received", "sent")
+
+    def __init__(self) -> None:
+        self.received = 0
+        self.sent = 0
+
+
+class Link:
+    """Moves bytes from `src` to `dst`; implements the LinkContext toxics act through."""
+
+    def __init__(
+        self,
+        conn: Connection,
+        direction: str,
+        src: Endpoint,
+        dst: Endpoint,
+        *,
+        seed: int,
+        counter: ByteCounter,
+    ) -> None:
+        self._conn = conn
+        self.direction = direction
+        self.src = src
+        self.dst = dst
+        self.seed = seed
+        self.proxy = conn.proxy_name
+        self.conn = conn.number
+        self._counter = counter
+        self._loop = asyncio.get_running_loop()
+        self._toxics: list[_Active] = []
+        self._pending: deque[Chunk] = deque()
+        self._pending_bytes = 0
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_when = 0.0
+        self._dst_paused = False
+        self.src_paused = False
+        self.finished = False  # end of stream written to dst
+
+    # --- LinkContext -------------------------------------------------------------------
+    def now(self) -> float:
+        return self._loop.time()
+
+    def call_at(self, when: float, callback: Callable[[], None]) -> asyncio.TimerHandle:
+        return self._loop.call_at(when, callback)
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def reset(self) -> None:
+        self._conn.reset()
+
+    # --- data from the source ------------------------------------------------------------
+    def feed(self, data: bytes) -> None:
+        self._counter.received += len(data)
+        if not self._toxics and not self._pending:
+            self._write(data)  # fast path: no toxic, nothing queued
+            return
+        chunks = [Chunk(data, self._loop.time())]
+        for act in self._toxics:
+            if not act.active:
+                continue
+            passed: list[Chunk] = []
+            for chunk in chunks:
+                if chunk.kind is not Kind.DATA:
+                    passed.append(chunk)
+                    continue
+                size = len(chunk.data)
+                passed.extend(act.spec.toxic.transform(chunk, self, act.state))
+                act.state.offset += size
+            chunks = passed
+        for chunk in chunks:
+            self._pending.append(chunk)
+            self._pending_bytes += len(chunk.data)
+        self.flush()
+
+    def feed_eof(self) -> None:
+        when = self._loop.time()
+        for act in self._toxics:
+            if act.active:
+                when = act.spec.toxic.eof_time(when, self, act.state)
+        if not self._pending and when <= self._loop.time():
+            self._write_eof()
+            return
+        self._pending.append(Chunk(b"", when, Kind.EOF))
+        self.flush()
+
+    # --- data to the destination ---------------------------------------------------------
+    def flush(self) -> None:
+        """Write every queued chunk whose time has come; arm a timer for the next one."""
+        now = self._loop.time()
+        while self._pending and not self._dst_paused:
+            head = self._pending[0]
+            if head.t > now:
+                self._arm(head.t)
+                break
+            self._pending.popleft()
+            self._pending_bytes -= len(head.data)
+            if head.kind is Kind.DATA:
+                self._write(head.data)
+            elif head.kind is Kind.EOF:
+                self._write_eof()
+            else:
+                self._conn.close()
+                return
+        self.sync_reading()
+
+    def _arm(self, when: float) -> None:
+        if self._timer is not None and self._timer_when == when:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer_when = when
+        self._timer = self._loop.call_at(when, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self.flush()
+
+    def _write(self, data: bytes) -> None:
+        transport = self.dst.transport
+        if transport is None or transport.is_closing() or self.finished:
+            return
+        transport.write(data)
+        self._counter.sent += len(data)
+
+    def _write_eof(self) -> None:
+        if self.finished:
+            return
+        self.finished = True
+        transport = self.dst.transport
+        if transport is not None and not transport.is_closing() and transport.can_write_eof():
+            transport.write_eof()
+        self._conn.link_finished()
+
+    # --- flow control ------------------------------------------------------------------
+    def set_dst_paused(self, paused: bool) -> None:
+        self._dst_paused = paused
+        if paused:
+            self.sync_reading()
+        else:
+            self.flush()
+
+    def sync_reading(self) -> None:
+        limit = LOW_WATER if self.src_paused else HIGH_WATER
+        want = self._dst_paused or self._pending_bytes > limit or not self._conn.ready
+        if want == self.src_paused:
+            return
+        transport = self.src.transport
+        if transport is None:
+            return
+        self.src_paused = want
+        if want:
+            transport.pause_reading()
+        else:
+            transport.resume_reading()
+
+    # --- toxic changes on an open connection ---------------------------------------------
+    def add_toxic(self, spec: ToxicSpec) -> None:
+        act = _Active(spec, ToxicState(name=spec.name), self._draw(spec))
+        self._toxics.append(act)
+        if act.active:
+            spec.toxic.start(self, act.state)
+
+    def update_toxic(self, spec: ToxicSpec) -> None:
+        for act in self._toxics:
+            if act.spec.name == spec.name:
+                act.spec.toxic.stop(self, act.state)
+                act.spec = spec
+                act.active = self._draw(spec)
+                if act.active:
+                    spec.toxic.start(self, act.state)
+        self._release_held()
+
+    def remove_toxic(self, name: str) -> None:
+        for index, act in enumerate(self._toxics):
+            if act.spec.name == name:
+                del self._toxics[index]
+                act.spec.toxic.stop(self, act.state)
+                act.spec.toxic.removed(self, act.state)
+                break
+        self._release_held()
+
+    def shutdown(self) -> None:
+        """Stop every timer; the connection is going away."""
+        for act in self._toxics:
+            act.state.cancel_timer()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._pending.clear()
+        self._pending_bytes = 0
+
+    def _release_held(self) -> None:
+        # An interrupted toxic lets go of what it holds, as Toxiproxy's do.
+        now = self._loop.time()
+        for chunk in self._pending:
+            chunk.t = min(chunk.t, now)
+        self.flush()
+
+    def _draw(self, spec: ToxicSpec) -> bool:
+        keys = (self.proxy, self.conn, self.direction, spec.name, "toxicity", spec.version)
+        return rng.uniform(self.seed, *keys) < spec.toxicity

@@ -1,0 +1,28 @@
+"""bandwidth: at most `rate` KB/s (KB = 1000 bytes), released in 100 ms slices."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from netfault.simulator.proxy.toxics.base import Chunk, LinkContext, Toxic, ToxicState
+
+
+class BandwidthToxic(Toxic):
+    type_name: ClassVar[str] = "bandwidth"
+    go_name: ClassVar[str] = "BandwidthToxic"
+    fields: ClassVar[dict[str, str]] = {"rate": "int"}
+
+    def transform(self, chunk: Chunk, ctx: LinkContext, st: ToxicState) -> list[Chunk]:
+        rate = int(self.attrs["rate"])
+        if rate <= 0:
+            return [chunk]
+        per_second = rate * 1000.0
+        piece_size = rate * 100  # what the rate lets through in 100 ms
+        st.free_at = max(st.free_at, chunk.t)
+        out: list[Chunk] = []
+        data = chunk.data
+        for start in range(0, len(data), piece_size):
+            piece = data[start : start + piece_size]
+            st.free_at += len(piece) / per_second
+            out.append(Chunk(piece, st.free_at))
+        return out

@@ -1,0 +1,170 @@
+"""What every toxic shares: typed attributes, per-connection state and the link it acts on.
+
+A toxic never sleeps. It stamps each chunk with the loop time at which the chunk may leave
+(`Chunk.t`); the link writes chunks in order once their time has come. Timers (timeout,
+reset_peer) are scheduled through the link context, so no toxic owns a task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol
+
+
+class Kind(enum.Enum):
+    DATA = "data"
+    EOF = "eof"
+    CLOSE = "close"
+
+
+@dataclass(slots=True)
+class Chunk:
+    """Bytes (or an end marker) moving through a link, with the loop time it may leave at."""
+
+    data: bytes
+    t: float
+    kind: Kind = Kind.DATA
+
+
+class LinkContext(Protocol):
+    """The side of a link a toxic may use."""
+
+    seed: int
+    proxy: str
+    conn: int
+    direction: str
+
+    def now(self) -> float: ...
+
+    def call_at(self, when: float, callback: Callable[[], None]) -> asyncio.TimerHandle: ...
+
+    def close(self) -> None: ...
+
+    def reset(self) -> None: ...
+
+
+@dataclass(slots=True)
+class ToxicState:
+    """Per connection and direction; lives from the toxic's addition to its removal."""
+
+    name: str = ""  # the toxic's name, part of every random key
+    offset: int = 0  # bytes this toxic has seen on this link
+    count: int = 0
+    free_at: float = 0.0
+    triggered: bool = False
+    timer: asyncio.TimerHandle | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def cancel_timer(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+
+_GO_TYPES = {"int": "int64", "float": "float64", "bool": "bool", "map": "map[string]int"}
+
+
+def json_kind(value: object) -> str:
+    """The JSON type name Go's decoder uses in its error messages."""
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return "object"
+
+
+class Toxic:
+    """A toxic type: attribute schema plus how it changes a link's chunks."""
+
+    type_name: ClassVar[str] = ""
+    go_name: ClassVar[str] = "Toxic"
+    # attribute name -> "int" | "float" | "bool" | "map", in Toxiproxy's JSON order
+    fields: ClassVar[dict[str, str]] = {}
+
+    def __init__(self, attributes: Mapping[str, Any] | None = None) -> None:
+        given = dict(attributes or {})
+        self.attrs: dict[str, Any] = {n: given.get(n, _zero(k)) for n, k in self.fields.items()}
+
+    @classmethod
+    def check(cls, raw: object) -> dict[str, Any]:
+        """Validate a JSON `attributes` value; raise ValueError with Go's message if bad."""
+        if raw is None:
+            return {}
+        if not isinstance(raw, dict):
+            raise ValueError(
+                f"json: cannot unmarshal {json_kind(raw)} into Go struct field "
+                f".attributes of type toxics.{cls.go_name}"
+            )
+        lowered = {k.lower(): v for k, v in raw.items()}
+        out: dict[str, Any] = {}
+        for name, kind in cls.fields.items():
+            if name not in lowered or lowered[name] is None:
+                continue
+            value = lowered[name]
+            if not _fits(value, kind):
+                raise ValueError(
+                    f"json: cannot unmarshal {json_kind(value)} into Go struct field "
+                    f"{cls.go_name}.attributes.{name} of type {_GO_TYPES[kind]}"
+                )
+            out[name] = _normalise(value, kind)
+        return out
+
+    def merged(self, patch: Mapping[str, Any]) -> Toxic:
+        """A toxic of the same type with `patch` laid over these attributes."""
+        return type(self)({**self.attrs, **patch})
+
+    def attributes(self) -> dict[str, Any]:
+        return dict(self.attrs)
+
+    def start(self, ctx: LinkContext, st: ToxicState) -> None:
+        """Called when this toxic (re)starts on a link: connect, add or update."""
+
+    def stop(self, ctx: LinkContext, st: ToxicState) -> None:
+        """Called before a restart or removal; cancels the toxic's timer."""
+        st.cancel_timer()
+
+    def removed(self, ctx: LinkContext, st: ToxicState) -> None:
+        """Called when the toxic is removed while the link is open."""
+
+    def transform(self, chunk: Chunk, ctx: LinkContext, st: ToxicState) -> list[Chunk]:
+        return [chunk]
+
+    def eof_time(self, t: float, ctx: LinkContext, st: ToxicState) -> float:
+        """The time the end of stream may leave this toxic."""
+        return t
+
+
+def _zero(kind: str) -> Any:
+    return {"int": 0, "float": 0.0, "bool": False, "map": {}}[kind]
+
+
+def _fits(value: object, kind: str) -> bool:
+    if kind == "int":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind == "float":
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if kind == "bool":
+        return isinstance(value, bool)
+    if not isinstance(value, dict):
+        return False
+    for key, byte in value.items():
+        if not str(key).lstrip("-").isdigit():
+            return False
+        if not isinstance(byte, int) or isinstance(byte, bool) or not 0 <= byte <= 255:
+            return False
+    return True
+
+
+def _normalise(value: Any, kind: str) -> Any:
+    if kind == "float":
+        return float(value)
+    if kind == "map":
+        return {str(int(k)): int(v) for k, v in value.items()}
+    return value
