@@ -1,0 +1,1 @@
+"""Scenario files: format, validation, runner and reports."""

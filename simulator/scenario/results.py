@@ -1,0 +1,104 @@
+"""What running a scenario produced: step outcomes, failures, timeline, event trace."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from netfault.engine.events import Event
+from netfault.simulator.scenario.model import Scenario, Where
+
+
+@dataclass
+class StepOutcome:
+    index: int
+    description: str
+    where: Where
+    ok: bool
+    virtual_time: float
+    seconds: float
+    detail: str = ""
+
+
+@dataclass
+class Failure:
+    where: Where
+    what: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.what}: {self.message}"
+
+
+@dataclass
+class ScenarioResult:
+    scenario: Scenario
+    seed: int
+    steps: list[StepOutcome] = field(default_factory=list)
+    failures: list[Failure] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+    seconds: float = 0.0
+    error: str | None = None
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures and self.error is None
+
+    @property
+    def name(self) -> str:
+        return self.scenario.name
+
+    def trace(self) -> list[tuple[Any, ...]]:
+        """The engine's event trace without timings: equal for equal seeds."""
+        return [
+            (str(e.type), e.node, e.transport, e.operation, e.outcome, e.error_kind, e.monotonic)
+            for e in self.events
+        ]
+
+    def timeline(self) -> list[dict[str, Any]]:
+        """Attempts, outcomes and breaker transitions on the virtual clock."""
+        keep = {
+            "ATTEMPT_SUCCEEDED",
+            "ATTEMPT_FAILED",
+            "BREAKER_TRANSITION",
+            "NODE_DISABLED",
+            "NODE_REENABLED",
+            "SYNC_RETRY_REQUESTED",
+            "OPERATION_FAILED",
+            "ALERT",
+        }
+        return [
+            {
+                "t": e.monotonic,
+                "type": str(e.type),
+                "node": e.node,
+                "transport": e.transport,
+                "outcome": e.outcome,
+                "error_kind": e.error_kind,
+                **({"to": e.data.get("to")} if e.type == "BREAKER_TRANSITION" else {}),
+            }
+            for e in self.events
+            if str(e.type) in keep
+        ]
+
+    def report(self) -> str:
+        """A readable failure report: the failing step, expected vs seen, the timeline."""
+        lines = [f"scenario {self.name} ({self.scenario.path}, seed {self.seed})"]
+        if self.error:
+            lines.append(f"  error: {self.error}")
+        lines += [f"  FAILED {f}" for f in self.failures]
+        lines.append("  steps:")
+        for s in self.steps:
+            mark = "ok " if s.ok else "BAD"
+            lines.append(
+                f"    [{mark}] t={s.virtual_time:>7.1f}s {s.description}"
+                + (f" -> {s.detail}" if s.detail else "")
+            )
+        lines.append("  timeline (virtual seconds):")
+        for entry in self.timeline()[-40:]:
+            extra = entry.get("to") or entry.get("error_kind") or entry.get("outcome") or ""
+            lines.append(
+                f"    t={entry['t']:>7.1f} {entry['type']:<20} {entry['node'] or '':<10}"
+                f" {entry['transport'] or '':<14} {extra}"
+            )
+        return "\n".join(lines)
