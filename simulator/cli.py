@@ -7,6 +7,7 @@ import logging
 import sys
 
 from netfault.engine import cli as engine_cli
+from netfault.simulator import run_cli
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -16,6 +17,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
+    run_cli.register(sub)
     engine_cli.register(sub)
     demo = sub.add_parser("demo", help="show failover against an embedded fake node")
     demo.set_defaults(handler=cmd_demo)

@@ -4,6 +4,11 @@
 connections) so connects are refused, "up" listens again on the same port, "5xx" answers every
 request with 503 and a JSON error, "hang" accepts requests and never answers them (until the
 node stops).
+
+An optional admin listener (:meth:`HttpAgent.start_admin`) serves ``/health``, the fault API
+(``/faults``, see :mod:`fault_api`) and read-only ``GET /files``. No fault ever applies to it,
+so a controller in another process can switch faults (``http_down`` included) and read files
+back whatever state the main listener is in.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from pathlib import Path
 from aiohttp import web
 
 from netfault.simulator.node.errors import PathOutsideHome
+from netfault.simulator.node.fault_api import FaultEndpoints
 from netfault.simulator.node.faults import NodeFaults
 from netfault.simulator.node.http_files import FileEndpoints, json_error
 from netfault.simulator.node.paths import disk_usage
@@ -56,11 +62,22 @@ class HttpAgent:
         self._runner: web.AppRunner | None = None
         self._server: asyncio.Server | None = None
         self._reopen: asyncio.Task[None] | None = None
+        self._admin: web.AppRunner | None = None
+        self.admin_port = 0
 
     def _build_app(self) -> web.Application:
         app = web.Application(middlewares=[self._fault_mw, self._auth_mw], client_max_size=0)
         app.add_routes([web.get("/health", self.health), web.get("/status", self.status)])
         app.add_routes(FileEndpoints(self.home, self.faults).routes())
+        return app
+
+    def _build_admin_app(self) -> web.Application:
+        files = FileEndpoints(self.home, self.faults)
+        app = web.Application(middlewares=[self._auth_mw])
+        app.add_routes(
+            [web.get("/health", self.health), web.get("/files/{path:.+}", files.get_file)]
+        )
+        app.add_routes(FaultEndpoints(self.name, self.faults).routes())
         return app
 
     @web.middleware
@@ -125,6 +142,20 @@ class HttpAgent:
             await self._serve(sock)
         return self.port
 
+    async def start_admin(self, host: str, port: int) -> int:
+        """Serve the admin API on ``host:port`` (0: any free port) and return the real port."""
+        self._admin = web.AppRunner(
+            self._build_admin_app(),
+            handle_signals=False,
+            access_log=None,
+            shutdown_timeout=SHUTDOWN_TIMEOUT,
+        )
+        await self._admin.setup()
+        sock = listening_socket(host, port)
+        self.admin_port = sock.getsockname()[1]
+        await web.SockSite(self._admin, sock).start()
+        return self.admin_port
+
     async def _serve(self, sock: socket.socket) -> None:
         assert self._runner is not None and self._runner.server is not None
         loop = asyncio.get_running_loop()
@@ -169,3 +200,6 @@ class HttpAgent:
             self._runner = None
         if server is not None:
             await server.wait_closed()
+        if self._admin is not None:
+            await self._admin.cleanup()
+            self._admin = None

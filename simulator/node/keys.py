@@ -50,11 +50,37 @@ def write_private_key(key: asyncssh.SSHKey, path: Path) -> None:
     os.chmod(path, 0o600)
 
 
+def read_authorized_keys(path: Path) -> list[asyncssh.SSHKey]:
+    """Public keys from an OpenSSH ``authorized_keys`` file (plain key lines, no options)."""
+    keys = []
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        try:
+            keys.append(asyncssh.import_public_key(line))
+        except (asyncssh.KeyImportError, ValueError) as exc:
+            raise ValueError(f"{path}:{number}: not a public key line ({exc})") from exc
+    return keys
+
+
+def load_or_create_host_key(directory: Path) -> asyncssh.SSHKey:
+    """The host key kept in ``directory`` (``ssh_host_ed25519_key``), created when missing."""
+    path = directory / "ssh_host_ed25519_key"
+    if path.exists():
+        return asyncssh.read_private_key(path)
+    directory.mkdir(parents=True, exist_ok=True)
+    key = asyncssh.generate_private_key(KEY_ALGORITHM)
+    write_private_key(key, path)
+    path.with_name(path.name + ".pub").write_bytes(key.export_public_key("openssh"))
+    return key
+
+
 class HostKeys:
     """A node's persistent host key plus the replacement shown while ``host_key_changed``."""
 
-    def __init__(self) -> None:
-        self.original = asyncssh.generate_private_key(KEY_ALGORITHM)
+    def __init__(self, original: asyncssh.SSHKey | None = None) -> None:
+        self.original = original or asyncssh.generate_private_key(KEY_ALGORITHM)
         self.replacement = asyncssh.generate_private_key(KEY_ALGORITHM)
 
     def current(self, changed: bool) -> asyncssh.SSHKey:

@@ -15,6 +15,7 @@ import secrets
 import shutil
 import tempfile
 import weakref
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING
@@ -26,6 +27,8 @@ from netfault.simulator.node.keys import ClientKey, HostKeys
 from netfault.simulator.node.ssh_server import NodeSSHServer
 
 if TYPE_CHECKING:
+    import asyncssh
+
     from netfault.engine.config import NodeConfig
 
 DEFAULT_BASE_PATH = "data"
@@ -45,11 +48,17 @@ class FakeNode:
         client_keys: list[ClientKey] | None = None,
         token: str | None = None,
         user: str = "netfault",
+        admin_port: int | None = None,
+        authorized_keys: Sequence[asyncssh.SSHKey] = (),
+        host_key: asyncssh.SSHKey | None = None,
     ) -> None:
+        """``admin_port`` (None: none) serves the never-faulted admin API (see HttpAgent);
+        ``authorized_keys`` are accepted besides ``client_keys``; ``host_key`` fixes the key."""
         self.name = name
         self.host = host
         self.ssh_port = ssh_port
         self.http_port = http_port
+        self.admin_port = admin_port
         self.user = user
         self.token = token or secrets.token_urlsafe(24)
         safe = re.sub(r"[^A-Za-z0-9_.-]", "_", name)
@@ -67,14 +76,14 @@ class FakeNode:
         self.known_hosts_path = self._key_dir / "known_hosts"
         self.faults = NodeFaults()
         self.faults.on_change(self._fault_changed)
-        self._host_keys = HostKeys()
+        self._host_keys = HostKeys(host_key)
         self._extra_routes: list[tuple[str, int]] = []
         self._ssh = NodeSSHServer(
             home=self.home,
             user=user,
             faults=self.faults,
             host_keys=self._host_keys,
-            authorized=[k.load_public() for k in self.client_keys],
+            authorized=[k.load_public() for k in self.client_keys] + list(authorized_keys),
         )
         self._http = HttpAgent(name=name, home=self.home, token=self.token, faults=self.faults)
         self._running = False
@@ -99,6 +108,8 @@ class FakeNode:
         try:
             self.ssh_port = await self._ssh.start(self.host, self.ssh_port)
             self.http_port = await self._http.start(self.host, self.http_port)
+            if self.admin_port is not None:
+                self.admin_port = await self._http.start_admin(self.host, self.admin_port)
         except OSError as exc:
             await self._stop_servers()
             raise NodeStartError(

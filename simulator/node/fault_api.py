@@ -1,0 +1,91 @@
+"""The node's fault API: read and switch NodeFaults over HTTP, for a controller elsewhere.
+
+``GET /faults`` answers ``{"state": {attr: value, ...}, "active": NodeFaults.active()}``;
+``PUT /faults`` takes ``{attr: value, ...}`` (all checked before any is set, 400 otherwise)
+and answers like GET; ``DELETE /faults`` switches every fault off. The routes live on the
+agent's admin listener, which ``http_mode`` never touches, so ``http_down`` can be cleared.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from netfault.simulator.node.faults import HTTP_MODES, NodeFaults
+from netfault.simulator.node.http_files import json_error
+
+# attr -> (accepted types, whether None is allowed)
+FAULT_ATTRS: dict[str, tuple[type, bool]] = {
+    "binary_mangling": (bool, False),
+    "binary_reset_after": (int, True),
+    "auth_refused": (bool, False),
+    "host_key_changed": (bool, False),
+    "disk_quota": (int, True),
+    "http_mode": (str, False),
+}
+
+
+def fault_state(faults: NodeFaults) -> dict[str, Any]:
+    """Every switch with its value, on or off."""
+    return {attr: getattr(faults, attr) for attr in FAULT_ATTRS}
+
+
+def check_fault_changes(body: object) -> dict[str, Any]:
+    """The changes in a PUT body, or ValueError naming the first bad attribute."""
+    if not isinstance(body, dict):
+        raise ValueError("body must be a JSON object {attribute: value}")
+    for attr, value in body.items():
+        if attr not in FAULT_ATTRS:
+            raise ValueError(f"unknown fault attribute {attr!r} (known: {', '.join(FAULT_ATTRS)})")
+        kind, nullable = FAULT_ATTRS[attr]
+        if value is None and nullable:
+            continue
+        if not isinstance(value, kind) or isinstance(value, bool) != (kind is bool):
+            allowed = kind.__name__ + (" or null" if nullable else "")
+            raise ValueError(f"{attr} must be {allowed}, got {value!r}")
+        if kind is int and value < 0:
+            raise ValueError(f"{attr} must be >= 0, got {value}")
+        if attr == "http_mode" and value not in HTTP_MODES:
+            raise ValueError(f"http_mode must be one of {', '.join(HTTP_MODES)}, got {value!r}")
+    return dict(body)
+
+
+class FaultEndpoints:
+    """Handlers for /faults on one node."""
+
+    def __init__(self, name: str, faults: NodeFaults) -> None:
+        self.name = name
+        self.faults = faults
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.get("/faults", self.get_faults),
+            web.put("/faults", self.put_faults),
+            web.delete("/faults", self.delete_faults),
+        ]
+
+    def _answer(self) -> web.Response:
+        return web.json_response(
+            {"node": self.name, "state": fault_state(self.faults), "active": self.faults.active()}
+        )
+
+    async def get_faults(self, request: web.Request) -> web.Response:
+        return self._answer()
+
+    async def put_faults(self, request: web.Request) -> web.Response:
+        try:
+            body = await request.json()
+        except ValueError:
+            return json_error(400, "body is not JSON", node=self.name)
+        try:
+            changes = check_fault_changes(body)
+        except ValueError as exc:
+            return json_error(400, str(exc), node=self.name)
+        for attr, value in changes.items():
+            setattr(self.faults, attr, value)
+        return self._answer()
+
+    async def delete_faults(self, request: web.Request) -> web.Response:
+        self.faults.clear()
+        return self._answer()
