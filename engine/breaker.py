@@ -153,7 +153,9 @@ class CircuitBreaker:
     def record_success(self, permit: int = ADMITTED) -> None:
         if self._state is _CLOSED:
             self._failures = 0
-        elif permit >= 2 and permit == self._probe_id:
+            return
+        self._advance()  # an expired probe's slot is freed before its late report counts
+        if permit >= 2 and permit == self._probe_id:
             self._failures = 0
             self._probe_id = 0
             self._opened_at = None
@@ -164,12 +166,15 @@ class CircuitBreaker:
             self._failures += 1
             if self._failures >= self.failure_threshold:
                 self._open("failure_threshold_reached")
-        elif permit >= 2 and permit == self._probe_id:
+            return
+        self._advance()
+        if permit >= 2 and permit == self._probe_id:
             self._failures += 1
             self._open("probe_failed")
 
     def release(self, permit: int) -> None:
         """The call was cancelled or hit an excluded error: neither success nor failure."""
+        self._advance()
         if permit >= 2 and permit == self._probe_id:
             self._probe_id = 0
 

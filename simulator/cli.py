@@ -8,6 +8,7 @@ import sys
 
 from netfault.engine import cli as engine_cli
 from netfault.simulator import run_cli
+from netfault.simulator.node import serve
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -19,6 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     run_cli.register(sub)
     engine_cli.register(sub)
+    serve.register(sub)
     demo = sub.add_parser("demo", help="show failover against an embedded fake node")
     demo.set_defaults(handler=cmd_demo)
     return parser

@@ -104,9 +104,7 @@ class ScriptedTransport(Transport):
         return f"{self.name} ok"
 
 
-def scripted_transports(
-    names: list[str], **kwargs: object
-) -> dict[str, ScriptedTransport]:
+def scripted_transports(names: list[str], **kwargs: object) -> dict[str, ScriptedTransport]:
     """One ScriptedTransport per name, sharing one file store and one call log."""
     files: dict[tuple[str, str], bytes] = {}
     calls: list[Call] = []

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import secrets
 import sys
 from collections.abc import Sequence
@@ -22,8 +23,8 @@ from typing import Any
 
 import yaml
 
+from netfault.simulator.cluster.faults import ROUTES
 from netfault.simulator.cluster.routes import (
-    ROUTES,
     config_fields,
     route_entries,
     route_ports,
@@ -45,6 +46,18 @@ NODE_UID = 1000  # the image's `netfault` user
 # Port 22 without root: Docker >= 20.10 sets this already; say it so older engines agree.
 NODE_SYSCTLS = {"net.ipv4.ip_unprivileged_port_start": "0"}
 _SLOTS = 6  # proxy ports per node: 2 routes x 3 services
+
+
+def validate_specs(nodes: int | Sequence[NodeSpec | str], tailscale: bool) -> list[NodeSpec]:
+    """Node specs usable as service and container names next to ``toxiproxy``."""
+    specs = normalise_specs(nodes, tailscale)
+    for spec in specs:
+        if spec.name == "toxiproxy" or not re.fullmatch(r"[a-z0-9][a-z0-9_-]*", spec.name):
+            raise ValueError(
+                f"node name {spec.name!r} cannot name a container: use lowercase letters, "
+                "digits, '-' and '_', and not 'toxiproxy'"
+            )
+    return specs
 
 
 def proxy_port(index: int, route: str, service: str) -> int:
@@ -95,7 +108,7 @@ def compose_config(
     build_context: str = "..",
 ) -> dict[str, Any]:
     """The compose file for ``nodes`` (relative paths resolve from the compose file's folder)."""
-    specs = normalise_specs(nodes, tailscale)
+    specs = validate_specs(nodes, tailscale)
     ports = [TOXIPROXY_API_PORT, *published_proxy_ports(specs).values()]
     services: dict[str, Any] = {
         "toxiproxy": {
@@ -130,7 +143,7 @@ def write_compose(
     directory: Path, nodes: int | Sequence[NodeSpec | str] = 3, *, with_secrets: bool = False
 ) -> Path:
     """Write compose.yaml and toxiproxy.json (plus keys and hosts.yaml) into ``directory``."""
-    specs = normalise_specs(nodes, True)
+    specs = validate_specs(nodes, True)
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / "compose.yaml"
     path.write_text(dump_yaml(compose_config(specs)))

@@ -14,14 +14,19 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import aiohttp
-import yaml
-
 from netfault.engine.config import NodeConfig
 from netfault.simulator.cluster.addresses import AddressPlan
 from netfault.simulator.cluster.controller import FaultController
 from netfault.simulator.cluster.loop_thread import LoopThread
-from netfault.simulator.cluster.spec import SERVICES, NodeSpec, normalise_specs, proxy_name
+from netfault.simulator.cluster.routes import (
+    config_fields,
+    populate,
+    route_entries,
+    route_ports,
+    split_listen,
+    write_hosts_file,
+)
+from netfault.simulator.cluster.spec import NodeSpec, normalise_specs, proxy_name
 from netfault.simulator.node import ClientKey, FakeNode
 from netfault.simulator.proxy import ProxyServer
 
@@ -108,86 +113,36 @@ class LocalCluster:
     async def _create_routes(self) -> None:
         """One proxy per node, route and service, created with a single /populate call."""
         assert self._proxy is not None
-        entries = []
-        for i, spec in enumerate(self.specs):
-            fake = self.fakes[spec.name]
-            routes = ["hostname", "tailscale"] if spec.tailscale else ["hostname"]
-            for route in routes:
-                for service in SERVICES:
-                    port = fake.ssh_port if service == "ssh" else fake.http_port
-                    entries.append(
-                        {
-                            "name": proxy_name(spec.name, route, service),
-                            "listen": f"{self.plan.address(route, i)}:0",
-                            "upstream": f"{fake.host}:{port}",
-                        }
-                    )
-        url = f"http://{self._proxy.host}:{self._proxy.port}/populate"
-        async with (
-            aiohttp.ClientSession() as session,
-            session.post(
-                url, json=entries, timeout=aiohttp.ClientTimeout(total=START_TIMEOUT)
-            ) as response,
-        ):
-            body = await response.json(content_type=None)
-            if response.status != 201:
-                raise RuntimeError(f"creating the cluster's proxies failed: {body}")
-        listen = {p["name"]: p["listen"] for p in body["proxies"]}
+        fakes = [self.fakes[spec.name] for spec in self.specs]
+
+        def upstream(i: int, service: str) -> str:
+            port = fakes[i].ssh_port if service == "ssh" else fakes[i].http_port
+            return f"{fakes[i].host}:{port}"
+
+        entries = route_entries(
+            self.specs, lambda i, route, _s: f"{self.plan.address(route, i)}:0", upstream
+        )
+        listen = await populate(self._proxy.host, self._proxy.port, entries, START_TIMEOUT)
         for spec in self.specs:
             self.nodes[spec.name] = await self._thread.arun(self._configure(spec, listen))
 
     async def _configure(self, spec: NodeSpec, listen: dict[str, str]) -> NodeConfig:
         """The NodeConfig the engine uses: every address and port is a proxy route."""
         fake = self.fakes[spec.name]
-        ports: dict[tuple[str, str], tuple[str, int]] = {}
-        for route, service in [(r, s) for r in ("hostname", "tailscale") for s in SERVICES]:
-            name = proxy_name(spec.name, route, service)
-            if name in listen:
-                host, _, port = listen[name].rpartition(":")
-                ports[(route, service)] = (host, int(port))
-                self.proxies[(spec.name, route, service)] = name
-        for (_route, service), (host, port) in ports.items():
+        ports = route_ports(spec.name, lambda n: split_listen(listen[n]) if n in listen else None)
+        for (route, service), (host, port) in ports.items():
+            self.proxies[(spec.name, route, service)] = proxy_name(spec.name, route, service)
             if service == "ssh":
                 fake.add_route_to_known_hosts(host, port)
-        ts = ports.get(("tailscale", "ssh"))
         return fake.node_config(
             name=spec.name,
-            hostname=ports[("hostname", "ssh")][0],
-            ssh_port=ports[("hostname", "ssh")][1],
-            http_port=ports[("hostname", "http")][1],
-            p2p_port=ports[("hostname", "p2p")][1],
-            tailscale_ip=ts[0] if ts else None,
-            tailscale_ssh_port=ts[1] if ts else None,
-            tailscale_http_port=ports[("tailscale", "http")][1] if ts else None,
             base_path=self.base_path,
             transports=spec.transports,
+            **config_fields(ports),
         )
 
     def _write_hosts_file(self) -> None:
-        out: dict[str, Any] = {}
-        for name, cfg in self.nodes.items():
-            entry = {
-                k: v
-                for k, v in {
-                    "hostname": cfg.hostname,
-                    "tailscale_ip": cfg.tailscale_ip,
-                    "ssh_port": cfg.ssh_port,
-                    "http_port": cfg.http_port,
-                    "p2p_port": cfg.p2p_port,
-                    "tailscale_ssh_port": cfg.tailscale_ssh_port,
-                    "tailscale_http_port": cfg.tailscale_http_port,
-                    "ssh_user": cfg.ssh_user,
-                    "ssh_key": str(cfg.ssh_key) if cfg.ssh_key else None,
-                    "known_hosts": str(cfg.known_hosts) if cfg.known_hosts else None,
-                    "http_token": cfg.http_token,
-                    "base_path": cfg.base_path,
-                }.items()
-                if v is not None
-            }
-            if cfg.transports:
-                entry["transports"] = [vars(t) for t in cfg.transports]
-            out[name] = entry
-        self.hosts_file.write_text(yaml.safe_dump({"nodes": out}, sort_keys=False))
+        write_hosts_file(self.hosts_file, self.nodes)
 
     async def stop(self) -> None:
         """Clear every fault, stop nodes and proxy, remove the work directory."""

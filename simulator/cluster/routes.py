@@ -94,7 +94,7 @@ def hosts_file_data(nodes: dict[str, NodeConfig]) -> dict[str, Any]:
     """The hosts file (``{"nodes": {name: fields}}``) the engine loads for these nodes."""
     out: dict[str, Any] = {}
     for name, cfg in nodes.items():
-        entry = {
+        entry: dict[str, Any] = {
             k: v
             for k, v in {
                 "hostname": cfg.hostname,

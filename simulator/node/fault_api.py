@@ -44,7 +44,7 @@ def check_fault_changes(body: object) -> dict[str, Any]:
         if not isinstance(value, kind) or isinstance(value, bool) != (kind is bool):
             allowed = kind.__name__ + (" or null" if nullable else "")
             raise ValueError(f"{attr} must be {allowed}, got {value!r}")
-        if kind is int and value < 0:
+        if isinstance(value, int) and not isinstance(value, bool) and value < 0:
             raise ValueError(f"{attr} must be >= 0, got {value}")
         if attr == "http_mode" and value not in HTTP_MODES:
             raise ValueError(f"http_mode must be one of {', '.join(HTTP_MODES)}, got {value!r}")

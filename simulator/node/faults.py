@@ -95,7 +95,7 @@ class NodeFaults:
             "disk_quota": self.disk_quota,
             "http_mode": self.http_mode if self.http_mode != "up" else None,
         }
-        return {k: v for k, v in faults.items() if v not in (False, None)}
+        return {k: v for k, v in faults.items() if v is not None and v is not False}
 
     def on_change(self, listener: Callable[[str], None] | None) -> None:
         """Register the node's callback for faults that need action (host key, HTTP mode)."""
