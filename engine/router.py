@@ -104,13 +104,14 @@ class SyncRouter:
         return [t for t in names if t not in known or known[t].available(cfg)]
 
     def transport_order(self, node: str, force_transport: str | None = None) -> list[str]:
-        """Order for the next sync: forced alone; else preferred, backup, then the chain."""
+        """Order for the next sync: forced alone; else the primary (preferred or first of the
+        chain), the backup transport, then the rest of the chain."""
         if force_transport:
             return [force_transport]
         chain = self.chain(node)
-        front = [self._state[node].preferred, self.thresholds.sync_backup_transport]
-        order = [t for t in front if t]
-        return list(dict.fromkeys(order + chain))
+        primary = self._state[node].preferred or (chain[0] if chain else None)
+        front = [t for t in (primary, self.thresholds.sync_backup_transport) if t]
+        return list(dict.fromkeys(front + chain))
 
     # -- syncing ---------------------------------------------------------------
     async def sync_to_node(

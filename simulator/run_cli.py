@@ -41,6 +41,24 @@ def register(sub: Any) -> None:
         "--timeline", type=Path, metavar="DIR", help="write an SVG timeline per scenario into DIR"
     )
     run.set_defaults(handler=cmd_run)
+    replay = sub.add_parser("replay", help="turn an engine event log into a scenario file")
+    replay.add_argument("events", type=Path, metavar="EVENTS.jsonl")
+    replay.add_argument("-o", "--output", type=Path, required=True, metavar="SCENARIO.yaml")
+    replay.add_argument("--name", help="scenario name (default: from the output file)")
+    replay.set_defaults(handler=cmd_replay)
+
+
+async def cmd_replay(args: argparse.Namespace) -> int:
+    from netfault.simulator.scenario.loader import load_scenario
+    from netfault.simulator.scenario.replay import replay_file
+
+    replay_file(args.events, args.output, name=args.name)
+    scenario = load_scenario(args.output)
+    console.print(
+        f"wrote {args.output}: scenario {scenario.name} with "
+        f"{len(scenario.steps)} steps; run it with: netfault run {args.output}"
+    )
+    return 0
 
 
 def discover(paths: list[Path]) -> list[Path]:

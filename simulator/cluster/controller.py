@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import random
 import threading
 from collections.abc import Callable, Iterator
@@ -18,7 +19,7 @@ from netfault.simulator.cluster.faults import (
     SERVICES,
     FaultError,
     check_params,
-    next_fault_id,
+    node_level,
     node_switch,
     toxics_for,
 )
@@ -72,6 +73,8 @@ class FaultController:
         self.seed = seed
         self.active: list[AppliedFault] = []
         self._lock = threading.Lock()
+        # per controller, so toxic names (and the seeded draws keyed on them) repeat per run
+        self._ids = itertools.count(1)
 
     @contextlib.contextmanager
     def client(self) -> Iterator[Toxiproxy]:
@@ -96,7 +99,12 @@ class FaultController:
         """Switch a named fault on; ``route``/``service`` narrow it (default: all)."""
         values = check_params(kind, params)
         self._check_target(node, route, service)
-        fault = AppliedFault(next_fault_id(), kind, node, route, service, values)
+        if (route or service) and node_level(kind, values):
+            raise FaultError(
+                f"fault {kind} acts inside the node and cannot be narrowed to "
+                "a route or service; drop route:/service:"
+            )
+        fault = AppliedFault(next(self._ids), kind, node, route, service, values)
         try:
             self._apply(fault)
         except BaseException:

@@ -8,7 +8,6 @@ faults flip switches on the fake node. ``FaultController.clear_all()`` undoes ev
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -187,8 +186,6 @@ def node_switch(kind: str, params: dict[str, Any]) -> Callable[[Any], Callable[[
     return None
 
 
-_fault_ids = itertools.count(1)
-
-
-def next_fault_id() -> int:
-    return next(_fault_ids)
+def node_level(kind: str, params: dict[str, Any]) -> bool:
+    """Whether the fault acts inside the node (so it cannot be narrowed to a route)."""
+    return FAULT_KINDS[kind].level == "node" or params.get("level") == "ssh"

@@ -14,6 +14,7 @@ from netfault.simulator.cluster.faults import (
     SERVICES,
     FaultError,
     check_params,
+    node_level,
 )
 from netfault.simulator.scenario import schema as s
 from netfault.simulator.scenario.expect_schema import event_spec, validate_expect
@@ -123,6 +124,13 @@ def _fault(ctx: _Ctx, item: Located, key: str, need_node: bool = True) -> dict[s
         bad = next((k for k in params if k in str(exc)), None)
         where = entries[bad] if bad else item
         raise s.fail(where, f"{key}.{bad}" if bad else key, str(exc)) from None
+    narrowed = next((k for k in ("route", "service") if k in fields), None)
+    if narrowed and node_level(fields["kind"], fields["params"]):
+        raise s.fail(
+            entries[narrowed],
+            f"{key}.{narrowed}",
+            f"fault {fields['kind']} acts inside the node; it cannot be narrowed to a {narrowed}",
+        )
     return fields
 
 

@@ -41,6 +41,10 @@ class Step:
     children: tuple[Step, ...] = ()
 
     def describe(self) -> str:
+        if isinstance(self.args, Condition):
+            return f"{self.kind} {self.args.describe()}"
+        if isinstance(self.args, dict) and isinstance(self.args.get("condition"), Condition):
+            return f"{self.kind} {self.args['condition'].describe()}"
         if isinstance(self.args, dict):
             keys = ("kind", "node", "direction", "path", "endpoint", "transport", "times", "set")
             inner = " ".join(str(self.args[k]) for k in keys if self.args.get(k) is not None)

@@ -1,0 +1,278 @@
+"""A picture of one scenario: transports tried and breaker state over virtual time, as SVG.
+
+Hand-written SVG, no plotting dependency. One lane per (node, transport) with a dot per
+attempt (green success, red failure, grey skipped; the error as a tooltip), a breaker band
+per node coloured by state, and step markers. Many events share one virtual instant (a
+failover happens "at once" on the virtual clock), so x is the scaled time plus a small
+offset per event that came before: order within an instant stays visible.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from xml.sax.saxutils import escape
+
+from netfault.engine.events import Event
+from netfault.simulator.scenario.report import xml_safe
+from netfault.simulator.scenario.results import ScenarioResult
+
+ATTEMPTS = ("ATTEMPT_SUCCEEDED", "ATTEMPT_FAILED", "ATTEMPT_SKIPPED")
+NODE_MARKS = ("NODE_DISABLED", "NODE_REENABLED")
+BREAKER_COLOURS = {"closed": "#cdebd3", "open": "#f5b5b5", "half_open": "#fbe3a1"}
+MARK_COLOURS = {"ATTEMPT_SUCCEEDED": "#2e9d4a", "ATTEMPT_FAILED": "#d62f2f"}
+SKIPPED_COLOUR = "#9a9a9a"
+LEFT, RIGHT, TOP, LANE, BAND, SLOT = 170, 30, 70, 26, 16, 14
+TIME_WIDTH = 720.0
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where events go: x per event index, y per lane, breaker band per node."""
+
+    xs: dict[int, float]
+    lanes: dict[tuple[str, str], float]
+    bands: dict[str, float]
+    scale: float
+    width: float
+    height: float
+
+    def x_at(self, t: float, events: list[Event]) -> float:
+        """x for a moment that is not an event (a step start): before that instant's events."""
+        before = sum(1 for i, e in enumerate(events) if i in self.xs and e.monotonic < t)
+        return LEFT + t * self.scale + before * SLOT
+
+
+def marked(e: Event) -> bool:
+    """Events that get their own slot on the x axis."""
+    kind = str(e.type)
+    if kind in (*ATTEMPTS, *NODE_MARKS, "BREAKER_TRANSITION"):
+        return True
+    return kind == "OPERATION_FAILED" and e.outcome == "refused"
+
+
+def layout(events: list[Event]) -> Layout:
+    end = max((e.monotonic for e in events), default=0.0)
+    scale = TIME_WIDTH / end if end > 0 else 0.0
+    xs: dict[int, float] = {}
+    for i, e in enumerate(events):
+        if marked(e):
+            xs[i] = LEFT + e.monotonic * scale + len(xs) * SLOT + SLOT / 2
+    lanes: dict[tuple[str, str], float] = {}
+    bands: dict[str, float] = {}
+    y = float(TOP)
+    for node in dict.fromkeys(e.node for e in events if e.node):
+        bands[node] = y
+        y += BAND + 6
+        for e in events:
+            if e.node == node and e.transport and str(e.type) in ATTEMPTS:
+                if (node, e.transport) not in lanes:
+                    lanes[(node, e.transport)] = y + LANE / 2
+                    y += LANE
+        y += 12
+    width = LEFT + TIME_WIDTH + len(xs) * SLOT + RIGHT + SLOT
+    return Layout(xs, lanes, bands, scale, width, y + 64)
+
+
+def _esc(text: str) -> str:
+    return escape(xml_safe(text))
+
+
+def _title(text: str) -> str:
+    return f"<title>{_esc(text)}</title>"
+
+
+def _breaker_bands(events: list[Event], lay: Layout) -> list[str]:
+    out = []
+    for node, y in lay.bands.items():
+        state, start = "closed", float(LEFT)
+        changes = [
+            (lay.xs[i], str(e.data.get("to")))
+            for i, e in enumerate(events)
+            if e.node == node and e.type == "BREAKER_TRANSITION" and i in lay.xs
+        ]
+        for x, new in [*changes, (lay.width - RIGHT, "")]:
+            colour = BREAKER_COLOURS.get(state, "#dddddd")
+            out.append(
+                f'<rect x="{start:.1f}" y="{y:.1f}" width="{max(x - start, 1):.1f}" '
+                f'height="{BAND}" fill="{colour}" class="breaker-{state}">'
+                f"{_title(f'{node} breaker {state}')}</rect>"
+            )
+            state, start = new, x
+        out.append(
+            f'<text x="{LEFT - 8}" y="{y + BAND - 4:.1f}" text-anchor="end" '
+            f'font-weight="bold">{_esc(node)} breaker</text>'
+        )
+    return out
+
+
+def _lanes(lay: Layout) -> list[str]:
+    out = []
+    for (_, transport), y in lay.lanes.items():
+        out.append(
+            f'<line x1="{LEFT}" y1="{y:.1f}" x2="{lay.width - RIGHT:.1f}" y2="{y:.1f}" '
+            f'stroke="#e4e4e4" class="lane"/>'
+        )
+        out.append(
+            f'<text x="{LEFT - 8}" y="{y + 4:.1f}" text-anchor="end" class="lane-label">'
+            f"{_esc(transport)}</text>"
+        )
+    return out
+
+
+def _describe(e: Event) -> str:
+    what = f"t={e.monotonic:g}s {e.node} {e.transport or ''} {e.operation or ''}".strip()
+    if e.type == "ATTEMPT_FAILED":
+        return f"{what}: {e.error_kind} - {e.error or ''}".rstrip(" -")
+    if e.type == "ATTEMPT_SKIPPED":
+        return f"{what}: skipped ({e.outcome})"
+    if e.type == "BREAKER_TRANSITION":
+        return f"{what}: breaker -> {e.data.get('to')} ({e.data.get('reason')})"
+    if e.type == "NODE_DISABLED":
+        return f"{what}: disabled ({e.outcome}; failed {e.data.get('failed_transports')})"
+    return f"{what}: {str(e.type).lower()} {e.outcome or ''}".rstrip()
+
+
+def _marks(events: list[Event], lay: Layout) -> list[str]:
+    out = []
+    for i, e in enumerate(events):
+        x = lay.xs.get(i)
+        if x is None or e.node is None:
+            continue
+        kind, tip = str(e.type), _title(_describe(e))
+        lane = lay.lanes.get((e.node, e.transport or ""))
+        if kind in ATTEMPTS and lane is not None:
+            colour = MARK_COLOURS.get(kind, SKIPPED_COLOUR)
+            out.append(
+                f'<circle cx="{x:.1f}" cy="{lane:.1f}" r="5" fill="{colour}" '
+                f'class="{kind.lower()}">{tip}</circle>'
+            )
+        elif kind not in ATTEMPTS and kind != "BREAKER_TRANSITION":
+            y = lay.bands[e.node] + BAND / 2
+            glyph = {"NODE_DISABLED": "\u2716", "NODE_REENABLED": "\u21bb"}.get(kind, "\u2298")
+            out.append(
+                f'<text x="{x:.1f}" y="{y + 5:.1f}" text-anchor="middle" '
+                f'class="{kind.lower()}">{glyph}{tip}</text>'
+            )
+    return out
+
+
+def _steps(result: ScenarioResult, lay: Layout) -> list[str]:
+    """One marker per virtual instant at which steps started, naming the steps (#a-#b)."""
+    groups: dict[float, list[int]] = {}
+    for i, step in enumerate(result.steps):
+        groups.setdefault(step.virtual_time, []).append(i)
+    out, last_x, row = [], -1e9, 0
+    for t, members in groups.items():
+        steps = [result.steps[i] for i in members]
+        x = lay.x_at(t, result.events)
+        row = row + 1 if x - last_x < 120 else 0
+        last_x = x
+        y = 34 + (row % 2) * 13
+        bad = any(not s.ok for s in steps)
+        colour = "#d62f2f" if bad else "#555555"
+        first, last = steps[0].index, steps[-1].index
+        label = f"steps #{first}" if first == last else f"steps #{first}-#{last}"
+        tip = "\n".join(
+            f"#{s.index} t={s.virtual_time:g}s {'ok' if s.ok else 'FAILED'}: {s.description}"
+            + (f" -> {s.detail}" if s.detail else "")
+            for s in steps
+        )
+        out.append(
+            f'<g class="step"><line x1="{x:.1f}" y1="{y + 3}" x2="{x:.1f}" '
+            f'y2="{lay.height - 52:.1f}" stroke="{colour}" stroke-dasharray="3,3" '
+            f'stroke-opacity="0.6"/><text x="{x + 3:.1f}" y="{y}" fill="{colour}">'
+            f"{label}{_title(tip)}</text></g>"
+        )
+    return out
+
+
+def _failovers(events: list[Event], lay: Layout) -> list[str]:
+    """A thin line through the attempts of one operation: the failover path."""
+    out: list[str] = []
+    open_ops: dict[str, list[tuple[float, float]]] = {}
+    for i, e in enumerate(events):
+        if e.node is None:
+            continue
+        lane = lay.lanes.get((e.node, e.transport or ""))
+        if str(e.type) in ATTEMPTS[:2] and lane is not None and i in lay.xs:
+            open_ops.setdefault(e.node, []).append((lay.xs[i], lane))
+        elif e.type in ("OPERATION_SUCCEEDED", "OPERATION_FAILED"):
+            points = open_ops.pop(e.node, [])
+            if len(points) > 1:
+                path = " ".join(f"{x:.1f},{y:.1f}" for x, y in points)
+                out.append(
+                    f'<polyline points="{path}" fill="none" stroke="#888888" '
+                    f'stroke-width="1" class="failover"/>'
+                )
+    return out
+
+
+def _axis(events: list[Event], lay: Layout) -> list[str]:
+    y = lay.height - 52
+    out = [f'<line x1="{LEFT}" y1="{y}" x2="{lay.width - RIGHT:.1f}" y2="{y}" stroke="#333"/>']
+    last_x = -1e9
+    for t in sorted({e.monotonic for e in events}):
+        x = lay.x_at(t, events)
+        out.append(f'<line x1="{x:.1f}" y1="{y}" x2="{x:.1f}" y2="{y + 5}" stroke="#333"/>')
+        if x - last_x >= 45:
+            out.append(f'<text x="{x:.1f}" y="{y + 18}" text-anchor="middle">{t:g}s</text>')
+            last_x = x
+    out.append(f'<text x="{LEFT - 24}" y="{y + 18}" text-anchor="end">virtual time</text>')
+    return out
+
+
+def _legend(lay: Layout) -> list[str]:
+    items = [
+        ("circle", MARK_COLOURS["ATTEMPT_SUCCEEDED"], "success"),
+        ("circle", MARK_COLOURS["ATTEMPT_FAILED"], "failure"),
+        ("circle", SKIPPED_COLOUR, "skipped"),
+        *(("rect", colour, f"breaker {state}") for state, colour in BREAKER_COLOURS.items()),
+    ]
+    out, x = [], float(LEFT)
+    y = lay.height - 8
+    for shape, colour, label in items:
+        if shape == "circle":
+            out.append(f'<circle cx="{x + 5}" cy="{y - 4}" r="5" fill="{colour}"/>')
+        else:
+            out.append(f'<rect x="{x}" y="{y - 10}" width="12" height="12" fill="{colour}"/>')
+        out.append(f'<text x="{x + 16}" y="{y}">{_esc(label)}</text>')
+        x += 30 + 7 * len(label)
+    return out
+
+
+def render_svg(result: ScenarioResult) -> str:
+    """The whole picture as an SVG document."""
+    events = result.events
+    lay = layout(events)
+    verdict = "passed" if result.passed else "FAILED"
+    body = [
+        f'<text x="10" y="16" font-weight="bold">{_esc(result.name)} '
+        f"(seed {result.seed}, {verdict})</text>",
+        *_breaker_bands(events, lay),
+        *_lanes(lay),
+        *_steps(result, lay),
+        *_failovers(events, lay),
+        *_marks(events, lay),
+        *_axis(events, lay),
+        *_legend(lay),
+    ]
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{lay.width:.0f}" '
+        f'height="{lay.height:.0f}" viewBox="0 0 {lay.width:.0f} {lay.height:.0f}" '
+        'font-family="sans-serif" font-size="11">\n'
+        f'<rect width="100%" height="100%" fill="white"/>\n' + "\n".join(body) + "\n</svg>\n"
+    )
+
+
+def write_timeline_svg(result: ScenarioResult, path: str | Path) -> Path:
+    """Write the scenario's picture to ``path`` (a file, or a directory: NAME.svg in it)."""
+    target = Path(path)
+    if target.is_dir() or not target.suffix:
+        target = target / f"{result.name}.svg"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(render_svg(result), encoding="utf-8")
+    return target
+
+
+__all__ = ["render_svg", "write_timeline_svg"]

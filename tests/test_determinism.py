@@ -1,0 +1,60 @@
+"""Same scenario, same seed: the same fault decisions and the same engine event trace."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from netfault.simulator.scenario.loader import load_scenario
+from netfault.simulator.scenario.runner import run_scenario
+
+LIBRARY = Path(__file__).resolve().parent.parent / "scenarios"
+
+# The library has no breaker scenario yet; this one opens, half-opens and closes a breaker.
+BREAKER = """\
+name: breaker-opens-then-a-probe-closes-it
+seed: 5
+cluster:
+  nodes:
+    - {name: node-1, tailscale: false, transports: [ssh, base64]}
+steps:
+  - fault: {kind: down, node: node-1, service: ssh}
+  - repeat:
+      times: 3
+      steps:
+        - transfer: {node: node-1, path: a.bin, size: 4KiB, expect: {success: false}}
+  - transfer: {node: node-1, path: a.bin, expect: {success: false, error_kind: breaker_open}}
+  - clear: all
+  - advance: 300s
+  - transfer: {node: node-1, path: a.bin, expect: {success: true, transport_used: ssh}}
+expect:
+  breaker: {node-1: [closed, open, half_open, closed]}
+"""
+
+
+def scenario_path(tmp_path: Path, name: str) -> Path:
+    if name.endswith(".yaml"):
+        return LIBRARY / name
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(BREAKER)
+    return path
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param("reset-mid-transfer-falls-back-to-base64.yaml", id="reset-then-base64"),
+        pytest.param("breaker", id="breaker-open-half-open-closed"),
+    ],
+)
+async def test_same_seed_gives_the_same_event_trace(tmp_path: Path, name: str) -> None:
+    scenario = load_scenario(scenario_path(tmp_path, name))
+    first = await run_scenario(scenario, seed=17)
+    second = await run_scenario(scenario, seed=17)
+
+    assert first.passed, first.report()
+    assert second.passed, second.report()
+    assert first.trace(), "a scenario that emits no events proves nothing"
+    assert first.trace() == second.trace()
+    assert [s.detail for s in first.steps] == [s.detail for s in second.steps]

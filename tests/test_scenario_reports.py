@@ -1,0 +1,163 @@
+"""Run reports (JSON, JUnit XML) and the timeline picture, parsed back and checked."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from netfault.engine.events import Event, EventType
+from netfault.simulator.scenario.loader import load_scenario
+from netfault.simulator.scenario.model import Where
+from netfault.simulator.scenario.report import write_json, write_junit
+from netfault.simulator.scenario.results import Failure, ScenarioResult, StepOutcome
+from netfault.simulator.scenario.runner import run_scenario
+from netfault.simulator.scenario.timeline import BREAKER_COLOURS, write_timeline_svg
+
+SVG = "{http://www.w3.org/2000/svg}"
+WRONG_WINNER = """\
+name: expects-the-wrong-winner
+seed: 4
+cluster:
+  nodes: [{name: node-1, tailscale: false, transports: [ssh, base64]}]
+steps:
+  - fault: {kind: reset, node: node-1, level: ssh}
+  - transfer:
+      node: node-1
+      path: a.bin
+      size: 8KiB
+      expect: {success: true, transport_used: ssh}
+"""
+
+
+def scenario_file(tmp_path: Path, text: str, name: str = "case.yaml") -> Path:
+    path = tmp_path / "scenarios" / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def made_result(tmp_path: Path, *, ok: bool) -> ScenarioResult:
+    """A result put together by hand: two nodes, a failover, a breaker that opens."""
+    text = WRONG_WINNER.replace("expects-the-wrong-winner", "made-" + ("ok" if ok else "bad"))
+    scenario = load_scenario(scenario_file(tmp_path, text, f"made-{ok}.yaml"))
+    where = Where(str(scenario.path), 7)
+    result = ScenarioResult(scenario, seed=4, seconds=0.25)
+    result.steps.append(StepOutcome(1, "transfer node-1 push a.bin", where, ok, 0.0, 0.2))
+    if not ok:
+        result.failures.append(
+            Failure(where, "step transfer", "transport_used: expected 'ssh', seen 'base64'")
+        )
+
+    def ev(kind: EventType, t: float, node: str = "node-1", **fields: Any) -> Event:
+        return Event(kind, node=node, monotonic=t, **fields)
+
+    result.events = [
+        ev(EventType.ATTEMPT_FAILED, 0, transport="ssh", error_kind="reset", error="rst\x00"),
+        ev(EventType.ATTEMPT_SUCCEEDED, 0, transport="base64"),
+        ev(EventType.OPERATION_SUCCEEDED, 0, transport="base64"),
+        ev(EventType.BREAKER_TRANSITION, 5, node="node-2", data={"to": "open"}),
+        ev(EventType.OPERATION_FAILED, 6, node="node-2", outcome="refused"),
+        ev(EventType.BREAKER_TRANSITION, 305, node="node-2", data={"to": "half_open"}),
+        ev(
+            EventType.ATTEMPT_FAILED,
+            305,
+            node="node-2",
+            transport="tailscale",
+            error_kind="timeout",
+        ),
+    ]
+    return result
+
+
+def test_json_report_counts_and_describes_every_scenario(tmp_path: Path) -> None:
+    results = [made_result(tmp_path, ok=True), made_result(tmp_path, ok=False)]
+    results[1].error = None
+    out = write_json(results, tmp_path / "out" / "report.json")
+    doc = json.loads(out.read_text())
+
+    assert doc["summary"] == {"total": 2, "passed": 1, "failed": 1, "errors": 0, "seconds": 0.5}
+    good, bad = doc["scenarios"]
+    assert (good["name"], good["passed"], good["seed"]) == ("made-ok", True, 4)
+    assert good["file"].endswith("made-True.yaml")
+    assert bad["failures"][0]["message"] == "transport_used: expected 'ssh', seen 'base64'"
+    assert bad["steps"][0]["ok"] is False
+    assert [e["type"] for e in bad["timeline"]][:2] == ["ATTEMPT_FAILED", "ATTEMPT_SUCCEEDED"]
+
+
+def test_junit_report_is_structurally_valid(tmp_path: Path) -> None:
+    results = [made_result(tmp_path, ok=True), made_result(tmp_path, ok=False)]
+    crashed = made_result(tmp_path, ok=True)
+    crashed.error = "RuntimeError: the cluster did not start"
+    results.append(crashed)
+    root = ET.parse(write_junit(results, tmp_path / "junit.xml")).getroot()
+
+    assert root.tag == "testsuites"
+    (suite,) = root.findall("testsuite")
+    assert {k: suite.get(k) for k in ("tests", "failures", "errors")} == {
+        "tests": "3",
+        "failures": "1",
+        "errors": "1",
+    }
+    assert float(suite.get("time", "x")) == pytest.approx(0.75)
+    cases = suite.findall("testcase")
+    assert len(cases) == 3
+    for case in cases:
+        assert case.get("name") and case.get("classname", "").startswith("scenarios.")
+        assert float(case.get("time", "x")) >= 0
+        assert case.find("system-out") is not None
+        outcome = [c.tag for c in case if c.tag in ("failure", "error", "skipped")]
+        assert len(outcome) <= 1
+    assert [c.tag for c in cases[1] if c.tag != "system-out"] == ["failure"]
+    assert [c.tag for c in cases[2] if c.tag != "system-out"] == ["error"]
+    assert "ATTEMPT_FAILED" in (cases[0].findtext("system-out") or "")
+
+
+async def test_failing_scenario_junit_names_step_and_expected_vs_seen(tmp_path: Path) -> None:
+    scenario = load_scenario(scenario_file(tmp_path, WRONG_WINNER))
+    result = await run_scenario(scenario)
+    assert not result.passed
+    root = ET.parse(write_junit([result], tmp_path / "junit.xml")).getroot()
+
+    case = root.find("testsuite/testcase")
+    assert case is not None
+    assert case.get("classname", "").endswith("scenarios.case")
+    failure = case.find("failure")
+    assert failure is not None
+    text = failure.text or ""
+    assert "step transfer node-1 push a.bin" in failure.get("message", "")
+    assert "transport_used: expected 'ssh', seen 'base64'" in text
+    assert "[BAD]" in text and "timeline" in text
+    assert "ATTEMPT_FAILED" in (case.findtext("system-out") or "")
+
+
+async def test_timeline_svg_has_a_lane_per_transport_tried_and_breaker_bands(
+    tmp_path: Path,
+) -> None:
+    result = await run_scenario(load_scenario(scenario_file(tmp_path, WRONG_WINNER)))
+    svg = ET.parse(write_timeline_svg(result, tmp_path / "pictures")).getroot()
+    assert svg.tag == f"{SVG}svg"
+
+    labels = [t.text for t in svg.iter(f"{SVG}text") if t.get("class") == "lane-label"]
+    assert labels == ["ssh", "base64"]
+    failed = [c for c in svg.iter(f"{SVG}circle") if c.get("class") == "attempt_failed"]
+    tips = [c.findtext(f"{SVG}title", "") for c in failed]
+    assert len(tips) == 1 and "node-1 ssh push: reset" in tips[0]  # the error kind as tooltip
+    assert (tmp_path / "pictures" / "expects-the-wrong-winner.svg").is_file()
+
+
+def test_timeline_svg_colours_breaker_states_per_node(tmp_path: Path) -> None:
+    svg = ET.parse(write_timeline_svg(made_result(tmp_path, ok=True), tmp_path / "t.svg"))
+    rects = [r for r in svg.getroot().iter(f"{SVG}rect") if r.get("class", "").startswith("br")]
+    states = [(r.findtext(f"{SVG}title"), r.get("fill")) for r in rects]
+    assert states == [
+        ("node-1 breaker closed", BREAKER_COLOURS["closed"]),
+        ("node-2 breaker closed", BREAKER_COLOURS["closed"]),
+        ("node-2 breaker open", BREAKER_COLOURS["open"]),
+        ("node-2 breaker half_open", BREAKER_COLOURS["half_open"]),
+    ]
+    lanes = [t.text for t in svg.getroot().iter(f"{SVG}text") if t.get("class") == "lane-label"]
+    assert lanes == ["ssh", "base64", "tailscale"]
