@@ -275,7 +275,7 @@ TestBreakerAgainstModel = BreakerMachine.TestCase
 
 
 def test_machine_replay_expired_probe_reports_before_anyone_reads_the_state() -> None:
-    """The run that shows the lazy probe expiry: the late report decides, unless state was read."""
+    """Regression: a probe expired by the clock alone must not decide when it reports late."""
     machine = BreakerMachine()
     for _ in range(THRESHOLD):
         machine.complete_call("failure")

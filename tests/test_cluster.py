@@ -91,7 +91,9 @@ def proxy_state(cluster: LocalCluster, node: str) -> dict[str, tuple[bool, list[
         }
 
 
-async def assert_node_clean(cluster: LocalCluster, ct: ClusterTransport, node: str, src: Path):
+async def assert_node_clean(
+    cluster: LocalCluster, ct: ClusterTransport, node: str, src: Path
+) -> None:
     """No fault left anywhere on the node, and a transfer takes the first transport again."""
     assert cluster.faults.active == []
     state = await asyncio.to_thread(proxy_state, cluster, node)
@@ -282,7 +284,9 @@ CASES = [
 ]
 
 
-def check(result: Any, winners: tuple[str | None, ...], failed: list[str] | None, case: Case):
+def check(
+    result: Any, winners: tuple[str | None, ...], failed: list[str] | None, case: Case
+) -> None:
     assert result.transport_used in winners, describe(result)
     assert result.success is (result.transport_used is not None)
     if failed is not None:
@@ -567,7 +571,9 @@ async def test_teardown_leaves_no_port_directory_process_or_thread(
             if body_raises:
                 raise Boom()
 
-    assert not any(t.is_alive() for t in new_threads if t.name.startswith("netfault-"))
+    cluster_threads = [t for t in new_threads if t.name.startswith("netfault-cluster-")]
+    assert len(cluster_threads) == 1
+    assert not any(t.is_alive() for t in cluster_threads)
     assert all(d is not None and not d.exists() for d in dirs)
     results = await asyncio.gather(*(refused(h, p) for h, p in ports if h and p))
     assert len(results) == 1 + 2 * 6 + 2 * 2 and all(results)

@@ -11,6 +11,7 @@ import errno
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import aiohttp
 import asyncssh
 
 from netfault.engine.config import NodeConfig
@@ -98,7 +99,14 @@ def classify(exc: BaseException, attempt: Attempt, *, connecting: bool = False) 
     return attempt.fail(TransportError, f"failed{after}: {type(exc).__name__}: {exc}")
 
 
+RESET_ERRNOS = {errno.ECONNRESET, errno.EPIPE, errno.ECONNABORTED}
+
+
 def _is_reset(exc: BaseException) -> bool:
+    if isinstance(exc, OSError) and exc.errno in RESET_ERRNOS:
+        return True  # e.g. aiohttp's ClientOSError wraps ECONNRESET without being one
+    if isinstance(exc, aiohttp.ServerDisconnectedError | aiohttp.ClientPayloadError):
+        return True
     return isinstance(
         exc,
         asyncssh.DisconnectError

@@ -33,8 +33,19 @@ class LoopThread:
         try:
             loop.run_forever()
         finally:
+            self._cancel_leftovers(loop)
             loop.run_until_complete(loop.shutdown_asyncgens())
             loop.close()
+
+    @staticmethod
+    def _cancel_leftovers(loop: asyncio.AbstractEventLoop) -> None:
+        """Cancel tasks still pending (e.g. a session handler) so their cleanup runs."""
+        pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+        for task in pending:
+            task.cancel()
+        if pending:
+            gathered = asyncio.gather(*pending, return_exceptions=True)
+            loop.run_until_complete(asyncio.wait_for(gathered, 10.0))
 
     def _loop(self) -> asyncio.AbstractEventLoop:
         if self.loop is None or not self.loop.is_running():
