@@ -97,7 +97,7 @@ class _Ctx:
         self.counter = 0
 
     def node(self, item: Located, key: str) -> str:
-        name = s.v_str()(item, key)
+        name: str = s.v_str()(item, key)
         if name not in self.nodes:
             raise s.fail(item, key, f"unknown node {name!r} (cluster has: {', '.join(self.nodes)})")
         return name

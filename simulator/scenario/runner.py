@@ -208,7 +208,7 @@ def check_expectations(expect: dict[str, Any], world: World) -> list[str]:
         mismatch = subset_mismatch(expect["stats"], world.router.get_stats())
         if mismatch:
             problems.append(f"stats {mismatch}")
-    seen_alerts = {e.outcome for e in world.events if e.type == "ALERT"}
+    seen_alerts = {e.outcome for e in world.events if e.type == "ALERT" and e.outcome}
     for metric in expect.get("alerts", []):
         if metric not in seen_alerts:
             problems.append(f"alerts: expected {metric}, seen {sorted(seen_alerts) or 'none'}")

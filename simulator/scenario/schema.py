@@ -87,7 +87,8 @@ def v_list(inner: Validator) -> Validator:
 def v_str_or_list(inner: Validator) -> Validator:
     def check(item: Located, key: str) -> list[Any]:
         if isinstance(item.value, list):
-            return v_list(inner)(item, key)
+            items: list[Any] = v_list(inner)(item, key)
+            return items
         return [inner(item, key)]
 
     return check

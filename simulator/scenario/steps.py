@@ -63,7 +63,8 @@ class StepRunner:
             **args["params"],
         )
         self.named.setdefault(args.get("as") or args["kind"], []).append(fault)
-        return fault.describe()
+        described: str = fault.describe()
+        return described
 
     async def _do_faults(self, args: dict[str, Any]) -> str:
         applied = [
