@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +17,8 @@ from netfault.engine.errors import (
     TransportError,
     TransportTimeout,
 )
+
+RESET_ERRNOS = frozenset({errno.ECONNRESET, errno.EPIPE, errno.ECONNABORTED})
 
 
 @dataclass(frozen=True)
@@ -78,4 +81,6 @@ async def request_once(
     ) as exc:
         raise ConnectionReset(f"{route.name}@{node.name}: connection lost: {exc}", **where) from exc
     except (aiohttp.ClientError, OSError, asyncio.IncompleteReadError) as exc:
-        raise TransportError(f"{route.name}@{node.name}: {exc}", **where) from exc
+        reset = isinstance(exc, OSError) and exc.errno in RESET_ERRNOS
+        cls = ConnectionReset if reset else TransportError
+        raise cls(f"{route.name}@{node.name}: {exc}", **where) from exc

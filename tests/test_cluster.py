@@ -369,6 +369,18 @@ async def test_down_refuses_http_on_both_routes(
     ]
 
 
+async def test_reset_on_http_is_reported_as_reset_by_api_calls(
+    cluster: LocalCluster, ct: ClusterTransport
+) -> None:
+    cluster.faults.apply("reset", "node-3", service="http")
+    result = await ct.http_request_with_failover(cluster.node("node-3"), "/health")
+    assert not result.success
+    assert [(a.transport, a.error_kind) for a in result.attempts] == [
+        ("http:tailscale", "reset"),
+        ("http:hostname", "reset"),
+    ], describe(result)
+
+
 async def test_http_5xx_fails_api_calls_over_on_both_routes(
     cluster: LocalCluster, ct: ClusterTransport
 ) -> None:

@@ -24,6 +24,7 @@ from netfault.engine.errors import (
     TransportError,
     TransportTimeout,
 )
+from netfault.engine.http_client import RESET_ERRNOS
 from netfault.engine.transports.base import Progress
 
 STORAGE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EFBIG, errno.EROFS, errno.EPERM}
@@ -97,9 +98,6 @@ def classify(exc: BaseException, attempt: Attempt, *, connecting: bool = False) 
     if _is_reset(exc):
         return attempt.fail(ConnectionReset, f"connection lost{after} ({exc}); resume may help")
     return attempt.fail(TransportError, f"failed{after}: {type(exc).__name__}: {exc}")
-
-
-RESET_ERRNOS = {errno.ECONNRESET, errno.EPIPE, errno.ECONNABORTED}
 
 
 def _is_reset(exc: BaseException) -> bool:

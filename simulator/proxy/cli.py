@@ -6,7 +6,9 @@ import argparse
 import asyncio
 import signal
 import sys
+from collections.abc import Coroutine
 from importlib.metadata import PackageNotFoundError, version
+from typing import Any
 
 from netfault.simulator.proxy.api import TOXIPROXY_VERSION
 from netfault.simulator.proxy.errors import ApiError, ProxyError
@@ -71,7 +73,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.version:
         print(f"netfault-proxy {_own_version()} (Toxiproxy API {TOXIPROXY_VERSION})")
         return 0
-    return asyncio.run(_serve(args))
+    return run_fast(_serve(args))
+
+
+def run_fast(main: Coroutine[Any, Any, int]) -> int:
+    """asyncio.run, on uvloop when it is installed (the data path moves ~2x more on it)."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(main)
+    result: int = uvloop.run(main)
+    return result
 
 
 if __name__ == "__main__":
