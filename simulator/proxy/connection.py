@@ -111,8 +111,8 @@ class Connection:
                 self.server.transport.close()
             return
         self.ready = True
-        self.upstream.sync_reading()
-        self.downstream.sync_reading()
+        self.upstream.flush()
+        self.downstream.flush()
 
     def link_finished(self) -> None:
         if self.upstream.finished and self.downstream.finished:

@@ -84,7 +84,7 @@ class Link:
     # --- data from the source ------------------------------------------------------------
     def feed(self, data: bytes) -> None:
         self._counter.received += len(data)
-        if not self._toxics and not self._pending:
+        if not self._toxics and not self._pending and self.dst.transport is not None:
             self._write(data)  # fast path: no toxic, nothing queued
             return
         chunks = [Chunk(data, self._loop.time())]
@@ -120,7 +120,9 @@ class Link:
     def flush(self) -> None:
         """Write every queued chunk whose time has come; arm a timer for the next one."""
         now = self._loop.time()
-        while self._pending and not self._dst_paused:
+        # bytes that arrive before the upstream socket exists wait here (pause_reading in
+        # connection_made is not honoured by every event loop, e.g. uvloop)
+        while self._pending and not self._dst_paused and self.dst.transport is not None:
             head = self._pending[0]
             if head.t > now:
                 self._arm(head.t)
