@@ -1,7 +1,8 @@
 """SyncRouter: the escalation chain that disables a node once every transport is exhausted.
 
 Each sync goes through ``ClusterTransport`` as one operation over the node's chain (the
-preferred transport first, then the backup, then the rest; a forced transport alone).
+primary transport -- the preferred one, else the chain's first -- then the backup
+transport, then the rest; a forced transport alone).
 Every transport that fails there raises SYNC_STALLED; the stall handler records it and
 either asks for the next transport (SYNC_RETRY_REQUESTED) or, when every transport in the
 chain has failed since the node's last success, disables the node with the reason
@@ -56,7 +57,7 @@ class SyncRouter:
         events: EventBus | None = None,
         escalation_order: Iterable[str] = TRANSPORT_ESCALATION_ORDER,
     ) -> None:
-        self.thresholds = thresholds or load_thresholds()
+        self.thresholds = thresholds or (transport.thresholds if transport else load_thresholds())
         self.clock = clock or (transport.clock if transport else SYSTEM_CLOCK)
         self.events = events or (transport.events if transport else EventBus(self.clock))
         self.transport = transport or ClusterTransport(
@@ -160,7 +161,9 @@ class SyncRouter:
                     transport=attempt.transport,
                     error_kind=attempt.error_kind,
                     error=attempt.message,
-                    data={"source": "router"},
+                    # a later transport of the same operation may still win: then the
+                    # stall escalates but never disables the node
+                    data={"source": "router", "operation_succeeded": result.success},
                 )
 
     def _remember(self, state: _NodeState, transport: str, ok: bool, error: str | None) -> None:
@@ -188,10 +191,10 @@ class SyncRouter:
         state.failed.add(transport)
         state.failures[transport] = state.failures.get(transport, 0) + 1
         self.stats.record_failure(node)
-        if state.disabled is not None:
-            return
         remaining = [t for t in self.chain(node) if t not in state.failed]
-        if remaining:
+        if state.disabled is not None:
+            pass
+        elif remaining:
             self.stats.record_escalation(node)
             self.events.emit(
                 EventType.SYNC_RETRY_REQUESTED,
@@ -199,7 +202,7 @@ class SyncRouter:
                 transport=transport,
                 data={"preferred_transport": remaining[0]},
             )
-        else:
+        elif not event.data.get("operation_succeeded"):
             self._disable_node_sync(node, EXHAUSTED)
         self.stats.check_alerts(len(self._nodes), len(self.get_disabled_nodes()))
 

@@ -7,7 +7,8 @@ docstring describes it (one outcome per operation, not per transport):
   (or its last re-enable / failure reset), and stays disabled until ``reenable_node``;
   a sync that ends in success never leaves the node disabled;
 - a disabled node's sync, and a sync the breaker refuses, call no transport and count nothing;
-- the order of a sync is the forced transport alone, else preferred, backup, then the chain.
+- the order of a sync is the forced transport alone, else the primary (preferred, or the
+  chain's first), the backup, then the rest of the chain.
 """
 
 from __future__ import annotations
@@ -143,7 +144,8 @@ class RouterMachine(RuleBasedStateMachine):
     def expected_order(self, m: NodeModel, forced: str | None) -> list[str]:
         if forced:
             return [forced]
-        front = [t for t in (m.preferred, self.backup) if t]
+        primary = m.preferred or m.chain[0]
+        front = [t for t in (primary, self.backup) if t]
         return list(dict.fromkeys(front + m.chain))
 
     def run_sync(self, node: str, succeeds: dict[str, bool], forced: str | None) -> None:
@@ -273,6 +275,7 @@ RouterMachine.TestCase.settings = settings(
     max_examples=150,
     stateful_step_count=30,
     deadline=None,
+    report_multiple_bugs=False,
     phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink],
 )
 TestRouterAgainstModel = RouterMachine.TestCase
