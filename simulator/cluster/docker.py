@@ -50,7 +50,7 @@ from netfault.simulator.cluster.docker_engine import (
 )
 from netfault.simulator.cluster.routes import config_fields, populate, route_ports
 from netfault.simulator.cluster.routes import write_hosts_file as _write_hosts
-from netfault.simulator.cluster.spec import NodeSpec, proxy_name
+from netfault.simulator.cluster.spec import ClusterBase, NodeSpec, proxy_name
 from netfault.simulator.cluster.switchboard import AdminEndpoint, HttpSwitchboard
 from netfault.simulator.node.keys import ClientKey, HostKeys, load_or_create_host_key
 
@@ -60,7 +60,7 @@ START_TIMEOUT = 120.0
 _clusters = itertools.count(1)
 
 
-class DockerCluster:
+class DockerCluster(ClusterBase):
     """``async with DockerCluster(nodes=3, seed=1) as cluster:`` — as LocalCluster, in Docker."""
 
     def __init__(
@@ -92,25 +92,6 @@ class DockerCluster:
         self._toxiproxy: Any = None
         self._client_key: ClientKey | None = None
         self._faults: FaultController | None = None
-
-    @property
-    def faults(self) -> FaultController:
-        if self._faults is None:
-            raise RuntimeError("the cluster is not running; use 'async with DockerCluster()'")
-        return self._faults
-
-    def node(self, name: str) -> NodeConfig:
-        try:
-            return self.nodes[name]
-        except KeyError:
-            raise KeyError(f"no node {name!r} in this cluster ({sorted(self.nodes)})") from None
-
-    async def __aenter__(self) -> DockerCluster:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
 
     # -- lifecycle -------------------------------------------------------------
     async def start(self) -> None:
@@ -287,12 +268,6 @@ class DockerCluster:
             ) from errors[0]
 
     # -- faults and files --------------------------------------------------------
-    def _proxy_names(self, node: str, route: str | None, service: str | None) -> list[str]:
-        return [
-            name
-            for (n, r, s), name in self.proxies.items()
-            if n == node and route in (None, r) and service in (None, s)
-        ]
 
     def home_path(self, name: str, remote_path: str) -> Path | None:
         """Files live in the container; use :meth:`read_remote`."""

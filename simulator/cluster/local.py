@@ -26,14 +26,14 @@ from netfault.simulator.cluster.routes import (
     split_listen,
     write_hosts_file,
 )
-from netfault.simulator.cluster.spec import NodeSpec, normalise_specs, proxy_name
+from netfault.simulator.cluster.spec import ClusterBase, NodeSpec, normalise_specs, proxy_name
 from netfault.simulator.node import ClientKey, FakeNode
 from netfault.simulator.proxy import ProxyServer
 
 START_TIMEOUT = 30.0
 
 
-class LocalCluster:
+class LocalCluster(ClusterBase):
     """``async with LocalCluster(nodes=5, seed=1) as cluster:`` — nodes, faults, hosts file."""
 
     def __init__(
@@ -57,29 +57,10 @@ class LocalCluster:
         self._proxy: ProxyServer | None = None
         self._faults: FaultController | None = None
 
-    @property
-    def faults(self) -> FaultController:
-        if self._faults is None:
-            raise RuntimeError("the cluster is not running; use 'async with LocalCluster()'")
-        return self._faults
-
-    def node(self, name: str) -> NodeConfig:
-        try:
-            return self.nodes[name]
-        except KeyError:
-            raise KeyError(f"no node {name!r} in this cluster ({sorted(self.nodes)})") from None
-
     def fake(self, name: str) -> FakeNode:
         return self.fakes[name]
 
     # -- lifecycle -------------------------------------------------------------
-    async def __aenter__(self) -> LocalCluster:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
-
     async def start(self) -> None:
         self.workdir = Path(tempfile.mkdtemp(prefix="netfault-cluster-"))
         self._thread.start()
@@ -165,12 +146,6 @@ class LocalCluster:
         await asyncio.gather(*stops, return_exceptions=True)
 
     # -- faults and files --------------------------------------------------------
-    def _proxy_names(self, node: str, route: str | None, service: str | None) -> list[str]:
-        return [
-            name
-            for (n, r, s), name in self.proxies.items()
-            if n == node and route in (None, r) and service in (None, s)
-        ]
 
     def _switch(self, node: str, fn: Callable[[Any], Any]) -> Any:
         fake = self.fakes[node]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol, Self
 
 from netfault.engine.config import NodeConfig, TransportSpec
 from netfault.simulator.cluster.controller import FaultController
@@ -53,3 +53,46 @@ class Cluster(Protocol):
         ...
 
     async def read_remote(self, name: str, remote_path: str) -> bytes | None: ...
+
+
+class ClusterBase:
+    """What LocalCluster and DockerCluster share: node lookup, faults, routes, async with."""
+
+    nodes: dict[str, NodeConfig]
+    proxies: dict[tuple[str, str, str], str]
+    _faults: FaultController | None
+
+    @property
+    def faults(self) -> FaultController:
+        if self._faults is None:
+            raise RuntimeError(
+                f"the cluster is not running; use 'async with {type(self).__name__}()'"
+            )
+        return self._faults
+
+    def node(self, name: str) -> NodeConfig:
+        try:
+            return self.nodes[name]
+        except KeyError:
+            raise KeyError(f"no node {name!r} in this cluster ({sorted(self.nodes)})") from None
+
+    def _proxy_names(self, node: str, route: str | None, service: str | None) -> list[str]:
+        """The proxies a fault on (node, route, service) acts on; None means every one."""
+        return [
+            name
+            for (n, r, s), name in self.proxies.items()
+            if n == node and route in (None, r) and service in (None, s)
+        ]
+
+    async def start(self) -> None:
+        raise NotImplementedError
+
+    async def stop(self) -> None:
+        raise NotImplementedError
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.stop()
