@@ -182,7 +182,8 @@ class CircuitBreaker:
         """Report the outcome of an admitted call by the exception it ended with."""
         if exc is None:
             self.record_success(permit)
-        elif isinstance(exc, asyncio.CancelledError) or isinstance(exc, self.excluded):
+        elif not isinstance(exc, Exception) or isinstance(exc, self.excluded):
+            # cancellation, interpreter exit and excluded errors say nothing about the node
             self.release(permit)
         else:
             self.record_failure(permit)

@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
+    initialize,
     invariant,
     rule,
 )
@@ -16,7 +17,7 @@ from hypothesis.stateful import (
 from netfault.engine.breaker import ADMITTED, REFUSED, BreakerState, CircuitBreaker
 from netfault.engine.clock import ManualClock
 
-THRESHOLD = 2
+THRESHOLD = 3
 TIMEOUT = 300.0
 MAX_WAIT = 600.0
 # Every time is a multiple of 0.5, so sums of them are exact floats and `>=` straddles exactly.
@@ -119,10 +120,10 @@ MODEL_EFFECT = {
     "cancel": "release",
 }
 
-# Which outstanding call reports: the latest probe (live or expired), the oldest (often admitted
-# before the breaker opened), or the n-th newest.
+# Which outstanding call reports: the first or latest probe still out (live or expired), the
+# oldest call (often admitted before the breaker opened), or the n-th newest.
 picks: st.SearchStrategy[str | int] = st.one_of(
-    st.sampled_from(["last-probe", "oldest"]), st.integers(min_value=0, max_value=6)
+    st.sampled_from(["first-probe", "last-probe", "oldest"]), st.integers(min_value=0, max_value=6)
 )
 
 
@@ -172,12 +173,21 @@ class BreakerMachine(RuleBasedStateMachine):
             return
         if pick == "oldest":
             index = 0
-        elif pick == "last-probe":
-            probes = [i for i, p in enumerate(self.outstanding) if p.real >= 2]
-            index = probes[-1] if probes else -1
+        elif pick in ("first-probe", "last-probe"):
+            probes = [i for i, p in enumerate(self.outstanding) if p.real >= 2] or [-1]
+            index = probes[0] if pick == "first-probe" else probes[-1]
         else:
             index = -1 - int(pick) % len(self.outstanding)
         self.report(self.outstanding.pop(index), outcome, via_record)
+
+    @initialize(start=st.sampled_from(["closed", "one-failure-short", "open", "half-open"]))
+    def start_in(self, start: str) -> None:
+        """Start most runs at or past the threshold (via the public API) to reach later states."""
+        failures = {"closed": 0, "one-failure-short": THRESHOLD - 1}.get(start, THRESHOLD)
+        for _ in range(failures):
+            self.complete_call("failure")
+        if start == "half-open":
+            self.advance(TIMEOUT)
 
     @rule()
     def begin_call(self) -> None:
@@ -185,21 +195,10 @@ class BreakerMachine(RuleBasedStateMachine):
         if permit is not None:
             self.outstanding.append(permit)
 
-    @rule(pick=picks, via_record=st.booleans())
-    def succeed(self, pick: str | int, via_record: bool) -> None:
-        self.report_outstanding(pick, "success", via_record)
-
-    @rule(pick=picks, via_record=st.booleans())
-    def fail(self, pick: str | int, via_record: bool) -> None:
-        self.report_outstanding(pick, "failure", via_record)
-
-    @rule(pick=picks)
-    def hit_excluded_error(self, pick: str | int) -> None:
-        self.report_outstanding(pick, "excluded", via_record=True)
-
-    @rule(pick=picks, via_record=st.booleans())
-    def cancel(self, pick: str | int, via_record: bool) -> None:
-        self.report_outstanding(pick, "cancel", via_record)
+    @rule(pick=picks, outcome=st.sampled_from(sorted(REPORTS)), via_record=st.booleans())
+    def end_call(self, pick: str | int, outcome: str, via_record: bool) -> None:
+        """An outstanding call ends: success, failure, excluded error or cancellation."""
+        self.report_outstanding(pick, outcome, via_record)
 
     @rule(outcome=st.sampled_from(sorted(REPORTS)))
     def complete_call(self, outcome: str) -> None:
