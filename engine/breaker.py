@@ -13,7 +13,6 @@ opened, or from a probe whose slot already expired, never decides the current pr
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from enum import StrEnum
