@@ -18,6 +18,7 @@ from typing import Any
 import asyncssh
 
 CHUNK = 256 * 1024
+REAP_TIMEOUT = 2.0
 SHELL = "/bin/sh"
 _PASSED_ENV = ("LANG", "LC_ALL", "LC_CTYPE", "TZ")
 
@@ -41,6 +42,20 @@ class ProcessRegistry:
             with contextlib.suppress(ProcessLookupError):
                 await proc.wait()
         self._procs.clear()
+
+
+async def _reap(proc: asyncio.subprocess.Process) -> None:
+    """Kill a command still running and read its pipes to EOF, so its transport closes now
+    (not later in a garbage collector, after the loop may be gone)."""
+    if proc.returncode is None:
+        kill_group(proc)
+        await proc.wait()
+    with contextlib.suppress(TimeoutError, OSError):
+        async with asyncio.timeout(REAP_TIMEOUT):
+            for pipe in (proc.stdout, proc.stderr):
+                if pipe is not None:
+                    while await pipe.read(CHUNK):
+                        pass
 
 
 def kill_group(proc: asyncio.subprocess.Process) -> None:
@@ -120,9 +135,7 @@ class ExecSession:
             # The client went away: nobody is left to read the output.
             self._process.close()
         finally:
-            if proc.returncode is None:
-                kill_group(proc)
-                await proc.wait()
+            await _reap(proc)
             self._registry.discard(proc)
 
     async def _serve(self, proc: asyncio.subprocess.Process) -> int:
