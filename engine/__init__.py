@@ -29,6 +29,14 @@ from netfault.engine.events import (
 from netfault.engine.hosts import load_hosts
 from netfault.engine.results import Attempt, HttpResult, ProbeResult, TransferResult
 from netfault.engine.router import TRANSPORT_ESCALATION_ORDER, SyncRouter, get_sync_router
+from netfault.engine.sync import (
+    DatabaseSyncManager,
+    LocalStats,
+    NodeSyncState,
+    SyncRoundResult,
+)
+from netfault.engine.sync_remote import SyncError
+from netfault.engine.sync_sqlite import SQLiteSyncManager
 from netfault.engine.thresholds import Thresholds, load_thresholds
 from netfault.engine.transport import ClusterTransport
 from netfault.engine.transports.base import Direction, Transport
@@ -48,6 +56,12 @@ __all__ = [
     "ConfigError",
     "ConnectError",
     "ConnectionReset",
+    "DatabaseSyncManager",
+    "LocalStats",
+    "NodeSyncState",
+    "SQLiteSyncManager",
+    "SyncError",
+    "SyncRoundResult",
     "Direction",
     "Event",
     "EventBus",

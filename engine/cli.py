@@ -188,6 +188,9 @@ def register(sub: Any) -> None:
             parser.add_argument(dest, metavar=metavar)
         add_node_options(parser)
         parser.set_defaults(handler=handler)
+    from netfault.engine import sync_sqlite
+
+    sync_sqlite.register(sub)
 
 
 def run_handler(args: argparse.Namespace) -> int:

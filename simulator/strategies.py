@@ -14,7 +14,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from netfault.simulator.cluster.faults import FAULT_KINDS, ROUTES, SERVICES
+from netfault.simulator.cluster.faults import FAULT_KINDS, ROUTES, SERVICES, node_level
 
 # Faults that decide quickly (no real-time waiting), for property tests by default.
 FAST_FAULTS = (
@@ -104,12 +104,12 @@ def _fault(
     kind = draw(st.sampled_from(list(kinds)))
     start = draw(st.integers(0, operations - 1))
     stop = draw(st.integers(start + 1, operations))
-    level = FAULT_KINDS[kind].level
-    route = draw(st.none() | st.sampled_from(ROUTES)) if level != "node" else None
-    service = draw(st.none() | st.sampled_from(SERVICES)) if level != "node" else None
-    return ScheduledFault(
-        start, stop, kind, draw(st.sampled_from(list(nodes))), route, service, draw(_params(kind))
-    )
+    params = draw(_params(kind))
+    inside = node_level(kind, params)  # node-level faults cannot be narrowed to a route
+    route = None if inside else draw(st.none() | st.sampled_from(ROUTES))
+    service = None if inside else draw(st.none() | st.sampled_from(SERVICES))
+    node = draw(st.sampled_from(list(nodes)))
+    return ScheduledFault(start, stop, kind, node, route, service, params)
 
 
 def fault_schedules(

@@ -40,7 +40,7 @@ class ProcessRegistry:
             kill_group(proc)
         for proc in list(self._procs):
             with contextlib.suppress(ProcessLookupError):
-                await proc.wait()
+                await _reap(proc)
         self._procs.clear()
 
 
