@@ -13,8 +13,7 @@ opened, or from a probe whose slot already expired, never decides the current pr
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from enum import StrEnum
 from typing import Any
 
@@ -187,18 +186,9 @@ class CircuitBreaker:
         else:
             self.record_failure(permit)
 
-    @asynccontextmanager
-    async def guard(self) -> AsyncIterator[int]:
+    def guard(self) -> _Guard:
         """``async with breaker.guard():`` runs the body only if admitted and records it."""
-        permit = self.allow()
-        if permit == REFUSED:
-            raise CircuitOpenError(self.name, self.retry_in())
-        try:
-            yield permit
-        except BaseException as exc:
-            self.record(permit, exc)
-            raise
-        self.record_success(permit)
+        return _Guard(self)
 
     def reset(self) -> None:
         """Close the breaker and forget its failures."""
@@ -218,6 +208,32 @@ class CircuitBreaker:
             "opened_at": self._opened_at,
             "retry_in": self.retry_in(),
         }
+
+
+class _Guard:
+    """The context manager behind ``CircuitBreaker.guard()`` (a class: ~10x cheaper than
+    an ``asynccontextmanager`` generator on this hot path)."""
+
+    __slots__ = ("_breaker", "_permit")
+
+    def __init__(self, breaker: CircuitBreaker) -> None:
+        self._breaker = breaker
+        self._permit = REFUSED
+
+    async def __aenter__(self) -> int:
+        permit = self._breaker.allow()
+        if permit == REFUSED:
+            raise CircuitOpenError(self._breaker.name, self._breaker.retry_in())
+        self._permit = permit
+        return permit
+
+    async def __aexit__(
+        self, typ: type[BaseException] | None, exc: BaseException | None, tb: object
+    ) -> None:
+        if exc is None:
+            self._breaker.record_success(self._permit)
+        else:
+            self._breaker.record(self._permit, exc)
 
 
 class BreakerRegistry:
