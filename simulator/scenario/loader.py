@@ -168,6 +168,24 @@ def _sync(ctx: _Ctx, item: Located, key: str) -> dict[str, Any]:
     return args
 
 
+DB_EXPECT = s.v_map(
+    {
+        "outcome": s.v_str(),
+        "transport": s.v_optional(s.v_str()),
+        "records": s.v_int(),
+        "changes": s.v_int(),
+    }
+)
+
+
+def _db_sync(ctx: _Ctx, item: Located, key: str) -> dict[str, Any]:
+    args: dict[str, Any] = s.v_map(
+        {"node": ctx.node, "rows": s.v_int(), "expect": DB_EXPECT}, ["node"]
+    )(item, key)
+    args.setdefault("rows", 100)
+    return args
+
+
 def _http(ctx: _Ctx, item: Located, key: str) -> dict[str, Any]:
     args: dict[str, Any] = s.v_map(
         {
@@ -231,6 +249,7 @@ def _step_validators(ctx: _Ctx) -> dict[str, s.Validator]:
         "advance": s.v_duration,
         "transfer": lambda item, key: _transfer(ctx, item, key),
         "sync": lambda item, key: _sync(ctx, item, key),
+        "db_sync": lambda item, key: _db_sync(ctx, item, key),
         "http": lambda item, key: _http(ctx, item, key),
         "wait_for": wait_for,
         "check": lambda item, key: _condition(item, key),

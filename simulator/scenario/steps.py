@@ -13,6 +13,7 @@ from netfault.engine.config import TransportConfig
 from netfault.engine.results import HttpResult, ProbeResult, TransferResult
 from netfault.simulator.cluster.controller import AppliedFault
 from netfault.simulator.scenario.checks import World, check_condition
+from netfault.simulator.scenario.db_step import DbSync
 from netfault.simulator.scenario.model import Step
 
 MAX_WAIT_TICKS = 10_000
@@ -46,6 +47,7 @@ class StepRunner:
         self.configs = configs
         self.named: dict[str, list[AppliedFault]] = {}
         self.on_tick = on_tick
+        self.db: DbSync | None = None
 
     async def run(self, step: Step) -> str:
         handler = getattr(self, f"_do_{step.kind}")
@@ -155,6 +157,19 @@ class StepRunner:
             self.world.remember_push(node, path, data)
         check_operation(result, dict(args.get("expect", {})))
         return summarize(result)
+
+    async def _do_db_sync(self, args: dict[str, Any]) -> str:
+        if self.db is None:
+            self.db = DbSync(self.world, self.workdir, self.seed, self.configs["scenario"])
+        seen, detail = await self.db.run(args)
+        problems = [
+            f"{k}: expected {v!r}, seen {seen[k]!r}"
+            for k, v in args.get("expect", {}).items()
+            if seen[k] != v
+        ]
+        if problems:
+            raise StepFailed("; ".join(problems) + f" [{detail}]")
+        return detail
 
     async def _do_http(self, args: dict[str, Any]) -> str:
         node = self.world.router._node(args["node"])
