@@ -73,7 +73,9 @@ class FaultSchedule:
         body = {"seed": self.seed, "faults": [f.to_dict() for f in self.faults]}
         return "netfault-schedule " + json.dumps(body, separators=(",", ":"), sort_keys=True)
 
+    # Hypothesis prints a falsifying example with repr(): make that the reproducer
     __str__ = one_line
+    __repr__ = one_line
 
     @classmethod
     def from_line(cls, line: str) -> FaultSchedule:

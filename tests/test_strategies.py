@@ -27,6 +27,7 @@ def test_every_drawn_fault_is_one_the_controller_accepts(schedule: FaultSchedule
 def test_one_line_reproducer_reads_back_to_the_same_schedule(schedule: FaultSchedule) -> None:
     line = schedule.one_line()
     assert "\n" not in line and line.startswith("netfault-schedule ")
+    assert repr(schedule) == line  # what Hypothesis prints for a falsifying example
     assert FaultSchedule.from_line(line) == schedule
 
 

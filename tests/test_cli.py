@@ -1,0 +1,128 @@
+"""The netfault command line against a real fake node: push, pull, probe, health, errors."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+
+from netfault.simulator.cluster.routes import write_hosts_file
+from netfault.simulator.node import FakeNode
+
+
+@pytest_asyncio.fixture
+async def node(tmp_path: Path) -> AsyncIterator[FakeNode]:
+    async with FakeNode("cli-node", host="127.0.0.61") as fake:
+        yield fake
+
+
+async def netfault(*args: str) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "netfault.simulator.cli",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    async with asyncio.timeout(60):
+        out, err = await proc.communicate()
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+def hosts_for(node: FakeNode, path: Path, **changes: object) -> Path:
+    write_hosts_file(path, {node.name: node.node_config(**changes)})
+    return path
+
+
+async def test_push_then_pull_moves_the_exact_bytes(node: FakeNode, tmp_path: Path) -> None:
+    hosts = hosts_for(node, tmp_path / "hosts.yaml")
+    src = tmp_path / "model.bin"
+    src.write_bytes(os.urandom(300_000))
+    code, out, err = await netfault(
+        "push", str(src), "cli-node:models/model.bin", "--hosts", str(hosts)
+    )
+    assert code == 0, err
+    assert "via ssh" in out
+    assert (node.home / "data" / "models" / "model.bin").read_bytes() == src.read_bytes()
+    back = tmp_path / "back.bin"
+    code, out, err = await netfault(
+        "pull",
+        "cli-node:models/model.bin",
+        str(back),
+        "--hosts",
+        str(hosts),
+        "--transports",
+        "http",
+    )
+    assert code == 0, err
+    assert "via http" in out and back.read_bytes() == src.read_bytes()
+
+
+async def test_push_failover_is_listed_attempt_by_attempt(node: FakeNode, tmp_path: Path) -> None:
+    hosts = hosts_for(node, tmp_path / "hosts.yaml")
+    src = tmp_path / "f.bin"
+    src.write_bytes(bytes(range(256)) * 1000)
+    node.faults.auth_refused = True
+    code, out, err = await netfault("push", str(src), "cli-node:f.bin", "--hosts", str(hosts))
+    assert code == 0, err
+    assert "via http" in out
+    assert "ssh" in err and "failed (auth)" in err
+
+
+async def test_probe_prints_a_row_per_transport_and_fails_when_one_fails(
+    node: FakeNode, tmp_path: Path
+) -> None:
+    hosts = hosts_for(node, tmp_path / "hosts.yaml")
+    code, out, _ = await netfault(
+        "probe", "cli-node", "--hosts", str(hosts), "--transports", "ssh,base64,http"
+    )
+    assert code == 0
+    assert out.count("OK") == 3
+    node.faults.http_mode = "down"
+    code, out, _ = await netfault(
+        "probe", "cli-node", "--hosts", str(hosts), "--transports", "ssh,http"
+    )
+    assert code == 1
+    assert "FAILED" in out and "OK" in out
+
+
+async def test_health_reports_the_route_that_answered(node: FakeNode, tmp_path: Path) -> None:
+    hosts = hosts_for(node, tmp_path / "hosts.yaml", tailscale_ip="127.0.0.62")
+    code, out, err = await netfault("health", "cli-node", "--hosts", str(hosts))
+    assert code == 0, err
+    assert '"route": "hostname"' in out  # nothing listens on the tailscale address
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        pytest.param(["push", "missing.bin", "cli-node:x"], "no such file", id="missing-local"),
+        pytest.param(["push", "{src}", "no-colon"], "expected NODE:PATH", id="bad-remote"),
+        pytest.param(["push", "{src}", "other:x"], "not in", id="unknown-node"),
+    ],
+)
+async def test_bad_input_exits_2_with_a_clear_error(
+    node: FakeNode, tmp_path: Path, args: list[str], message: str
+) -> None:
+    hosts = hosts_for(node, tmp_path / "hosts.yaml")
+    src = tmp_path / "s.bin"
+    src.write_bytes(b"x")
+    code, _, err = await netfault(*[a.format(src=src) for a in args], "--hosts", str(hosts))
+    assert code == 2
+    assert message in err
+
+
+async def test_bad_hosts_file_names_file_line_and_key(tmp_path: Path) -> None:
+    hosts = tmp_path / "hosts.yaml"
+    hosts.write_text("nodes:\n  n1:\n    hostname: a\n    ssh_port: lots\n")
+    code, _, err = await netfault("probe", "n1", "--hosts", str(hosts))
+    assert code == 2
+    assert f"{hosts}:4: n1.ssh_port" in " ".join(err.split())
