@@ -126,3 +126,9 @@ async def test_bad_hosts_file_names_file_line_and_key(tmp_path: Path) -> None:
     code, _, err = await netfault("probe", "n1", "--hosts", str(hosts))
     assert code == 2
     assert f"{hosts}:4: n1.ssh_port" in " ".join(err.split())
+
+
+async def test_demo_passes_every_case_against_its_embedded_node() -> None:
+    code, out, err = await netfault("demo")
+    assert code == 0, out + err
+    assert out.count("pass") == 6 and "FAIL" not in out
