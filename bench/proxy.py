@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import selectors
 import socket
 import statistics
 import subprocess
@@ -17,27 +18,34 @@ import sys
 import threading
 import time
 import urllib.request
+from collections.abc import Callable
 from typing import Any
 
 STREAM_BYTES = int(os.environ.get("BENCH_PROXY_BYTES", 512 << 20))
 BLOCK = 1 << 20
+BLOCK_DATA = os.urandom(BLOCK)
 ROUND_TRIPS = 2000
+CONNS = 100  # issue 4: also with 100 concurrent connections
+CONN_BYTES = 4 << 20  # per connection in the concurrent stream
+CONN_ROUNDS = 50  # round trips on each of the CONNS connections
+ROUNDS = 3  # direct and proxied runs alternate; the best of each is kept
 TARGET_MBPS = 1000.0  # the real Toxiproxy moved 530-913 MB/s on these machines
 TARGET_RATIO = 0.8  # issue 4: throughput >= 0.8x direct
 TARGET_ADDED_P50_US = 50.0  # issue 4: Toxiproxy adds about 54 us
 
 
 class Sink:
-    """Accepts connections and counts bytes until EOF; `done` fires per connection."""
+    """Accepts connections and counts bytes until EOF (or echoes them back)."""
 
     def __init__(self, echo: bool = False) -> None:
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
+        self.sock.listen(256)
         self.port = self.sock.getsockname()[1]
         self.echo = echo
-        self.received = 0
-        self.done = threading.Event()
+        self.received = 0  # bytes of the connections closed so far
+        self.closed = 0  # connections that reached EOF
+        self.cond = threading.Condition()
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self) -> None:
@@ -58,24 +66,85 @@ class Sink:
                 total += n
                 if self.echo:
                     conn.sendall(view[:n])
-        self.received = total
-        self.done.set()
+        with self.cond:
+            self.received += total
+            self.closed += 1
+            self.cond.notify_all()
+
+    def wait(self, closed: int, timeout: float = 60) -> int:
+        """Wait until `closed` connections have ended; bytes they carried."""
+        with self.cond:
+            if not self.cond.wait_for(lambda: self.closed >= closed, timeout):
+                raise RuntimeError("sink did not see EOF")
+            return self.received
+
+    def mark(self) -> tuple[int, int]:
+        with self.cond:
+            return self.closed, self.received
 
 
-def stream(port: int) -> float:
-    """MB/s sending STREAM_BYTES to a sink on `port` (time until the sink has every byte)."""
-    sink_done = SINKS[port].done
-    sink_done.clear()
-    block = memoryview(os.urandom(BLOCK))
-    start = time.perf_counter()
-    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
-        for _ in range(STREAM_BYTES // BLOCK):
+class SelectEcho:
+    """One thread echoing every connection (100 echo threads would queue on the GIL)."""
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0), backlog=256)
+        self.sock.setblocking(False)
+        self.port = self.sock.getsockname()[1]
+        self.sel = selectors.DefaultSelector()
+        self.sel.register(self.sock, selectors.EVENT_READ)
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _run(self) -> None:
+        while True:
+            for key, _ in self.sel.select():
+                sock = key.fileobj
+                assert isinstance(sock, socket.socket)
+                if sock is self.sock:
+                    conn, _ = sock.accept()
+                    conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                    self.sel.register(conn, selectors.EVENT_READ)
+                    continue
+                try:
+                    data = sock.recv(BLOCK)
+                except OSError:
+                    data = b""
+                if data:
+                    sock.setblocking(True)
+                    sock.sendall(data)
+                    sock.setblocking(False)
+                else:
+                    self.sel.unregister(sock)
+                    sock.close()
+
+
+def _send(port: int, nbytes: int, block: memoryview) -> None:
+    with socket.create_connection(("127.0.0.1", port), timeout=60) as sock:
+        for _ in range(nbytes // len(block)):
             sock.sendall(block)
-    if not sink_done.wait(60):
-        raise RuntimeError("sink did not see EOF")
+
+
+def stream(port: int, conns: int = 1, nbytes: int = 0) -> float:
+    """MB/s sending `nbytes` (STREAM_BYTES) over each of `conns` connections to the sink.
+
+    Timed until the sink has seen every byte and every EOF.
+    """
+    nbytes = nbytes or STREAM_BYTES
+    sink = SINKS[port]
+    closed, received = sink.mark()
+    block = memoryview(BLOCK_DATA)
+    start = time.perf_counter()
+    if conns == 1:
+        _send(port, nbytes, block)
+    else:
+        senders = [threading.Thread(target=_send, args=(port, nbytes, block)) for _ in range(conns)]
+        for sender in senders:
+            sender.start()
+        for sender in senders:
+            sender.join()
+    total = sink.wait(closed + conns) - received
     elapsed = time.perf_counter() - start
-    assert SINKS[port].received == STREAM_BYTES, SINKS[port].received
-    return STREAM_BYTES / elapsed / 1e6
+    assert total == nbytes * conns, total
+    return total / elapsed / 1e6
 
 
 def round_trip_us(port: int) -> tuple[float, float]:
@@ -88,6 +157,40 @@ def round_trip_us(port: int) -> tuple[float, float]:
             sock.sendall(b"x")
             sock.recv(1)
             samples.append((time.perf_counter() - start) * 1e6)
+    samples.sort()
+    return statistics.median(samples), samples[int(len(samples) * 0.99)]
+
+
+def concurrent_round_trip_us(port: int) -> tuple[float, float]:
+    """p50 and p99 of 1-byte echo round trips on CONNS connections at once.
+
+    Each round sends one byte on every connection, then waits for every echo.
+    """
+    socks = [socket.create_connection(("127.0.0.1", port), timeout=30) for _ in range(CONNS)]
+    samples: list[float] = []
+    with selectors.DefaultSelector() as sel:
+        for sock in socks:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sock.setblocking(False)
+            sel.register(sock, selectors.EVENT_READ)
+        try:
+            for _ in range(CONN_ROUNDS):
+                start = time.perf_counter()
+                for sock in socks:
+                    sock.send(b"x")
+                waiting = len(socks)
+                while waiting:
+                    events = sel.select(30)
+                    if not events:
+                        raise RuntimeError("echo did not answer")
+                    now = time.perf_counter()
+                    for key, _ in events:
+                        if key.fileobj.recv(1):  # type: ignore[union-attr]
+                            samples.append((now - start) * 1e6)
+                            waiting -= 1
+        finally:
+            for sock in socks:
+                sock.close()
     samples.sort()
     return statistics.median(samples), samples[int(len(samples) * 0.99)]
 
@@ -121,27 +224,45 @@ def proxied(base: str, name: str, upstream: int, toxics: list[dict[str, Any]]) -
     for toxic in toxics:
         api(base, "POST", f"/proxies/{name}/toxics", toxic)
     port = int(listen.rsplit(":", 1)[1])
-    SINKS[port] = SINKS[upstream]
+    if upstream in SINKS:
+        SINKS[port] = SINKS[upstream]
     return port
 
 
 def result(
-    name: str, value: float, unit: str, baseline: float | None, target: str, meets: bool
+    name: str,
+    value: float,
+    unit: str,
+    baseline: float | None,
+    target: str,
+    meets: bool,
+    *,
+    ratio: bool = True,
 ) -> dict[str, Any]:
-    ratio = None if not baseline else round(value / baseline, 3)
+    """One JSON row; `ratio` is value/baseline, left null where it means nothing (added us)."""
+    quotient = round(value / baseline, 3) if baseline and ratio else None
     return {
         "name": name,
         "value": round(value, 3 if unit == "x" else 1),
         "unit": unit,
         "baseline": baseline and round(baseline, 1),
-        "ratio": ratio,
+        "ratio": quotient,
         "target": target,
         "meets": meets,
     }
 
 
+def best_of(runs: dict[str, list[Callable[[], Any]]]) -> dict[str, list[Any]]:
+    """Run every named measurement ROUNDS times, alternating them, so load drifts evenly."""
+    out: dict[str, list[Any]] = {name: [] for name in runs}
+    for _ in range(ROUNDS):
+        for name, (fn,) in runs.items():
+            out[name].append(fn())
+    return out
+
+
 def main() -> None:
-    sink, echo = Sink(), Sink(echo=True)
+    sink, echo, select_echo = Sink(), Sink(echo=True), SelectEcho()
     SINKS[sink.port] = sink
     SINKS[echo.port] = echo
     proc, base = start_proxy()
@@ -154,26 +275,48 @@ def main() -> None:
         with_noop = proxied(base, "noop", sink.port, noop)
         echo_plain = proxied(base, "echo", echo.port, [])
         echo_lat0 = proxied(base, "echo_lat0", echo.port, lat0)
+        echo_many = proxied(base, "echo_many", select_echo.port, [])
         stream(sink.port)  # warm up
-        direct = max(stream(sink.port) for _ in range(2))
-        through = max(stream(plain) for _ in range(2))
-        through_noop = max(stream(with_noop) for _ in range(2))
-        rt_direct = round_trip_us(echo.port)
-        rt_proxy = round_trip_us(echo_plain)
-        rt_lat0 = round_trip_us(echo_lat0)
+        stream(plain)
+        mbps = best_of(
+            {
+                "direct": [lambda: stream(sink.port)],
+                "through": [lambda: stream(plain)],
+                "noop": [lambda: stream(with_noop)],
+                "conc_direct": [lambda: stream(sink.port, CONNS, CONN_BYTES)],
+                "conc_through": [lambda: stream(plain, CONNS, CONN_BYTES)],
+            }
+        )
+        rtt = best_of(
+            {
+                "direct": [lambda: round_trip_us(echo.port)],
+                "through": [lambda: round_trip_us(echo_plain)],
+                "lat0": [lambda: round_trip_us(echo_lat0)],
+                "conc_direct": [lambda: concurrent_round_trip_us(select_echo.port)],
+                "conc_through": [lambda: concurrent_round_trip_us(echo_many)],
+            }
+        )
     finally:
         proc.terminate()
         proc.wait(timeout=20)
     print(
-        f"# stream {STREAM_BYTES} bytes in 1 MiB sendall()s to a recv_into sink; "
-        f"proxy is a separate netfault-proxy process; {ROUND_TRIPS} 1-byte echo round trips; "
-        "baseline = same client and server with no proxy",
+        f"# stream {STREAM_BYTES} bytes in 1 MiB sendall()s to a recv_into sink, and "
+        f"{CONNS} concurrent streams of {CONN_BYTES} bytes; {ROUND_TRIPS} 1-byte echo round "
+        f"trips, and {CONN_ROUNDS} rounds of one on each of {CONNS} connections at once; "
+        "proxy is a separate netfault-proxy process; baseline = same client and server with "
+        f"no proxy, alternated with the proxied runs, best of {ROUNDS}",
         file=sys.stderr,
         flush=True,
     )
     mib = STREAM_BYTES >> 20
+    direct, through, through_noop = (max(mbps[k]) for k in ("direct", "through", "noop"))
+    conc_direct, conc_through = max(mbps["conc_direct"]), max(mbps["conc_through"])
+    rt_direct, rt_proxy, rt_lat0, rt_conc_direct, rt_conc = (
+        min(rtt[k]) for k in ("direct", "through", "lat0", "conc_direct", "conc_through")
+    )
     added = rt_proxy[0] - rt_direct[0]
     added_lat0 = rt_lat0[0] - rt_direct[0]
+    added_conc = rt_conc[0] - rt_conc_direct[0]
     results = [
         result(
             f"throughput_{mib}MiB_no_toxics",
@@ -200,12 +343,21 @@ def main() -> None:
             through / direct >= TARGET_RATIO,
         ),
         result(
+            f"throughput_{CONNS}_connections_no_toxics",
+            conc_through,
+            "MB/s",
+            conc_direct,
+            f">= {TARGET_RATIO} x direct (issue 4)",
+            conc_through / conc_direct >= TARGET_RATIO,
+        ),
+        result(
             "rtt_p50_added_no_toxics",
             added,
             "us",
             rt_direct[0],
             f"<= {TARGET_ADDED_P50_US:.0f} us added",
             added <= TARGET_ADDED_P50_US,
+            ratio=False,
         ),
         result("rtt_p99_no_toxics", rt_proxy[1], "us", rt_direct[1], "informational", True),
         result(
@@ -215,8 +367,25 @@ def main() -> None:
             rt_direct[0],
             f"<= {TARGET_ADDED_P50_US:.0f} us added",
             added_lat0 <= TARGET_ADDED_P50_US,
+            ratio=False,
         ),
         result("rtt_p99_latency0_toxic", rt_lat0[1], "us", rt_direct[1], "informational", True),
+        result(
+            f"rtt_p50_{CONNS}_connections_no_toxics",
+            rt_conc[0],
+            "us",
+            rt_conc_direct[0],
+            f"informational (added {added_conc:.0f} us for a round of {CONNS})",
+            True,
+        ),
+        result(
+            f"rtt_p99_{CONNS}_connections_no_toxics",
+            rt_conc[1],
+            "us",
+            rt_conc_direct[1],
+            "informational",
+            True,
+        ),
     ]
     print(json.dumps({"bench": "proxy", "results": results}))
 

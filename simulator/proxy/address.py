@@ -49,7 +49,9 @@ async def resolve_listen(addr: str) -> str:
     return join_host_port(await resolve_host(host), port)
 
 
-async def bind(addr: str, factory: Callable[[], asyncio.Protocol]) -> tuple[asyncio.Server, str]:
+async def bind(
+    addr: str, factory: Callable[[], asyncio.BaseProtocol]
+) -> tuple[asyncio.Server, str]:
     """Listen on `addr`; return the server and the resolved `ip:port`, or ApiError 500."""
     loop = asyncio.get_running_loop()
     try:

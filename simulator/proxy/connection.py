@@ -12,12 +12,19 @@ from netfault.simulator.proxy.link import ByteCounter, Link
 from netfault.simulator.proxy.spec import ToxicSpec
 
 CONNECT_TIMEOUT = 10.0
-WRITE_HIGH = 1 << 20
-WRITE_LOW = 256 << 10
+# A destination that cannot take a whole read at once pauses its source until every byte
+# is written (the kernel's socket buffers do the queueing); the link then reads into the
+# same buffer again instead of allocating one, and uvloop's transport, which keeps a view
+# of what it could not send, never sees that buffer change under it.
+WRITE_HIGH = 0
+WRITE_LOW = 0
 
 
-class Endpoint(asyncio.Protocol):
-    """One socket of a proxied connection; feeds one link and is written by the other."""
+class Endpoint(asyncio.BufferedProtocol):
+    """One socket of a proxied connection; feeds one link and is written by the other.
+
+    Reads go straight into the inbound link's buffer (no bytes object per read).
+    """
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
@@ -30,9 +37,13 @@ class Endpoint(asyncio.Protocol):
         self.transport.set_write_buffer_limits(high=WRITE_HIGH, low=WRITE_LOW)
         self.conn.endpoint_made(self)
 
-    def data_received(self, data: bytes) -> None:
-        if self.inbound is not None:
-            self.inbound.feed(data)
+    def get_buffer(self, sizehint: int) -> memoryview:
+        assert self.inbound is not None
+        return self.inbound.get_buffer()
+
+    def buffer_updated(self, nbytes: int) -> None:
+        assert self.inbound is not None
+        self.inbound.buffer_updated(nbytes)
 
     def eof_received(self) -> bool:
         if self.inbound is not None:

@@ -18,6 +18,11 @@ if TYPE_CHECKING:
 # Reading from the source pauses while more than HIGH bytes wait in the chain.
 HIGH_WATER = 1 << 20
 LOW_WATER = 256 << 10
+# Bytes read from the source per recv: one buffer per link, reused while the destination
+# transport holds none of it. It starts small (a connection costs little to set up: a
+# megabyte zeroed per link slowed the fake cluster's accepts) and grows once a read fills it.
+FIRST_READ_SIZE = 64 << 10
+READ_SIZE = 1 << 20
 
 
 @dataclass(slots=True)
@@ -67,6 +72,7 @@ class Link:
         self._dst_paused = False
         self.src_paused = False
         self.finished = False  # end of stream written to dst
+        self._view = memoryview(bytearray(FIRST_READ_SIZE))
 
     # --- LinkContext -------------------------------------------------------------------
     def now(self) -> float:
@@ -82,6 +88,29 @@ class Link:
         self._conn.reset()
 
     # --- data from the source ------------------------------------------------------------
+    def get_buffer(self) -> memoryview:
+        """Where the source's next read lands (a fresh one if dst still holds the last)."""
+        transport = self.dst.transport
+        if transport is not None and transport.get_write_buffer_size():
+            # uvloop (and asyncio from 3.12) keep a view of unsent bytes, not a copy
+            self._view = memoryview(bytearray(len(self._view)))
+        return self._view
+
+    def buffer_updated(self, nbytes: int) -> None:
+        """`nbytes` arrived in the buffer `get_buffer` returned."""
+        transport = self.dst.transport
+        if self._toxics or self._pending or transport is None:
+            self.feed(bytes(self._view[:nbytes]))  # toxics and the queue keep their own copy
+            return
+        # fast path: no toxic, nothing queued
+        self._counter.received += nbytes
+        if transport.is_closing() or self.finished:
+            return
+        transport.write(self._view[:nbytes])
+        self._counter.sent += nbytes
+        if nbytes == len(self._view) < READ_SIZE:
+            self._view = memoryview(bytearray(READ_SIZE))  # a bulk transfer: read more at once
+
     def feed(self, data: bytes) -> None:
         self._counter.received += len(data)
         if not self._toxics and not self._pending and self.dst.transport is not None:
