@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -95,6 +96,68 @@ async def test_exec_upload_repeated_never_truncates(node: FakeNode, tmp_path: Pa
         src.write_bytes(data)
         await transport("ssh").push(cfg(node), src, "repeat.bin", CONFIG)
         assert remote(node, "repeat.bin").read_bytes() == data, f"round {round_no}"
+
+
+@pytest.mark.parametrize("name", ["ssh", "base64"])
+async def test_exec_path_through_openssh_repeated_never_truncates(
+    node: FakeNode, tmp_path: Path, name: str
+) -> None:
+    """The OpenSSH data path (child processes joined by pipes), up and down, many times."""
+    src, back = tmp_path / "src.bin", tmp_path / "back.bin"
+    t = transport(name)
+    assert getattr(t, "openssh", False)
+    for round_no in range(6):
+        data = os.urandom(2 * 1024 * 1024 + round_no * 4099)
+        src.write_bytes(data)
+        await t.push(cfg(node), src, "rep.bin", CONFIG)
+        assert remote(node, "rep.bin").read_bytes() == data, f"push round {round_no}"
+        await t.pull(cfg(node), "rep.bin", back, CONFIG)
+        assert back.read_bytes() == data, f"pull round {round_no}"
+    assert leftovers(node.home) == [] and leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("size", [0, 1024 * 1024 + 1, 5 * 1024 * 1024 + 7], ids=str)
+@pytest.mark.parametrize("name", ["ssh", "base64"])
+async def test_asyncssh_data_path_still_works_without_openssh(
+    node: FakeNode, tmp_path: Path, name: str, size: int
+) -> None:
+    """With ``openssh`` off (or no ``ssh`` binary) the bytes go over the asyncssh channel."""
+    data = payload(size)
+    src, back = tmp_path / "src.bin", tmp_path / "back.bin"
+    src.write_bytes(data)
+    t = transport(name)
+    t.openssh = False  # type: ignore[attr-defined]
+    await t.push(cfg(node), src, NASTY, CONFIG)
+    assert remote(node, NASTY).read_bytes() == data
+    await t.pull(cfg(node), NASTY, back, CONFIG)
+    assert back.read_bytes() == data
+    assert leftovers(node.home) == [] and leftovers(tmp_path) == []
+
+
+async def test_http_agent_rehashes_a_partial_changed_between_pieces(
+    node: FakeNode, tmp_path: Path
+) -> None:
+    """The sha256 the agent carries from one PUT to the next is dropped when the partial file
+    changed in between, so a tampered upload is refused (422), never renamed."""
+    import aiohttp
+
+    data = os.urandom(3 * 1024 * 1024)
+    split = 2 * 1024 * 1024
+    url = f"http://{node.host}:{node.http_port}/files/data/pieces.bin"
+    auth = {"Authorization": f"Bearer {node.token}"}
+    total = len(data)
+    async with aiohttp.ClientSession(headers=auth) as s:
+        head = {"Content-Range": f"bytes 0-{split - 1}/{total}"}
+        async with s.put(url, data=data[:split], headers=head) as resp:
+            assert resp.status == 202
+        part = remote(node, ".pieces.bin.netfault-partial")
+        with part.open("r+b") as fh:  # same size, other bytes
+            fh.write(b"\0" * 16)
+        digest = hashlib.sha256(data).hexdigest()
+        tail = {"Content-Range": f"bytes {split}-{total - 1}/{total}", "X-Sha256": digest}
+        async with s.put(url, data=data[split:], headers=tail) as resp:
+            assert resp.status == 422
+    assert not remote(node, "pieces.bin").exists()
 
 
 async def _cancel_half_way(coro_factory: object, size: int) -> None:

@@ -54,4 +54,6 @@ class Base64Transport(ExecTransport):
         encode=encode_chunk,
         decoder=StreamDecoder,
         finish=_finish,
+        local_encode=("base64",),
+        local_decode=("base64", "--decode", "--ignore-garbage"),  # CRs a channel added
     )

@@ -2,14 +2,18 @@
 
 Push: ``GET /uploads/P`` tells how much of an earlier upload the agent kept; it is reused only
 if its sha256 equals the local prefix's, then ``PUT /files/P`` sends the rest with
-``Content-Range`` and ``X-Sha256`` (the agent renames only on a match, else 422). Pull: a
-``Range`` GET into a local ``.nfpart`` file, checked against ``GET /sha256/P`` before
-``os.replace``. The same class serves the "p2p" port.
+``Content-Range`` in two pieces: all but the last MiB (hashed as it is read; the agent keeps a
+partial, 202), then the last MiB with the whole file's ``X-Sha256`` (the agent renames only on
+a match, else 422), so the file is read once instead of hashed before the upload. Pull: a
+``Range`` GET into a local ``.nfpart`` file (written and hashed by two threads behind a
+queue), checked against ``GET /sha256/P`` (asked concurrently) before ``os.replace``.
+The same class serves the "p2p" port.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import posixpath
 from collections.abc import AsyncIterator, Iterator
@@ -33,8 +37,8 @@ from netfault.engine.transports.base import Progress, Transport
 from netfault.engine.transports.failures import Attempt, boundary, mismatch
 from netfault.engine.transports.integrity import (
     ChunkReader,
-    ChunkWriter,
     Hasher,
+    QueueWriter,
     commit_local,
     hash_prefix,
     local_part,
@@ -43,6 +47,7 @@ from netfault.engine.transports.integrity import (
 )
 
 READ_CHUNK = 1 << 20
+TAIL_CHUNK = 1 << 20  # sent last, with the X-Sha256 of the whole file
 _STATUS_ERRORS: dict[int, type[TransportError]] = {
     401: AuthenticationError,
     403: RemoteStorageError,
@@ -97,9 +102,16 @@ class HttpTransport(Transport):
             attempt.total = size
             async with asyncio.timeout(config.operation_timeout), self._session(node, config) as s:
                 offset, hasher = await self._upload_offset(s, path, local_path, attempt)
-                digest = await asyncio.to_thread(_finish_hash, local_path, offset, hasher)
                 attempt.done = offset
-                await self._put(s, path, local_path, offset, digest, attempt)
+                # All but the last chunk first, hashed as it is read and sent (the agent keeps
+                # it as a partial, 202); then the last chunk naming the whole file's sha256,
+                # which the agent checks before its rename. No second pass over the file.
+                tail_at = max(offset, size - TAIL_CHUNK)
+                if tail_at > offset:
+                    await self._put_range(s, path, local_path, offset, tail_at, hasher, attempt)
+                tail = await asyncio.to_thread(_read_range, local_path, tail_at, size - tail_at)
+                hasher.update(tail)
+                await self._put(s, path, tail_at, tail, str(hasher.hexdigest()), attempt)
         return attempt.sent
 
     async def _upload_offset(
@@ -114,24 +126,50 @@ class HttpTransport(Transport):
                 return partial, hasher
         return 0, hashlib.sha256()
 
-    async def _put(
+    async def _put_range(
         self,
         s: aiohttp.ClientSession,
         path: str,
         local: Path,
-        offset: int,
+        start: int,
+        end: int,
+        hasher: Hasher,
+        attempt: Attempt,
+    ) -> None:
+        """Send bytes ``start``..``end`` of ``local`` (not the end of the file): a 202 partial."""
+        assert attempt.total is not None
+        headers = {
+            "Content-Length": str(end - start),
+            "Content-Range": f"bytes {start}-{end - 1}/{attempt.total}",
+        }
+        body = _file_body(local, start, end, hasher, attempt)
+        async with s.put(f"/files/{path}", data=body, headers=headers) as resp:
+            await _check(resp, attempt, "PUT")
+            kept = (await resp.json()).get("partial_size") if resp.status == 202 else None
+        if kept != end:
+            raise attempt.fail(
+                TransportError, f"PUT /files/{path}: agent kept {kept} bytes, not {end}"
+            )
+
+    async def _put(
+        self,
+        s: aiohttp.ClientSession,
+        path: str,
+        start: int,
+        tail: bytes,
         digest: str,
         attempt: Attempt,
     ) -> None:
+        """Send the last ``tail`` bytes (from ``start``) with the whole file's sha256."""
         assert attempt.total is not None
-        headers = {"X-Sha256": digest, "Content-Length": str(attempt.total - offset)}
+        headers = {"X-Sha256": digest, "Content-Length": str(len(tail))}
         if attempt.total:
-            headers["Content-Range"] = f"bytes {offset}-{attempt.total - 1}/{attempt.total}"
-        body = _file_body(local, offset, attempt)
-        async with s.put(f"/files/{path}", data=body, headers=headers) as resp:
+            headers["Content-Range"] = f"bytes {start}-{attempt.total - 1}/{attempt.total}"
+        async with s.put(f"/files/{path}", data=tail, headers=headers) as resp:
             if resp.status == 422:
                 raise mismatch(attempt, digest, str((await resp.json()).get("actual", "?")))
             await _check(resp, attempt, "PUT")
+        attempt.advance(len(tail))
 
     async def pull(
         self,
@@ -158,21 +196,32 @@ class HttpTransport(Transport):
     async def _pull(
         self, s: aiohttp.ClientSession, path: str, part: Path, attempt: Attempt
     ) -> None:
-        info = await _json(s, "GET", f"/sha256/{path}", attempt)
+        # The agent hashes the whole file while the body streams (not before it starts).
+        full = asyncio.ensure_future(_json(s, "GET", f"/sha256/{path}", attempt))
+        try:
+            offset, hasher = 0, hashlib.sha256()
+            if await asyncio.to_thread(part.exists):
+                info = await full
+                attempt.total = int(info["size"])
+                partial = await local_partial_size(part, attempt.total)
+                if partial:
+                    prefix, local_hasher = await asyncio.gather(
+                        _json(s, "GET", f"/sha256/{path}?length={partial}", attempt),
+                        hash_prefix(part, partial),
+                    )
+                    if prefix.get("sha256") == local_hasher.hexdigest():
+                        offset, hasher = partial, local_hasher
+            attempt.done = offset
+            if not offset or offset < (attempt.total or 0):
+                await self._get(s, path, part, offset, hasher, attempt)
+            info = await full
+        finally:
+            if not full.done():
+                full.cancel()
+            with contextlib.suppress(BaseException):
+                await full
         expected, size = str(info["sha256"]), int(info["size"])
         attempt.total = size
-        offset, hasher = 0, hashlib.sha256()
-        partial = await local_partial_size(part, size)
-        if partial:
-            prefix, local_hasher = await asyncio.gather(
-                _json(s, "GET", f"/sha256/{path}?length={partial}", attempt),
-                hash_prefix(part, partial),
-            )
-            if prefix.get("sha256") == local_hasher.hexdigest():
-                offset, hasher = partial, local_hasher
-        attempt.done = offset
-        if offset < size or not size:
-            await self._get(s, path, part, offset, hasher, attempt)
         if hasher.hexdigest() != expected:
             raise mismatch(attempt, expected, str(hasher.hexdigest()))
 
@@ -191,11 +240,21 @@ class HttpTransport(Transport):
             if offset and resp.status != 206:
                 offset, hasher = 0, hashlib.sha256()  # the server ignored Range: start over
                 attempt.done = 0
-            writer = ChunkWriter(part, offset, hasher)
+            if attempt.total is None and resp.content_length is not None:
+                attempt.total = offset + resp.content_length
+            writer = QueueWriter(part, offset, hasher)
             try:
-                async for block in resp.content.iter_chunked(READ_CHUNK):
-                    await writer.write(block)
-                    attempt.set_done(writer.written)
+                batch: list[bytes] = []
+                batched = 0
+                async for data in resp.content.iter_any():
+                    batch.append(data)
+                    batched += len(data)
+                    if batched >= READ_CHUNK:
+                        await writer.write(batch)
+                        attempt.set_done(writer.written)
+                        batch, batched = [], 0
+                if batch:
+                    await writer.write(batch)
             finally:
                 await writer.close()
         attempt.set_done(writer.written)
@@ -208,20 +267,40 @@ class HttpTransport(Transport):
         return f"http {self.base_url(node)}/health: {info.get('status', '?')}"
 
 
-def _finish_hash(path: Path, offset: int, hasher: Hasher) -> str:
-    """Continue a prefix hash over the rest of ``path`` (blocking; run in a thread)."""
-    reader = ChunkReader(path, offset, hasher.copy(), READ_CHUNK * 4)
-    try:
-        while reader.read()[0]:
-            pass
-    finally:
-        reader.close()
-    return str(reader.hasher.hexdigest())
+def _read_range(path: Path, start: int, length: int) -> bytes:
+    with path.open("rb") as fh:
+        fh.seek(start)
+        data = fh.read(length)
+    if len(data) != length:
+        raise ValueError(f"{path} changed while it was sent (short read at {start})")
+    return data
 
 
-async def _file_body(path: Path, offset: int, attempt: Attempt) -> AsyncIterator[bytes]:
-    """The file from ``offset`` as an upload body, the next chunk read while one is sent."""
-    reader = ChunkReader(path, offset, hashlib.sha256(), READ_CHUNK)
+class _RangeReader(ChunkReader):
+    """A ChunkReader that stops at ``end``."""
+
+    def __init__(self, path: Path, start: int, end: int, hasher: Hasher) -> None:
+        super().__init__(path, start, hasher, READ_CHUNK)
+        self.path = path
+        self._left = end - start
+
+    def read(self) -> tuple[int, bytes]:
+        if self._left <= 0:
+            return 0, b""
+        self._chunk = min(self._chunk, self._left)
+        raw, data = super().read()
+        if not raw:
+            raise ValueError(f"{self.path} changed while it was sent (short read)")
+        self._left -= raw
+        return raw, data
+
+
+async def _file_body(
+    path: Path, start: int, end: int, hasher: Hasher, attempt: Attempt
+) -> AsyncIterator[bytes]:
+    """Bytes ``start``..``end`` of ``path`` as an upload body, hashed in the reading thread;
+    the next chunk is read while one is sent."""
+    reader = _RangeReader(path, start, end, hasher)
     pending = asyncio.ensure_future(asyncio.to_thread(reader.read))
     try:
         while True:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import queue
+import threading
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -133,6 +135,101 @@ class ChunkWriter:
             await self.flush()
         finally:
             await asyncio.to_thread(self._fh.close)
+
+
+class QueueWriter:
+    """Appends to a local ``.nfpart`` file from dedicated threads fed through queues.
+
+    Cheaper per chunk than a ``to_thread`` hop (no executor submit, no joining of network
+    buffers): ``write`` only queues, and waits only while more than ``limit`` bytes are not yet
+    written and hashed, so memory stays bounded. One thread writes each buffer, then hands the
+    same buffer to a second thread that hashes it while the next one is written (a profile of
+    an HTTP pull had one thread doing both as the bottleneck).
+    """
+
+    def __init__(
+        self, part: Path, offset: int, hasher: Hasher, limit: int = 8 * CHUNK_SIZE
+    ) -> None:
+        self.part = part
+        self.hasher = hasher
+        self.written = offset
+        self._offset = offset
+        self._limit = limit
+        self._queued = 0
+        self._loop = asyncio.get_running_loop()
+        self._queue: queue.SimpleQueue[list[bytes] | None] = queue.SimpleQueue()
+        self._to_hash: queue.SimpleQueue[list[bytes] | None] = queue.SimpleQueue()
+        self._room = asyncio.Event()
+        self._room.set()
+        self._done: asyncio.Future[None] = self._loop.create_future()
+        self._closed = False
+        threading.Thread(target=self._write_all, name="nfpart-writer", daemon=True).start()
+        threading.Thread(target=self._hash_all, name="nfpart-hasher", daemon=True).start()
+
+    def _write_all(self) -> None:
+        try:
+            with self.part.open("r+b" if self._offset else "wb") as fh:
+                fh.truncate(self._offset)
+                fh.seek(self._offset)
+                while (batch := self._queue.get()) is not None:
+                    for data in batch:
+                        fh.write(data)
+                    self._to_hash.put(batch)
+        except BaseException as exc:  # reported to the loop; the thread just ends
+            self._loop.call_soon_threadsafe(_settle, self._done, exc)
+            while self._queue.get() is not None:
+                pass  # drop what was queued until close()
+        finally:
+            self._to_hash.put(None)  # after the file is closed
+
+    def _hash_all(self) -> None:
+        while (batch := self._to_hash.get()) is not None:
+            for data in batch:
+                self.hasher.update(data)
+            self._loop.call_soon_threadsafe(self._drained, sum(map(len, batch)))
+        # After a failed write this comes second: the error was settled first.
+        self._loop.call_soon_threadsafe(_settle, self._done, None)
+
+    def _drained(self, size: int) -> None:
+        self.written += size
+        self._queued -= size
+        if self._queued <= self._limit:
+            self._room.set()
+
+    async def write(self, batch: list[bytes]) -> None:
+        """Queue buffers (not copied); waits while too much is queued. Raises the thread's
+        error (e.g. ENOSPC) once it failed."""
+        if self._done.done():
+            self._done.result()
+            raise RuntimeError("write after close")
+        self._queued += sum(map(len, batch))
+        self._queue.put(batch)
+        if self._queued > self._limit:
+            self._room.clear()
+            room = asyncio.ensure_future(self._room.wait())
+            waiters: list[asyncio.Future[Any]] = [room, self._done]
+            try:
+                await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                room.cancel()
+            if self._done.done():
+                self._done.result()
+
+    async def close(self) -> None:
+        """Write what is queued, close the file; raises the thread's error if it failed."""
+        if not self._closed:
+            self._closed = True
+            self._queue.put(None)
+        await asyncio.shield(self._done)
+
+
+def _settle(future: asyncio.Future[None], exc: BaseException | None) -> None:
+    if future.done():
+        return
+    if exc is None:
+        future.set_result(None)
+    else:
+        future.set_exception(exc)
 
 
 async def commit_local(part: Path, final: Path) -> None:

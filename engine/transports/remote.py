@@ -16,6 +16,11 @@ from netfault.engine.config import NodeConfig
 PART_SUFFIX = ".nfpart"
 MISMATCH_EXIT = 97
 _SHA_RE = re.compile(r"^[0-9a-f]{64}$")
+# sha256 of stdin as ``<hex> ...``. coreutils' sha256sum runs at ~140 MB/s here (no SHA-NI),
+# OpenSSL's at ~1 GB/s: prefer openssl, fall back to sha256sum where it is missing.
+SHA256 = (
+    "{ if command -v openssl >/dev/null 2>&1; then openssl dgst -sha256 -r; else sha256sum; fi; }"
+)
 
 
 def remote_path_for(node: NodeConfig, remote_path: str) -> str:
@@ -52,11 +57,11 @@ def cmd_stat(path: str) -> str:
 
 
 def cmd_prefix_sha(path: str, length: int) -> str:
-    return f"head -c {int(length)} -- {quote(path)} | sha256sum"
+    return f"head -c {int(length)} -- {quote(path)} | {SHA256}"
 
 
 def cmd_sha(path: str) -> str:
-    return f"sha256sum < {quote(path)}"
+    return f"{SHA256} < {quote(path)}"
 
 
 def cmd_append(tmp: str, offset: int, decode: str = "") -> str:
@@ -79,7 +84,7 @@ def cmd_commit(tmp: str, final: str, sha256: str) -> str:
         raise ValueError(f"not a sha256 hex digest: {sha256!r}")
     t = quote(tmp)
     return (
-        f'h=$(sha256sum < {t}) && h="${{h%% *}}" && '
+        f'h=$({SHA256} < {t}) && h="${{h%% *}}" && '
         f'if [ "$h" = {sha256} ]; then mv -fT -- {t} {quote(final)}; '
         f'else rm -f -- {t}; echo "sha256 $h" >&2; exit {MISMATCH_EXIT}; fi'
     )
@@ -90,7 +95,7 @@ def cmd_remove(path: str) -> str:
 
 
 def parse_sha(output: str) -> str:
-    """The digest from ``sha256sum`` output (``<hex>  -``)."""
+    """The digest from ``sha256sum`` (``<hex>  -``) or ``openssl dgst -r`` (``<hex> *stdin``)."""
     digest = output.strip().split(" ", 1)[0] if output.strip() else ""
     if not _SHA_RE.match(digest):
         raise ValueError(f"unexpected sha256sum output: {output[:200]!r}")

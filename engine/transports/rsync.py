@@ -1,14 +1,17 @@
 """The rsync transport: the ``rsync`` binary over OpenSSH ``ssh``, resumable with ``--partial``.
 
-rsync writes to the same ``.<name>.nfpart`` name the other transports use (``--partial
---append-verify`` resumes it); a side asyncssh connection checks the partial's prefix sha256
-before reuse and renames it only once the whole file's sha256 matches the source's.
+rsync writes to the same ``.<name>.nfpart`` name the other transports use: a fresh copy with
+``--whole-file --inplace`` (no delta search, no temp file and rename), a resume with
+``--partial --append-verify``. A side asyncssh connection checks the partial's prefix sha256
+before reuse and renames it only once the whole file's sha256 matches the source's; a pull
+hashes the local partial right behind rsync's in-place writes instead of in a second pass.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import os
 import re
 import shlex
@@ -25,6 +28,7 @@ from netfault.engine.transports.base import Progress, Transport
 from netfault.engine.transports.execpath import commit_remote, remote_resume_point
 from netfault.engine.transports.failures import Attempt, boundary, classify_stderr, mismatch
 from netfault.engine.transports.integrity import (
+    Hasher,
     commit_local,
     hash_prefix,
     local_part,
@@ -32,28 +36,18 @@ from netfault.engine.transports.integrity import (
     remove_local,
     sha256_file,
 )
-from netfault.engine.transports.sshconn import SshEndpoint, run_text, ssh_connection
+from netfault.engine.transports.sshconn import (
+    SshEndpoint,
+    run_text,
+    ssh_command,
+    ssh_connection,
+)
+from netfault.engine.transports.sshconn import (
+    ssh_options as ssh_options,  # re-exported: the script API's scp uses it
+)
+from netfault.engine.transports.sshpipe import follow_hash
 
 _PROGRESS = re.compile(rb"^\s*([\d,]+)\s+\d+%")
-SSH_CIPHERS = "^aes128-gcm@openssh.com"
-
-
-def ssh_options(endpoint: SshEndpoint, config: TransportConfig) -> list[str]:
-    """OpenSSH client options for this endpoint: batch mode, strict host key checking."""
-    argv = ["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes"]
-    argv += ["-o", f"Ciphers={SSH_CIPHERS}"]
-    argv += ["-o", f"ConnectTimeout={max(1, int(config.connect_timeout))}"]
-    if endpoint.key is not None:
-        argv += ["-i", str(endpoint.key), "-o", "IdentitiesOnly=yes"]
-    if endpoint.known_hosts is not None:
-        argv += ["-o", f"UserKnownHostsFile={endpoint.known_hosts}"]
-    return argv
-
-
-def ssh_command(endpoint: SshEndpoint, config: TransportConfig) -> list[str]:
-    """The OpenSSH ``ssh`` argv rsync runs (``-e``)."""
-    user = ["-l", endpoint.user] if endpoint.user else []
-    return ["ssh", "-p", str(endpoint.port), *user, *ssh_options(endpoint, config)]
 
 
 def remote_spec(endpoint: SshEndpoint, path: str) -> str:
@@ -80,8 +74,6 @@ class RsyncTransport(Transport):
     def rsync_argv(self, endpoint: SshEndpoint, config: TransportConfig) -> list[str]:
         return [
             "rsync",
-            "--partial",
-            "--append-verify",
             "--outbuf=L",
             "--info=progress2",
             f"--timeout={max(1, int(config.operation_timeout))}",
@@ -121,7 +113,7 @@ class RsyncTransport(Transport):
                 try:
                     src = local_arg(local_path)
                     dst = remote_spec(endpoint, tmp)
-                    await self._rsync([src, dst], endpoint, config, attempt)
+                    await self._rsync([src, dst], endpoint, config, attempt, _mode(offset))
                     await commit_remote(conn, tmp, final, await digest, attempt)
                 except RemoteStorageError:
                     await run_text(conn, rc.cmd_remove(tmp), attempt, "rm")
@@ -151,14 +143,17 @@ class RsyncTransport(Transport):
                 attempt.total = rc.parse_size(
                     await run_text(conn, rc.cmd_stat(source), attempt, "stat")
                 )
-                attempt.done = await self._local_offset(conn, source, part, attempt)
+                offset, hasher = await self._local_offset(conn, source, part, attempt)
+                attempt.done = offset
                 expected = asyncio.ensure_future(
                     run_text(conn, rc.cmd_sha(source), attempt, "sha256sum")
                 )
                 try:
                     argv = [remote_spec(endpoint, source), local_arg(part)]
-                    await self._rsync(argv, endpoint, config, attempt)
-                    want, got = rc.parse_sha(await expected), await sha256_file(part)
+                    # Both modes write the partial in place, in order: hash it right behind.
+                    copying = self._rsync(argv, endpoint, config, attempt, _mode(offset))
+                    await follow_hash(part, offset, hasher, copying)
+                    want, got = rc.parse_sha(await expected), str(hasher.hexdigest())
                 finally:
                     expected.cancel()
             if want != got:
@@ -180,8 +175,9 @@ class RsyncTransport(Transport):
 
     async def _local_offset(
         self, conn: asyncssh.SSHClientConnection, source: str, part: Path, attempt: Attempt
-    ) -> int:
-        """Keep a local partial only if its sha256 equals the remote prefix's."""
+    ) -> tuple[int, Hasher]:
+        """Keep a local partial only if its sha256 equals the remote prefix's; else start an
+        empty one. Returns the offset and a sha256 object fed with that prefix."""
         assert attempt.total is not None
         partial = await local_partial_size(part, attempt.total)
         if partial:
@@ -190,9 +186,9 @@ class RsyncTransport(Transport):
                 hash_prefix(part, partial),
             )
             if rc.parse_sha(remote_sha) == local_hasher.hexdigest():
-                return partial
-        await remove_local(part)
-        return 0
+                return partial, local_hasher
+        await asyncio.to_thread(part.write_bytes, b"")
+        return 0, hashlib.sha256()
 
     async def _rsync(
         self,
@@ -234,6 +230,12 @@ async def _follow_progress(stream: asyncio.StreamReader, attempt: Attempt, start
             match = _PROGRESS.match(line)
             if match:
                 attempt.set_done(max(start, int(match.group(1).replace(b",", b""))))
+
+
+def _mode(offset: int) -> list[str]:
+    """A fresh copy goes whole (no delta search) straight into the partial name; a resume
+    appends to the partial after rsync re-checks the part it keeps."""
+    return ["--partial", "--append-verify"] if offset else ["--whole-file", "--inplace"]
 
 
 def _rsync_error(code: int, stderr: str, attempt: Attempt) -> TransportError:

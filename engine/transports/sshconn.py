@@ -23,6 +23,7 @@ PREFERRED_CIPHERS = (
     "aes256-ctr",
 )
 PIPE_CHUNK = 256 * 1024
+SSH_CIPHERS = "^aes128-gcm@openssh.com"
 
 
 @dataclass(frozen=True)
@@ -91,3 +92,21 @@ async def run_text(
         stderr = result.stderr if isinstance(result.stderr, str) else ""
         raise exit_error(stderr, result.exit_status, attempt, what)
     return stdout
+
+
+def ssh_options(endpoint: SshEndpoint, config: TransportConfig) -> list[str]:
+    """OpenSSH client options for this endpoint: batch mode, strict host key checking."""
+    argv = ["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes"]
+    argv += ["-o", f"Ciphers={SSH_CIPHERS}"]
+    argv += ["-o", f"ConnectTimeout={max(1, int(config.connect_timeout))}"]
+    if endpoint.key is not None:
+        argv += ["-i", str(endpoint.key), "-o", "IdentitiesOnly=yes"]
+    if endpoint.known_hosts is not None:
+        argv += ["-o", f"UserKnownHostsFile={endpoint.known_hosts}"]
+    return argv
+
+
+def ssh_command(endpoint: SshEndpoint, config: TransportConfig) -> list[str]:
+    """The OpenSSH ``ssh`` argv for this endpoint, without host and command (rsync's ``-e``)."""
+    user = ["-l", endpoint.user] if endpoint.user else []
+    return ["ssh", "-p", str(endpoint.port), *user, *ssh_options(endpoint, config)]
