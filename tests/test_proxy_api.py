@@ -5,8 +5,6 @@ from __future__ import annotations
 import http.client
 import json
 import socket
-import socketserver
-import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,30 +13,6 @@ import pytest
 from netfault.simulator.proxy import ProxyServer
 
 TEXT = "text/plain; charset=utf-8"
-
-
-class _Echo(socketserver.BaseRequestHandler):
-    def handle(self) -> None:
-        try:
-            while data := self.request.recv(65536):
-                self.request.sendall(data)
-        except ConnectionResetError:
-            pass  # reset_peer resets both sides, as Toxiproxy does
-
-
-class _Server(socketserver.ThreadingTCPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
-
-@pytest.fixture(scope="module")
-def echo_port() -> Iterator[int]:
-    server = _Server(("127.0.0.1", 0), _Echo)
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    yield server.server_address[1]
-    server.shutdown()
-    server.server_close()
 
 
 @pytest.fixture(scope="module")

@@ -5,10 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
-import socketserver
 import threading
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -17,30 +16,6 @@ from hypothesis import strategies as st
 
 from netfault.simulator.proxy import ProxyServer, make_toxic
 from netfault.simulator.proxy.toxics import Chunk, CorruptToxic, ToxicState
-
-
-class _Echo(socketserver.BaseRequestHandler):
-    def handle(self) -> None:
-        try:
-            while data := self.request.recv(65536):
-                self.request.sendall(data)
-        except ConnectionResetError:
-            pass  # reset_peer resets both sides, as Toxiproxy does
-
-
-class _Server(socketserver.ThreadingTCPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
-
-@pytest.fixture(scope="module")
-def echo_port() -> Iterator[int]:
-    server = _Server(("127.0.0.1", 0), _Echo)
-    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
-    yield server.server_address[1]
-    server.shutdown()
-    server.server_close()
-
 
 PAYLOAD = bytes(range(256)) * 256  # 64 KiB
 

@@ -38,11 +38,9 @@ from netfault.engine.transports.integrity import (
     ChunkReader,
     ChunkWriter,
     Hasher,
-    commit_local,
     hash_prefix,
-    local_part,
     local_partial_size,
-    remove_local,
+    receiving,
 )
 from netfault.engine.transports.sshconn import PIPE_CHUNK, SshEndpoint, run_text, ssh_connection
 
@@ -170,18 +168,13 @@ class ExecTransport(Transport):
         """Download; return the bytes this attempt received (less when it resumed)."""
         attempt = Attempt(node, self.name, progress)
         source = rc.remote_path_for(node, remote_path)
-        part = local_part(local_path)
         with boundary(attempt):
             async with (
+                receiving(local_path) as part,
                 asyncio.timeout(config.operation_timeout),
                 ssh_connection(self.endpoint(node), config, attempt) as conn,
             ):
-                try:
-                    await self._pull(conn, source, part, attempt, config)
-                except (IntegrityError, RemoteStorageError):
-                    await remove_local(part)
-                    raise
-            await commit_local(part, local_path)
+                await self._pull(conn, source, part, attempt, config)
         return attempt.sent
 
     async def _pull(

@@ -39,11 +39,9 @@ from netfault.engine.transports.integrity import (
     ChunkReader,
     Hasher,
     QueueWriter,
-    commit_local,
     hash_prefix,
-    local_part,
     local_partial_size,
-    remove_local,
+    receiving,
 )
 
 READ_CHUNK = 1 << 20
@@ -182,15 +180,13 @@ class HttpTransport(Transport):
         """Download; return the bytes this attempt received (less when it resumed)."""
         attempt = Attempt(node, self.name, progress)
         path = self._path(node, remote_path)
-        part = local_part(local_path)
         with _http_boundary(attempt):
-            async with asyncio.timeout(config.operation_timeout), self._session(node, config) as s:
-                try:
-                    await self._pull(s, path, part, attempt)
-                except (IntegrityError, RemoteStorageError):
-                    await remove_local(part)
-                    raise
-            await commit_local(part, local_path)
+            async with (
+                receiving(local_path) as part,
+                asyncio.timeout(config.operation_timeout),
+                self._session(node, config) as s,
+            ):
+                await self._pull(s, path, part, attempt)
         return attempt.sent
 
     async def _pull(

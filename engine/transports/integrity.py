@@ -13,10 +13,12 @@ import hashlib
 import os
 import queue
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+from netfault.engine.errors import IntegrityError, RemoteStorageError
 from netfault.engine.transports.remote import PART_SUFFIX
 
 CHUNK_SIZE = 1 << 20
@@ -230,6 +232,22 @@ def _settle(future: asyncio.Future[None], exc: BaseException | None) -> None:
         future.set_result(None)
     else:
         future.set_exception(exc)
+
+
+@asynccontextmanager
+async def receiving(final: Path) -> AsyncIterator[Path]:
+    """Yield the ``.nfpart`` name a pull writes; rename it to ``final`` if the body succeeds.
+
+    A checksum or storage failure discards the partial (it can never be resumed into a good
+    file); any other failure keeps it for the next attempt to resume from.
+    """
+    part = local_part(final)
+    try:
+        yield part
+    except (IntegrityError, RemoteStorageError):
+        await remove_local(part)
+        raise
+    await commit_local(part, final)
 
 
 async def commit_local(part: Path, final: Path) -> None:

@@ -29,11 +29,9 @@ from netfault.engine.transports.execpath import commit_remote, remote_resume_poi
 from netfault.engine.transports.failures import Attempt, boundary, classify_stderr, mismatch
 from netfault.engine.transports.integrity import (
     Hasher,
-    commit_local,
     hash_prefix,
-    local_part,
     local_partial_size,
-    remove_local,
+    receiving,
     sha256_file,
 )
 from netfault.engine.transports.sshconn import (
@@ -133,34 +131,43 @@ class RsyncTransport(Transport):
         """Download; return the bytes this attempt received (less when it resumed)."""
         attempt = Attempt(node, self.name, progress)
         source = rc.remote_path_for(node, remote_path)
-        part = local_part(local_path)
         endpoint = self.endpoint(node)
         with boundary(attempt):
-            async with (
-                asyncio.timeout(config.operation_timeout),
-                ssh_connection(endpoint, config, attempt) as conn,
-            ):
-                attempt.total = rc.parse_size(
-                    await run_text(conn, rc.cmd_stat(source), attempt, "stat")
-                )
-                offset, hasher = await self._local_offset(conn, source, part, attempt)
-                attempt.done = offset
-                expected = asyncio.ensure_future(
-                    run_text(conn, rc.cmd_sha(source), attempt, "sha256sum")
-                )
-                try:
-                    argv = [remote_spec(endpoint, source), local_arg(part)]
-                    # Both modes write the partial in place, in order: hash it right behind.
-                    copying = self._rsync(argv, endpoint, config, attempt, _mode(offset))
-                    await follow_hash(part, offset, hasher, copying)
-                    want, got = rc.parse_sha(await expected), str(hasher.hexdigest())
-                finally:
-                    expected.cancel()
-            if want != got:
-                await remove_local(part)
-                raise mismatch(attempt, want, got)
-            await commit_local(part, local_path)
+            async with receiving(local_path) as part:
+                await self._pull_into(part, source, endpoint, config, attempt)
         return attempt.sent
+
+    async def _pull_into(
+        self,
+        part: Path,
+        source: str,
+        endpoint: SshEndpoint,
+        config: TransportConfig,
+        attempt: Attempt,
+    ) -> None:
+        """Copy ``source`` into the partial, hashing behind rsync; raise on a mismatch."""
+        async with (
+            asyncio.timeout(config.operation_timeout),
+            ssh_connection(endpoint, config, attempt) as conn,
+        ):
+            attempt.total = rc.parse_size(
+                await run_text(conn, rc.cmd_stat(source), attempt, "stat")
+            )
+            offset, hasher = await self._local_offset(conn, source, part, attempt)
+            attempt.done = offset
+            expected = asyncio.ensure_future(
+                run_text(conn, rc.cmd_sha(source), attempt, "sha256sum")
+            )
+            try:
+                argv = [remote_spec(endpoint, source), local_arg(part)]
+                # Both modes write the partial in place, in order: hash it right behind.
+                copying = self._rsync(argv, endpoint, config, attempt, _mode(offset))
+                await follow_hash(part, offset, hasher, copying)
+                want, got = rc.parse_sha(await expected), str(hasher.hexdigest())
+            finally:
+                expected.cancel()
+        if want != got:
+            raise mismatch(attempt, want, got)
 
     async def probe(self, node: NodeConfig, config: TransportConfig) -> str:
         """An rsync listing of the node's home over ssh: proves rsync and ssh both work."""
