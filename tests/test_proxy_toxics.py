@@ -168,6 +168,27 @@ def test_live_update_through_patch(toxiproxy: Toxiproxy, echo: ClientProxy) -> N
         assert round_trip(sock) >= 0.2
 
 
+def test_zero_latency_then_patched_latency_on_an_open_connection(
+    toxiproxy: Toxiproxy, echo: ClientProxy
+) -> None:
+    """A latency=0 toxic passes bytes straight on; patching it live makes it delay again,
+    and a noop stacked before it does not stop that."""
+    import requests
+
+    echo.add_toxic(name="nop", type="noop", attributes={})
+    echo.add_toxic(name="lat", type="latency", attributes={"latency": 0})
+    with connect(echo) as sock:
+        assert round_trip(sock, b"one") < 0.15
+        url = f"http://127.0.0.1:{toxiproxy_port(toxiproxy)}/proxies/echo/toxics/lat"
+        reply = requests.patch(url, json={"attributes": {"latency": 200}}, timeout=5)
+        assert reply.status_code == 200
+        assert round_trip(sock, b"two") >= 0.2
+        reply = requests.patch(url, json={"attributes": {"latency": 0, "jitter": 150}}, timeout=5)
+        assert reply.status_code == 200
+        sock.sendall(b"".join(b"%04d" % i for i in range(200)))  # order kept under jitter
+        assert recv_exactly(sock, 800) == b"".join(b"%04d" % i for i in range(200))
+
+
 def toxiproxy_port(client: Toxiproxy) -> int:
     from toxiproxy.api import APIConsumer
 

@@ -13,6 +13,7 @@ from typing import Any
 from netfault.simulator.proxy.api import TOXIPROXY_VERSION
 from netfault.simulator.proxy.errors import ApiError, ProxyError
 from netfault.simulator.proxy.server import ProxyServer
+from netfault.simulator.proxy.spin import DEFAULT_SPIN_US
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -25,9 +26,26 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("-config", "--config", default=None, help="JSON file in /populate format")
     parser.add_argument("-seed", "--seed", type=int, default=None, help="seed for every fault")
     parser.add_argument("-proxy-metrics", "--proxy-metrics", action="store_true")
+    parser.add_argument(
+        "-spin-us",
+        "--spin-us",
+        type=_non_negative,
+        default=DEFAULT_SPIN_US,
+        help=f"poll this many us after traffic, for lower latency ({DEFAULT_SPIN_US}; 0 = off)",
+    )
     parser.add_argument("-runtime-metrics", "--runtime-metrics", action="store_true")
     parser.add_argument("-version", "--version", action="store_true", help="print the version")
     return parser
+
+
+def _non_negative(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, not {value}")
+    return value
 
 
 def _own_version() -> str:
@@ -38,7 +56,9 @@ def _own_version() -> str:
 
 
 async def _serve(args: argparse.Namespace) -> int:
-    server = ProxyServer(args.host, args.port, seed=args.seed, metrics=args.proxy_metrics)
+    server = ProxyServer(
+        args.host, args.port, seed=args.seed, metrics=args.proxy_metrics, spin_us=args.spin_us
+    )
     try:
         await server.start()
     except ProxyError as exc:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from netfault.simulator.proxy import rng
 from netfault.simulator.proxy.spec import ToxicSpec
+from netfault.simulator.proxy.spin import spinner_for
 from netfault.simulator.proxy.toxics import Chunk, Kind, ToxicState
 
 if TYPE_CHECKING:
@@ -65,6 +66,7 @@ class Link:
         self._counter = counter
         self._loop = asyncio.get_running_loop()
         self._toxics: list[_Active] = []
+        self._transparent = True  # every active toxic passes bytes through at once
         self._pending: deque[Chunk] = deque()
         self._pending_bytes = 0
         self._timer: asyncio.TimerHandle | None = None
@@ -73,6 +75,7 @@ class Link:
         self.src_paused = False
         self.finished = False  # end of stream written to dst
         self._view = memoryview(bytearray(FIRST_READ_SIZE))
+        self._spinner = spinner_for(self._loop)
 
     # --- LinkContext -------------------------------------------------------------------
     def now(self) -> float:
@@ -98,11 +101,15 @@ class Link:
 
     def buffer_updated(self, nbytes: int) -> None:
         """`nbytes` arrived in the buffer `get_buffer` returned."""
+        self._spinner.poke()
         transport = self.dst.transport
-        if self._toxics or self._pending or transport is None:
+        if not self._transparent or self._pending or transport is None:
             self.feed(bytes(self._view[:nbytes]))  # toxics and the queue keep their own copy
             return
-        # fast path: no toxic, nothing queued
+        # fast path: nothing queued, no toxic or only ones that pass bytes through at once
+        for act in self._toxics:
+            if act.active:
+                act.state.offset += nbytes  # as if the chain had seen them
         self._counter.received += nbytes
         if transport.is_closing() or self.finished:
             return
@@ -116,7 +123,8 @@ class Link:
         if not self._toxics and not self._pending and self.dst.transport is not None:
             self._write(data)  # fast path: no toxic, nothing queued
             return
-        chunks = [Chunk(data, self._loop.time())]
+        now = self._loop.time()
+        chunks = [Chunk(data, now)]
         for act in self._toxics:
             if not act.active:
                 continue
@@ -129,6 +137,12 @@ class Link:
                 passed.extend(act.spec.toxic.transform(chunk, self, act.state))
                 act.state.offset += size
             chunks = passed
+        if not self._pending and not self._dst_paused and self._conn.ready:
+            # nothing queued ahead: what may leave now goes straight out (latency=0, noop)
+            while chunks and chunks[0].kind is Kind.DATA and chunks[0].t <= now:
+                self._write(chunks.pop(0).data)
+            if not chunks:
+                return
         for chunk in chunks:
             self._pending.append(chunk)
             self._pending_bytes += len(chunk.data)
@@ -223,6 +237,7 @@ class Link:
         self._toxics.append(act)
         if act.active:
             spec.toxic.start(self, act.state)
+        self._retune()
 
     def update_toxic(self, spec: ToxicSpec) -> None:
         for act in self._toxics:
@@ -232,6 +247,7 @@ class Link:
                 act.active = self._draw(spec)
                 if act.active:
                     spec.toxic.start(self, act.state)
+        self._retune()
         self._release_held()
 
     def remove_toxic(self, name: str) -> None:
@@ -241,6 +257,7 @@ class Link:
                 act.spec.toxic.stop(self, act.state)
                 act.spec.toxic.removed(self, act.state)
                 break
+        self._retune()
         self._release_held()
 
     def shutdown(self) -> None:
@@ -252,6 +269,9 @@ class Link:
             self._timer = None
         self._pending.clear()
         self._pending_bytes = 0
+
+    def _retune(self) -> None:
+        self._transparent = all(not a.active or a.spec.toxic.passes_through() for a in self._toxics)
 
     def _release_held(self) -> None:
         # An interrupted toxic lets go of what it holds, as Toxiproxy's do.

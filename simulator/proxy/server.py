@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
-from netfault.simulator.proxy import schema
+from netfault.simulator.proxy import schema, spin
 from netfault.simulator.proxy.address import join_host_port, resolve_host
 from netfault.simulator.proxy.api import make_app
 from netfault.simulator.proxy.collection import ProxyCollection
@@ -42,12 +42,14 @@ class ProxyServer:
         seed: int | None = None,
         config: str | Path | None = None,
         metrics: bool = False,
+        spin_us: int = 0,
     ) -> None:
         self.host = host
         self.port = port
         self.seed = random.SystemRandom().randrange(2**63) if seed is None else seed
         self.config = config
         self.metrics = metrics
+        self.spin_us = spin_us  # busy-poll window after traffic (see spin.py); 0 = off
         self.collection = ProxyCollection(self.seed)
         self._runner: web.AppRunner | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -64,6 +66,7 @@ class ProxyServer:
     async def start(self) -> None:
         """Listen for the API (publishing the real port) and load `config` if given."""
         self._loop = asyncio.get_running_loop()
+        spin.install(self._loop, self.spin_us)
         host = await resolve_host(self.host)
         runner = web.AppRunner(make_app(self.collection, metrics=self.metrics), access_log=None)
         await runner.setup()

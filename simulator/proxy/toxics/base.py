@@ -123,6 +123,11 @@ class Toxic:
     def attributes(self) -> dict[str, Any]:
         return dict(self.attrs)
 
+    def passes_through(self) -> bool:
+        """True if this toxic leaves every chunk and the end of stream as they are, due at
+        once (so a link whose active toxics all pass through may skip the chain)."""
+        return False
+
     def start(self, ctx: LinkContext, st: ToxicState) -> None:
         """Called when this toxic (re)starts on a link: connect, add or update."""
 

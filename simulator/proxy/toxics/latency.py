@@ -13,6 +13,9 @@ class LatencyToxic(Toxic):
     go_name: ClassVar[str] = "LatencyToxic"
     fields: ClassVar[dict[str, str]] = {"latency": "int", "jitter": "int"}
 
+    def passes_through(self) -> bool:
+        return int(self.attrs["latency"]) <= 0 and int(self.attrs["jitter"]) <= 0
+
     def transform(self, chunk: Chunk, ctx: LinkContext, st: ToxicState) -> list[Chunk]:
         delay = int(self.attrs["latency"])
         jitter = int(self.attrs["jitter"])

@@ -11,3 +11,6 @@ class NoopToxic(Toxic):
     type_name: ClassVar[str] = "noop"
     go_name: ClassVar[str] = "NoopToxic"
     fields: ClassVar[dict[str, str]] = {}
+
+    def passes_through(self) -> bool:
+        return True

@@ -1,0 +1,73 @@
+"""Adaptive busy polling: keep the event loop polling for a moment after traffic.
+
+On virtual machines a sleeping vCPU takes tens of microseconds to wake up, and a proxy adds
+two such wake-ups to every round trip. After each read the loop keeps polling (epoll with a
+zero timeout, by re-queuing a callback) until no byte has moved for the spin window, as Go's
+scheduler (and so Toxiproxy) spins before parking a thread. It is worth it only where the
+proxy has its own process: `netfault-proxy` spins 200 us by default (`-spin-us`); a proxy
+inside another program's process (LocalCluster) does not spin unless asked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import weakref
+
+DEFAULT_SPIN_US = 200  # netfault-proxy's default: a round trip's gap on loopback fits in it
+
+
+class Spinner:
+    """Re-queues itself on the loop while traffic moved within the last `window_us`."""
+
+    __slots__ = ("__weakref__", "_last", "_loop", "_spinning", "_window")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, window_us: int) -> None:
+        if window_us < 0:
+            raise ValueError(f"spin window must be >= 0 us, not {window_us}")
+        self._loop = loop
+        self._window = window_us / 1e6
+        self._last = 0.0
+        self._spinning = False
+
+    @property
+    def window_us(self) -> int:
+        return round(self._window * 1e6)
+
+    @property
+    def spinning(self) -> bool:
+        return self._spinning
+
+    def poke(self) -> None:
+        """Traffic moved: poll without sleeping until the window has passed quietly."""
+        if not self._window:
+            return
+        self._last = time.perf_counter()
+        if not self._spinning:
+            self._spinning = True
+            self._loop.call_soon(self._spin)
+
+    def _spin(self) -> None:
+        if time.perf_counter() - self._last < self._window:
+            self._loop.call_soon(self._spin)
+        else:
+            self._spinning = False
+
+
+_SPINNERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Spinner] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def install(loop: asyncio.AbstractEventLoop, window_us: int) -> Spinner:
+    """Make links on `loop` spin `window_us` after traffic (0 turns spinning off)."""
+    spinner = _SPINNERS[loop] = Spinner(loop, window_us)
+    return spinner
+
+
+def spinner_for(loop: asyncio.AbstractEventLoop) -> Spinner:
+    """The loop's spinner; one that never spins if none was installed."""
+    spinner = _SPINNERS.get(loop)
+    if spinner is None:
+        spinner = _SPINNERS[loop] = Spinner(loop, 0)
+    return spinner

@@ -1,0 +1,44 @@
+"""The proxy's busy-poll window: spins after traffic, stops once quiet, off when 0."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from netfault.simulator.proxy import spin
+
+
+async def _until_quiet(spinner: spin.Spinner, limit: float = 2.0) -> float:
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    while spinner.spinning:
+        assert loop.time() - start < limit, "the spinner never stopped"
+        await asyncio.sleep(0.001)
+    return loop.time() - start
+
+
+async def test_poke_spins_the_loop_until_the_window_passes_quietly() -> None:
+    spinner = spin.Spinner(asyncio.get_running_loop(), 20_000)  # 20 ms
+    spinner.poke()
+    assert spinner.spinning
+    quiet_after = await _until_quiet(spinner)
+    assert 0.015 <= quiet_after < 1.0
+
+
+async def test_zero_window_never_spins_and_unknown_loops_get_one() -> None:
+    loop = asyncio.get_running_loop()
+    spinner = spin.spinner_for(loop)
+    spinner.poke()
+    assert not spinner.spinning and spinner.window_us == 0
+    installed = spin.install(loop, 150)
+    assert spin.spinner_for(loop) is installed and installed.window_us == 150
+
+
+def test_negative_window_is_an_error() -> None:
+    loop = asyncio.new_event_loop()
+    try:
+        with pytest.raises(ValueError, match=">= 0"):
+            spin.Spinner(loop, -1)
+    finally:
+        loop.close()
