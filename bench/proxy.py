@@ -206,8 +206,9 @@ def api(base: str, method: str, path: str, body: Any = None) -> Any:
     return json.loads(text) if text else None
 
 
-def start_proxy() -> tuple[subprocess.Popen[str], str]:
+def start_proxy(*extra: str) -> tuple[subprocess.Popen[str], str]:
     cmd = [sys.executable, "-m", "netfault.simulator.proxy.cli", "-port", "0", "-seed", "1"]
+    cmd += extra
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
     assert proc.stderr is not None
     line = proc.stderr.readline()
@@ -266,6 +267,8 @@ def main() -> None:
     SINKS[sink.port] = sink
     SINKS[echo.port] = echo
     proc, base = start_proxy()
+    # the same proxy without its busy-poll window, to show what the window buys
+    still_proc, still_base = start_proxy("-spin-us", "0")
     noop = [{"type": "noop", "stream": s, "name": f"noop_{s}"} for s in ("upstream", "downstream")]
     lat0 = [
         {"type": "latency", "stream": s, "name": f"lat_{s}"} for s in ("upstream", "downstream")
@@ -276,6 +279,7 @@ def main() -> None:
         echo_plain = proxied(base, "echo", echo.port, [])
         echo_lat0 = proxied(base, "echo_lat0", echo.port, lat0)
         echo_many = proxied(base, "echo_many", select_echo.port, [])
+        echo_still = proxied(still_base, "echo_still", echo.port, [])
         stream(sink.port)  # warm up
         stream(plain)
         mbps = best_of(
@@ -292,18 +296,21 @@ def main() -> None:
                 "direct": [lambda: round_trip_us(echo.port)],
                 "through": [lambda: round_trip_us(echo_plain)],
                 "lat0": [lambda: round_trip_us(echo_lat0)],
+                "still": [lambda: round_trip_us(echo_still)],
                 "conc_direct": [lambda: concurrent_round_trip_us(select_echo.port)],
                 "conc_through": [lambda: concurrent_round_trip_us(echo_many)],
             }
         )
     finally:
-        proc.terminate()
-        proc.wait(timeout=20)
+        for child in (proc, still_proc):
+            child.terminate()
+            child.wait(timeout=20)
     print(
         f"# stream {STREAM_BYTES} bytes in 1 MiB sendall()s to a recv_into sink, and "
         f"{CONNS} concurrent streams of {CONN_BYTES} bytes; {ROUND_TRIPS} 1-byte echo round "
         f"trips, and {CONN_ROUNDS} rounds of one on each of {CONNS} connections at once; "
-        "proxy is a separate netfault-proxy process; baseline = same client and server with "
+        "proxy is a separate netfault-proxy process (default -spin-us 200); "
+        "baseline = same client and server with "
         f"no proxy, alternated with the proxied runs, best of {ROUNDS}",
         file=sys.stderr,
         flush=True,
@@ -311,8 +318,8 @@ def main() -> None:
     mib = STREAM_BYTES >> 20
     direct, through, through_noop = (max(mbps[k]) for k in ("direct", "through", "noop"))
     conc_direct, conc_through = max(mbps["conc_direct"]), max(mbps["conc_through"])
-    rt_direct, rt_proxy, rt_lat0, rt_conc_direct, rt_conc = (
-        min(rtt[k]) for k in ("direct", "through", "lat0", "conc_direct", "conc_through")
+    rt_direct, rt_proxy, rt_lat0, rt_still, rt_conc_direct, rt_conc = (
+        min(rtt[k]) for k in ("direct", "through", "lat0", "still", "conc_direct", "conc_through")
     )
     added = rt_proxy[0] - rt_direct[0]
     added_lat0 = rt_lat0[0] - rt_direct[0]
@@ -370,6 +377,15 @@ def main() -> None:
             ratio=False,
         ),
         result("rtt_p99_latency0_toxic", rt_lat0[1], "us", rt_direct[1], "informational", True),
+        result(
+            "rtt_p50_added_spin_off",
+            rt_still[0] - rt_direct[0],
+            "us",
+            rt_direct[0],
+            "informational: netfault-proxy -spin-us 0 (no busy-poll window)",
+            True,
+            ratio=False,
+        ),
         result(
             f"rtt_p50_{CONNS}_connections_no_toxics",
             rt_conc[0],
