@@ -287,3 +287,64 @@ async def test_every_transport_probes_ok_and_tailscale_needs_an_address(node: Fa
     assert not transports["tailscale"].available(node.node_config())
     for name in ALL:
         assert await transports[name].probe(cfg(node), CONFIG)
+
+
+def _flip(data: bytes, at: int = 1000) -> bytes:
+    return data[:at] + bytes(b ^ 0xFF for b in data[at : at + 16]) + data[at + 16 :]
+
+
+@pytest.mark.parametrize("change", ["rewritten", "rewritten-mtime-restored", "replaced", "grown"])
+async def test_http_pull_after_the_file_changed_on_the_node_gets_its_bytes_now(
+    node: FakeNode, tmp_path: Path, change: str
+) -> None:
+    """The agent keeps the digest of a pushed file for the pulls that follow; any change to
+    the file afterwards (even same-size, even with its mtime put back) makes the next pull
+    verify against the bytes as they are now."""
+    t = transport("http")
+    data = payload(2 * 1024 * 1024 + 7)
+    src, back = tmp_path / "src.bin", tmp_path / "back.bin"
+    src.write_bytes(data)
+    await t.push(cfg(node), src, "cached.bin", CONFIG)
+    await t.pull(cfg(node), "cached.bin", back, CONFIG)
+    assert back.read_bytes() == data
+    target = remote(node, "cached.bin")
+    before = target.stat()
+    if change.startswith("rewritten"):
+        with target.open("r+b") as fh:
+            fh.seek(1000)
+            fh.write(_flip(data)[1000:1016])
+        if change == "rewritten-mtime-restored":
+            os.utime(target, ns=(before.st_atime_ns, before.st_mtime_ns))
+    elif change == "replaced":
+        fresh = target.with_name("fresh.tmp")
+        fresh.write_bytes(_flip(data))
+        os.replace(fresh, target)
+    else:
+        with target.open("ab") as fh:
+            fh.write(b"more")
+    now = target.read_bytes()
+    assert now != data
+    await t.pull(cfg(node), "cached.bin", back, CONFIG)
+    assert back.read_bytes() == now
+    assert leftovers(node.home) == [] and leftovers(tmp_path) == []
+
+
+async def test_http_pull_with_a_stale_agent_digest_fails_and_keeps_nothing(
+    node: FakeNode, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Worst case for the agent's digest cache: it cannot see a change (every stamp looks the
+    same). The pull still compares the digest with the bytes it received, so it fails with
+    IntegrityError and leaves neither a file nor a partial; a stale digest never passes."""
+    from netfault.simulator.node import http_files
+
+    monkeypatch.setattr(http_files, "stat_stamp", lambda path: (0, 0, 0, 0, 0))
+    t = transport("http")
+    data = payload(1024 * 1024)
+    src, back = tmp_path / "src.bin", tmp_path / "back.bin"
+    src.write_bytes(data)
+    await t.push(cfg(node), src, "stale.bin", CONFIG)
+    remote(node, "stale.bin").write_bytes(_flip(data))
+    with pytest.raises(IntegrityError):
+        await t.pull(cfg(node), "stale.bin", back, CONFIG)
+    assert not back.exists()
+    assert leftovers(tmp_path) == []

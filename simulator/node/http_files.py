@@ -18,6 +18,10 @@ Upload protocol (all paths relative to the node's home, under ``/files/``):
 * The sha256 of a partial file is carried over from one PUT to the next (while its size,
   mtime and inode are unchanged), so a client may send the body in pieces and name the
   whole file's ``X-Sha256`` on the last one without the agent reading the file again.
+* Whole-file digests are cached (:class:`DigestCache`), as a real agent would: filled when a
+  PUT completes (the agent hashed the body as it arrived) or by the first ``GET /sha256/P``,
+  and used only while the file's device, inode, size, mtime and ctime are all unchanged, so
+  any write, truncate or rename over P makes the next request hash the file again.
 * Disk quota exceeded: 507 and the partial file is deleted. Escaping paths: 403, nothing
   written.
 """
@@ -28,6 +32,8 @@ import asyncio
 import hashlib
 import os
 import re
+import stat
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +68,65 @@ def sha256_file(path: Path, length: int | None = None) -> tuple[str, int]:
     return digest.hexdigest(), hashed
 
 
+Stamp = tuple[int, int, int, int, int]
+
+
+def stat_stamp(path: Path) -> Stamp | None:
+    """What any change to a file's bytes changes: (device, inode, size, mtime, ctime) in ns;
+    None when ``path`` is not a regular file."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    if not stat.S_ISREG(st.st_mode):
+        return None
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+class DigestCache:
+    """Whole-file sha256 digests by path, each valid only while the file's stamp is unchanged.
+
+    A write, truncate, ``touch`` or a new file renamed over the path changes the stamp (Linux
+    6.13+ gives a file stat'ed since its last change a fine-grained timestamp on the next
+    write, so even a same-size rewrite within one clock tick shows). A stale entry could only
+    ever fail a pull, never pass one: the client compares the digest with the bytes it
+    received, and those come from the file as it is now. Bounded: the least recently used
+    entries go first.
+    """
+
+    def __init__(self, limit: int = 1024) -> None:
+        self._limit = limit
+        self._entries: OrderedDict[Path, tuple[Stamp, str]] = OrderedDict()
+
+    def get(self, path: Path) -> tuple[str, int] | None:
+        """(digest, size) of ``path`` if a cached digest is still valid for it."""
+        entry = self._entries.get(path)
+        if entry is None:
+            return None
+        if stat_stamp(path) != entry[0]:
+            del self._entries[path]
+            return None
+        self._entries.move_to_end(path)
+        return entry[1], entry[0][2]
+
+    def put(self, path: Path, stamp: Stamp | None, digest: str) -> None:
+        """Remember ``digest`` for ``path`` as it was when ``stamp`` was taken."""
+        self._entries.pop(path, None)
+        if stamp is None:
+            return
+        self._entries[path] = (stamp, digest)
+        while len(self._entries) > self._limit:
+            self._entries.popitem(last=False)
+
+
+def hash_stable(path: Path) -> tuple[str, int, Stamp | None]:
+    """sha256 and size of the whole file, and its stamp if it did not change meanwhile."""
+    before = stat_stamp(path)
+    digest, size = sha256_file(path)
+    after = stat_stamp(path)
+    return digest, size, before if before == after else None
+
+
 def json_error(status: int, message: str, **extra: object) -> web.Response:
     return web.json_response({"error": message, **extra}, status=status)
 
@@ -87,6 +152,7 @@ class FileEndpoints:
         self._locks: dict[Path, asyncio.Lock] = {}
         # partial file -> (its stat stamp, sha256 object fed with all of it)
         self._running: dict[Path, tuple[tuple[int, int, int], Any]] = {}
+        self.digests = DigestCache()
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -114,7 +180,15 @@ class FileEndpoints:
         if length_arg is not None and not length_arg.isdigit():
             return json_error(400, "length must be a non-negative integer")
         length = int(length_arg) if length_arg is not None else None
-        digest, hashed = await asyncio.to_thread(sha256_file, path, length)
+        cached = self.digests.get(path)
+        if cached is not None and (length is None or length >= cached[1]):
+            digest, size = cached
+            return web.json_response({"sha256": digest, "size": size, "length": size})
+        if length is None:
+            digest, hashed, stamp = await asyncio.to_thread(hash_stable, path)
+            self.digests.put(path, stamp, digest)
+        else:
+            digest, hashed = await asyncio.to_thread(sha256_file, path, length)
         size = path.stat().st_size
         return web.json_response({"sha256": digest, "size": size, "length": hashed})
 
@@ -182,6 +256,8 @@ class FileEndpoints:
                 actual=digest,
             )
         os.replace(partial, final)
+        # The digest of what was just written: a pull that follows needs no second read.
+        self.digests.put(final, stat_stamp(final), digest)
         path = request.match_info["path"]
         return web.json_response({"path": path, "size": size, "sha256": digest}, status=201)
 
