@@ -45,6 +45,9 @@ from netfault.engine.transports.integrity import (
 )
 
 READ_CHUNK = 1 << 20
+# aiohttp pauses the socket once twice this much is unread; its 64 KiB default paused and
+# resumed the socket every few reads of a bulk GET
+READ_BUFSIZE = 4 << 20
 TAIL_CHUNK = 1 << 20  # sent last, with the X-Sha256 of the whole file
 _STATUS_ERRORS: dict[int, type[TransportError]] = {
     401: AuthenticationError,
@@ -77,7 +80,9 @@ class HttpTransport(Transport):
             sock_connect=config.connect_timeout,
             sock_read=max(config.http_timeout, config.connect_timeout),
         )
-        return aiohttp.ClientSession(self.base_url(node), headers=headers, timeout=timeout)
+        return aiohttp.ClientSession(
+            self.base_url(node), headers=headers, timeout=timeout, read_bufsize=READ_BUFSIZE
+        )
 
     @staticmethod
     def _path(node: NodeConfig, remote_path: str) -> str:
