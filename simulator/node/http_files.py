@@ -151,7 +151,7 @@ class FileEndpoints:
         self.faults = faults
         self._locks: dict[Path, asyncio.Lock] = {}
         # partial file -> (its stat stamp, sha256 object fed with all of it)
-        self._running: dict[Path, tuple[tuple[int, int, int], Any]] = {}
+        self._running: dict[Path, tuple[Stamp | None, Any]] = {}
         self.digests = DigestCache()
 
     def routes(self) -> list[web.RouteDef]:
@@ -229,7 +229,7 @@ class FileEndpoints:
         hasher = None
         if start == 0:
             hasher = hashlib.sha256()
-        elif running is not None and running[0] == _stamp(partial):
+        elif running is not None and running[0] is not None and running[0] == stat_stamp(partial):
             hasher = running[1]
         try:
             budget = await self._budget(partial, start, request.content_length)
@@ -240,7 +240,7 @@ class FileEndpoints:
             return json_error(507, str(exc), quota=self.faults.disk_quota)
         if total is not None and size < total:
             if hasher is not None:
-                self._running[partial] = (_stamp(partial), hasher)
+                self._running[partial] = (stat_stamp(partial), hasher)
             return web.json_response({"partial_size": size}, status=202)
         if hasher is not None:
             digest = hasher.hexdigest()
@@ -274,15 +274,6 @@ class FileEndpoints:
                 f"{max(budget, 0)} left of the node's {quota}-byte quota"
             )
         return budget
-
-
-def _stamp(path: Path) -> tuple[int, int, int]:
-    """What must not change between two PUTs for a carried-over sha256 to stay valid."""
-    try:
-        st = path.stat()
-    except OSError:
-        return (-1, -1, -1)
-    return (st.st_size, st.st_mtime_ns, st.st_ino)
 
 
 async def _receive(

@@ -123,8 +123,7 @@ class Link:
         if not self._toxics and not self._pending and self.dst.transport is not None:
             self._write(data)  # fast path: no toxic, nothing queued
             return
-        now = self._loop.time()
-        chunks = [Chunk(data, now)]
+        chunks = [Chunk(data, self._loop.time())]
         for act in self._toxics:
             if not act.active:
                 continue
@@ -137,12 +136,6 @@ class Link:
                 passed.extend(act.spec.toxic.transform(chunk, self, act.state))
                 act.state.offset += size
             chunks = passed
-        if not self._pending and not self._dst_paused and self._conn.ready:
-            # nothing queued ahead: what may leave now goes straight out (latency=0, noop)
-            while chunks and chunks[0].kind is Kind.DATA and chunks[0].t <= now:
-                self._write(chunks.pop(0).data)
-            if not chunks:
-                return
         for chunk in chunks:
             self._pending.append(chunk)
             self._pending_bytes += len(chunk.data)
