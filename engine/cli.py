@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 from rich.table import Table
 
+from netfault.engine.cli_args import Parser, transport_names
 from netfault.engine.config import NodeConfig, TransportConfig
 from netfault.engine.errors import NetfaultError
 from netfault.engine.events import JsonlEventLog
@@ -29,20 +30,29 @@ console = Console(stderr=True)
 Handler = Callable[[argparse.Namespace], Coroutine[Any, Any, int]]
 
 
-def add_node_options(parser: argparse.ArgumentParser) -> None:
+def add_node_options(parser: argparse.ArgumentParser, *, transfer: bool, order: bool) -> None:
+    """The flags that describe a node; ``transfer``/``order`` add --large/--transports."""
     group = parser.add_argument_group("node (from a hosts file, or given by flags)")
     group.add_argument("--hosts", type=Path, help="hosts file (YAML) naming the nodes")
-    group.add_argument("--ssh-port", type=int, default=22)
-    group.add_argument("--http-port", type=int, default=8080)
+    group.add_argument("--ssh-port", type=int, default=22, help="the node's SSH port")
+    group.add_argument(
+        "--http-port", type=int, default=8080, help="the port of the node's HTTP agent"
+    )
     group.add_argument("--user", help="SSH user")
     group.add_argument("--key", type=Path, help="SSH private key")
     group.add_argument("--known-hosts", type=Path, help="known_hosts file for the node")
     group.add_argument("--token", help="bearer token of the node's HTTP agent")
     group.add_argument("--tailscale-ip", help="the node's second (tailscale) address")
     group.add_argument("--base-path", default="netfault", help="remote base directory")
-    group.add_argument("--transports", help="comma-separated transport order")
+    if order:
+        group.add_argument(
+            "--transports",
+            type=transport_names,
+            help="comma-separated transport order, e.g. ssh,http (default: the node's order)",
+        )
     group.add_argument("--events", type=Path, help="append the event log (JSON lines) here")
-    group.add_argument("--large", action="store_true", help="use the large-transfer timeouts")
+    if transfer:
+        group.add_argument("--large", action="store_true", help="use the large-transfer timeouts")
 
 
 def resolve_node(name: str, args: argparse.Namespace) -> NodeConfig:
@@ -66,9 +76,15 @@ def resolve_node(name: str, args: argparse.Namespace) -> NodeConfig:
 
 
 def split_remote(spec: str) -> tuple[str, str]:
+    """``NODE:PATH`` split in two; control characters (a newline...) are refused up front."""
     node, sep, path = spec.partition(":")
     if not sep or not node or not path:
         raise NetfaultError(f"expected NODE:PATH, got {spec!r}")
+    if any(ord(c) < 32 or ord(c) == 127 for c in spec):
+        raise NetfaultError(
+            f"{spec!r} contains a control character (newline, tab...), which no transport can "
+            "carry safely; rename the file"
+        )
     return node, path
 
 
@@ -84,7 +100,7 @@ async def _transfer(args: argparse.Namespace, direction: str) -> int:
     node_name, remote_path = split_remote(remote_spec)
     node = resolve_node(node_name, args)
     config = TransportConfig.for_large_transfers() if args.large else None
-    order = args.transports.split(",") if args.transports else None
+    order = args.transports
     columns = (
         "[progress.description]{task.description}",
         BarColumn(),
@@ -131,7 +147,7 @@ async def cmd_pull(args: argparse.Namespace) -> int:
 async def cmd_probe(args: argparse.Namespace) -> int:
     """Test every transport of a node, like the runbook's manual checks."""
     node = resolve_node(args.node, args)
-    names = args.transports.split(",") if args.transports else None
+    names = args.transports
     async with _transport(args) as ct:
         names = names or [t for t in ct.transports if t != "tailscale" or node.tailscale_ip]
         results = [await ct.probe_transport(node, name) for name in names]
@@ -171,22 +187,22 @@ async def cmd_health(args: argparse.Namespace) -> int:
 
 def register(sub: Any) -> None:
     """Add the engine's subcommands to an argparse subparsers object."""
-    specs: list[tuple[str, Handler, str, list[tuple[str, str]]]] = [
-        (
-            "push",
-            cmd_push,
-            "copy a local file to a node",
-            [("src", "LOCAL"), ("dest", "NODE:REMOTE")],
-        ),
-        ("pull", cmd_pull, "copy a file from a node", [("src", "NODE:REMOTE"), ("dest", "LOCAL")]),
-        ("probe", cmd_probe, "test every transport of a node", [("node", "NODE")]),
-        ("health", cmd_health, "GET /health with failover", [("node", "NODE")]),
+    local = ("LOCAL", "a file on this machine")
+    remote = ("NODE:REMOTE", "a node (a name in --hosts, or an address) and a path under its base")
+    node = ("NODE", "a node: a name in --hosts, or an address")
+    specs: list[tuple[str, Handler, str, list[tuple[str, tuple[str, str]]]]] = [
+        ("push", cmd_push, "copy a local file to a node", [("src", local), ("dest", remote)]),
+        ("pull", cmd_pull, "copy a file from a node", [("src", remote), ("dest", local)]),
+        ("probe", cmd_probe, "test every transport of a node", [("node", node)]),
+        ("health", cmd_health, "GET /health of a node's agent, route by route", [("node", node)]),
     ]
     for name, handler, help_text, positionals in specs:
-        parser = sub.add_parser(name, help=help_text)
-        for dest, metavar in positionals:
-            parser.add_argument(dest, metavar=metavar)
-        add_node_options(parser)
+        parser = sub.add_parser(
+            name, help=help_text, description=help_text[0].upper() + help_text[1:] + "."
+        )
+        for dest, (metavar, arg_help) in positionals:
+            parser.add_argument(dest, metavar=metavar, help=arg_help)
+        add_node_options(parser, transfer=name in ("push", "pull"), order=name != "health")
         parser.set_defaults(handler=handler)
     from netfault.engine import sync_sqlite
 
@@ -196,11 +212,8 @@ def register(sub: Any) -> None:
 def run_handler(args: argparse.Namespace) -> int:
     try:
         code: int = asyncio.run(args.handler(args))
-    except NetfaultError as exc:
-        console.print(f"[red]error[/red]: {exc}")
-        return 2
-    except FileNotFoundError as exc:
-        console.print(f"[red]error[/red]: {exc}")
+    except (NetfaultError, FileNotFoundError) as exc:
+        console.print(f"[red]error[/red]: {exc}", soft_wrap=True, highlight=False)
         return 2
     except KeyboardInterrupt:
         return 130
@@ -208,7 +221,7 @@ def run_handler(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="netfault", description=__doc__)
+    parser = Parser(prog="netfault", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true")
     register(parser.add_subparsers(dest="command", required=True))
     return parser

@@ -196,14 +196,21 @@ class SQLiteSyncManager(DatabaseSyncManager):
 
 def register(sub: Any) -> None:
     """Add ``sync`` to an argparse subparsers object."""
-    parser = sub.add_parser("sync", help="merge every node's SQLite table into a local database")
-    parser.add_argument("--hosts", type=Path, required=True, help="hosts file (YAML)")
-    parser.add_argument("--db", type=Path, required=True, help="local database")
+    from netfault.engine.cli_args import existing_text_file, positive_seconds, sqlite_file
+
+    about = "merge every node's SQLite table into a local database"
+    parser = sub.add_parser("sync", help=about, description=about[0].upper() + about[1:] + ".")
+    parser.add_argument("--hosts", type=existing_text_file, required=True, help="hosts file (YAML)")
+    parser.add_argument(
+        "--db", type=sqlite_file, required=True, help="local SQLite database (created if missing)"
+    )
     parser.add_argument("--table", required=True, help="table with a primary key and updated_at")
     parser.add_argument("--remote-db", default="db/records.db", help="path under base_path")
     parser.add_argument("--updated-at", default="updated_at", help="the timestamp column")
     parser.add_argument("--loop", action="store_true", help="keep syncing until interrupted")
-    parser.add_argument("--interval", type=float, default=60.0, help="seconds between rounds")
+    parser.add_argument(
+        "--interval", type=positive_seconds, default=60.0, help="seconds between rounds (> 0)"
+    )
     parser.add_argument("--peers", help="HTTP endpoint listing more nodes, e.g. /api/peers")
     parser.set_defaults(handler=cmd_sync)
 

@@ -7,12 +7,13 @@ import logging
 import sys
 
 from netfault.engine import cli as engine_cli
+from netfault.engine.cli_args import Parser
 from netfault.simulator import run_cli
 from netfault.simulator.node import serve
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="netfault",
         description="Failover transports for cluster nodes, and a network-fault harness.",
     )

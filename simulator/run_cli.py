@@ -11,14 +11,39 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from netfault.engine.cli_args import existing_text_file, output_dir, output_file
 from netfault.engine.errors import ConfigError
 from netfault.simulator.scenario.results import ScenarioResult
 
 console = Console()
 
 
+REPORT_FORMATS = ("json", "junit")
+
+
+class ReportAction(argparse.Action):
+    """``--report FORMAT FILE``: both checked while parsing, before any scenario runs."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        fmt, file = values
+        if fmt not in REPORT_FORMATS:
+            parser.error(f"argument --report: unknown format {fmt!r} (known: json, junit)")
+        try:
+            path = output_file(file)
+        except argparse.ArgumentTypeError as exc:
+            parser.error(f"argument --report: {exc}")
+        setattr(namespace, self.dest, (fmt, path))
+
+
 def register(sub: Any) -> None:
-    run = sub.add_parser("run", help="run scenario files against a fake cluster")
+    about = "run scenario files against a fake cluster"
+    run = sub.add_parser("run", help=about, description=about[0].upper() + about[1:] + ".")
     run.add_argument(
         "paths",
         nargs="*",
@@ -34,16 +59,34 @@ def register(sub: Any) -> None:
     run.add_argument(
         "--report",
         nargs=2,
+        action=ReportAction,
         metavar=("FORMAT", "FILE"),
         help="write a report: json FILE or junit FILE",
     )
     run.add_argument(
-        "--timeline", type=Path, metavar="DIR", help="write an SVG timeline per scenario into DIR"
+        "--timeline",
+        type=output_dir,
+        metavar="DIR",
+        help="write an SVG timeline per scenario into DIR (created if missing)",
     )
     run.set_defaults(handler=cmd_run)
-    replay = sub.add_parser("replay", help="turn an engine event log into a scenario file")
-    replay.add_argument("events", type=Path, metavar="EVENTS.jsonl")
-    replay.add_argument("-o", "--output", type=Path, required=True, metavar="SCENARIO.yaml")
+    about = "turn an engine event log into a scenario file"
+    replay = sub.add_parser("replay", help=about, description=about[0].upper() + about[1:] + ".")
+    replay.add_argument(
+        "events",
+        type=existing_text_file,
+        metavar="EVENTS.jsonl",
+        help="event log written by --events or JsonlEventLog",
+    )
+    replay.add_argument(
+        "-o",
+        "--output",
+        type=output_file,
+        required=True,
+        metavar="SCENARIO.yaml",
+        help="scenario file to write (an existing one only with --force)",
+    )
+    replay.add_argument("--force", action="store_true", help="overwrite an existing --output")
     replay.add_argument("--name", help="scenario name (default: from the output file)")
     replay.set_defaults(handler=cmd_replay)
 
@@ -52,7 +95,12 @@ async def cmd_replay(args: argparse.Namespace) -> int:
     from netfault.simulator.scenario.loader import load_scenario
     from netfault.simulator.scenario.replay import replay_file
 
-    replay_file(args.events, args.output, name=args.name)
+    if args.output.exists() and not args.force:
+        raise ConfigError("exists; pass --force to overwrite it", key=f"-o {args.output}")
+    try:
+        replay_file(args.events, args.output, name=args.name)
+    except ValueError as exc:  # an event log with nothing to replay
+        raise ConfigError(str(exc)) from exc
     scenario = load_scenario(args.output)
     console.print(
         f"wrote {args.output}: scenario {scenario.name} with "
@@ -96,6 +144,14 @@ async def cmd_run(args: argparse.Namespace) -> int:
             scenarios.append(scenario)
     for problem in invalid:
         console.print(f"[red]invalid[/red] {problem}")
+    if not files:
+        raise ConfigError("no scenario files there", file=" ".join(map(str, args.paths)))
+    if not scenarios and args.keyword is not None and len(invalid) < len(files):
+        raise ConfigError(
+            f"no scenario name matches (of {len(files) - len(invalid)} valid scenarios); "
+            "-k takes a substring or a glob of the name",
+            key=f"-k {args.keyword}",
+        )
     results: list[ScenarioResult] = []
     columns = (
         TextColumn("{task.description}"),

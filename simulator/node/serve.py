@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from netfault.engine.cli_args import node_home
 from netfault.simulator.node.errors import NodeStartError
 from netfault.simulator.node.keys import load_or_create_host_key, read_authorized_keys
 from netfault.simulator.node.node import FakeNode
@@ -32,7 +33,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=8081,
         help="admin API port (/faults, never faulted); -1 to disable",
     )
-    parser.add_argument("--home", type=Path, help="node home (default: a temporary directory)")
+    parser.add_argument(
+        "--home", type=node_home, help="node home directory (default: a temporary directory)"
+    )
     parser.add_argument("--user", default="netfault", help="SSH user name to accept")
     parser.add_argument(
         "--authorized-key-file",
