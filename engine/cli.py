@@ -24,6 +24,7 @@ from netfault.engine.config import NodeConfig, TransportConfig
 from netfault.engine.errors import NetfaultError
 from netfault.engine.events import JsonlEventLog
 from netfault.engine.hosts import load_hosts
+from netfault.engine.results import HttpResult
 from netfault.engine.transport import ClusterTransport
 
 console = Console(stderr=True)
@@ -165,23 +166,35 @@ async def cmd_probe(args: argparse.Namespace) -> int:
     return 0 if all(r.success for r in results) else 1
 
 
+def _body(result: HttpResult) -> object:
+    """The answer's body as JSON when it is JSON (not encoded a second time), else text."""
+    try:
+        return result.json()
+    except ValueError:
+        return result.text
+
+
 async def cmd_health(args: argparse.Namespace) -> int:
+    """GET /health route by route; prints one JSON object listing every route tried."""
     node = resolve_node(args.node, args)
     async with _transport(args) as ct:
         result = await ct.http_request_with_failover(node, "/health")
+    routes = [
+        {
+            "route": a.transport,
+            "ok": a.success,
+            "ms": round(a.duration_ms, 1),
+            **({} if a.success else {"error": a.message}),
+        }
+        for a in result.attempts
+    ]
+    report: dict[str, object] = {"node": node.name, "routes": routes}
     if result.success:
-        print(
-            json.dumps(
-                {
-                    "node": node.name,
-                    "route": result.transport_used,
-                    "status": result.status,
-                    "body": result.text,
-                }
-            )
-        )
+        report |= {"route": result.transport_used, "status": result.status, "body": _body(result)}
+        print(json.dumps(report))
         return 0
-    console.print(f"[red]health of {node.name} failed[/red]: {result.error}")
+    print(json.dumps(report | {"error": result.error}))
+    console.print(f"[red]health of {node.name} failed[/red]: {result.error}", soft_wrap=True)
     return 1
 
 

@@ -64,6 +64,7 @@ class HttpAgent:
         self._reopen: asyncio.Task[None] | None = None
         self._admin: web.AppRunner | None = None
         self.admin_port = 0
+        self._p2p: asyncio.Server | None = None
 
     def _build_app(self) -> web.Application:
         app = web.Application(middlewares=[self._fault_mw, self._auth_mw], client_max_size=0)
@@ -156,6 +157,14 @@ class HttpAgent:
         await web.SockSite(self._admin, sock).start()
         return self.admin_port
 
+    async def start_p2p(self, host: str, port: int) -> int:
+        """Serve the same agent on a second port, the node's p2p endpoint; returns the port."""
+        assert self._runner is not None and self._runner.server is not None
+        sock = listening_socket(host, port)
+        loop = asyncio.get_running_loop()
+        self._p2p = await loop.create_server(self._runner.server, sock=sock)
+        return int(sock.getsockname()[1])
+
     async def _serve(self, sock: socket.socket) -> None:
         assert self._runner is not None and self._runner.server is not None
         loop = asyncio.get_running_loop()
@@ -195,11 +204,16 @@ class HttpAgent:
         server, self._server = self._server, None
         if server is not None:
             server.close()
+        p2p, self._p2p = self._p2p, None
+        if p2p is not None:
+            p2p.close()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
         if server is not None:
             await server.wait_closed()
+        if p2p is not None:
+            await p2p.wait_closed()
         if self._admin is not None:
             await self._admin.cleanup()
             self._admin = None

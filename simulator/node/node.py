@@ -49,16 +49,19 @@ class FakeNode:
         token: str | None = None,
         user: str = "netfault",
         admin_port: int | None = None,
+        p2p_port: int | None = None,
         authorized_keys: Sequence[asyncssh.SSHKey] = (),
         host_key: asyncssh.SSHKey | None = None,
     ) -> None:
         """``admin_port`` (None: none) serves the never-faulted admin API (see HttpAgent);
+        ``p2p_port`` (None: none) serves the HTTP agent a second time, as the p2p endpoint;
         ``authorized_keys`` are accepted besides ``client_keys``; ``host_key`` fixes the key."""
         self.name = name
         self.host = host
         self.ssh_port = ssh_port
         self.http_port = http_port
         self.admin_port = admin_port
+        self.p2p_port = p2p_port
         self.user = user
         self.token = token or secrets.token_urlsafe(24)
         safe = re.sub(r"[^A-Za-z0-9_.-]", "_", name)
@@ -105,16 +108,22 @@ class FakeNode:
         if self._running:
             return
         self._prepare_dirs()
+        service, port = "SSH", self.ssh_port
         try:
-            self.ssh_port = await self._ssh.start(self.host, self.ssh_port)
-            self.http_port = await self._http.start(self.host, self.http_port)
+            self.ssh_port = await self._ssh.start(self.host, port)
+            service, port = "HTTP", self.http_port
+            self.http_port = await self._http.start(self.host, port)
             if self.admin_port is not None:
-                self.admin_port = await self._http.start_admin(self.host, self.admin_port)
+                service, port = "admin", self.admin_port
+                self.admin_port = await self._http.start_admin(self.host, port)
+            if self.p2p_port is not None:
+                service, port = "p2p", self.p2p_port
+                self.p2p_port = await self._http.start_p2p(self.host, port)
         except OSError as exc:
             await self._stop_servers()
             raise NodeStartError(
-                f"node {self.name}: cannot listen on {self.host} ({exc}); "
-                "choose another address or port",
+                f"node {self.name}: cannot listen for {service} on {self.host} port {port} "
+                f"({exc.strerror or exc}); choose another address or port (0: any free port)",
                 node=self.name,
             ) from exc
         self._running = True
@@ -191,6 +200,7 @@ class FakeNode:
             known_hosts=self.known_hosts_path,
             http_token=self.token,
             base_path=DEFAULT_BASE_PATH,
+            **({"p2p_port": self.p2p_port} if self.p2p_port else {}),
         )
         return config.with_changes(**overrides) if overrides else config
 
