@@ -16,6 +16,7 @@ import os
 import re
 import shlex
 import shutil
+import signal
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -211,6 +212,7 @@ class RsyncTransport(Transport):
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
+            start_new_session=True,  # its own group, so the ssh it starts can be killed with it
         )
         try:
             assert proc.stdout is not None and proc.stderr is not None
@@ -220,10 +222,11 @@ class RsyncTransport(Transport):
             )
             code = await proc.wait()
         finally:
-            if proc.returncode is None:
-                with contextlib.suppress(ProcessLookupError):
-                    proc.kill()
-                await proc.wait()
+            # Kill rsync's ssh child too: it holds rsync's stderr, and wait() returns only once
+            # that pipe closes (a cancelled pull otherwise stalls until ssh notices, ~10 s).
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            await proc.wait()
         if code != 0:
             raise _rsync_error(code, stderr.decode("utf-8", "replace"), attempt)
 
