@@ -14,13 +14,15 @@ back whatever state the main listener is in.
 from __future__ import annotations
 
 import asyncio
+import errno
 import hmac
+import logging
 import socket
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from aiohttp import web
+from aiohttp import http_exceptions, web
 
 from netfault.simulator.node.errors import PathOutsideHome
 from netfault.simulator.node.fault_api import FaultEndpoints
@@ -31,6 +33,29 @@ from netfault.simulator.node.paths import disk_usage
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 SHUTDOWN_TIMEOUT = 1.0
 OPEN_PATHS = ("/health",)
+log = logging.getLogger("netfault.simulator.node.http")
+_GONE = (ConnectionResetError, BrokenPipeError, ConnectionAbortedError)
+
+
+class _BadRequestLine(logging.Filter):
+    """aiohttp logs a request it cannot parse (bad bytes in the URL...) with a traceback; it
+    already answered 400, so one line is enough."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, http_exceptions.HttpProcessingError):
+            detail = " ".join(str(exc.message).split())
+            record.msg, record.args = "malformed request answered with 400: %s", (detail,)
+            record.exc_info, record.exc_text, record.levelno = None, None, logging.WARNING
+            record.levelname = "WARNING"
+        return True
+
+
+logging.getLogger("aiohttp.server").addFilter(_BadRequestLine())
+
+
+def _client_gone(exc: OSError) -> bool:
+    return isinstance(exc, _GONE) or exc.errno in (errno.ENOTCONN, errno.ECONNRESET, errno.EPIPE)
 
 
 def listening_socket(host: str, port: int) -> socket.socket:
@@ -67,19 +92,42 @@ class HttpAgent:
         self._p2p: asyncio.Server | None = None
 
     def _build_app(self) -> web.Application:
-        app = web.Application(middlewares=[self._fault_mw, self._auth_mw], client_max_size=0)
+        app = web.Application(
+            middlewares=[self._errors_mw, self._fault_mw, self._auth_mw], client_max_size=0
+        )
         app.add_routes([web.get("/health", self.health), web.get("/status", self.status)])
         app.add_routes(FileEndpoints(self.home, self.faults).routes())
         return app
 
     def _build_admin_app(self) -> web.Application:
         files = FileEndpoints(self.home, self.faults)
-        app = web.Application(middlewares=[self._auth_mw])
+        app = web.Application(middlewares=[self._errors_mw, self._auth_mw])
         app.add_routes(
             [web.get("/health", self.health), web.get("/files/{path:.+}", files.get_file)]
         )
         app.add_routes(FaultEndpoints(self.name, self.faults).routes())
         return app
+
+    @web.middleware
+    async def _errors_mw(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """A client that went away is one log line; a malformed request gets a 400."""
+        try:
+            return await handler(request)
+        except UnicodeError as exc:
+            return json_error(400, f"request is not valid UTF-8 ({exc.reason})", node=self.name)
+        except OSError as exc:
+            if not _client_gone(exc):
+                raise
+            kept = "; its partial upload is kept for a resume" if request.method == "PUT" else ""
+            log.warning(
+                "%s: %s %s aborted by the client (%s)%s",
+                self.name,
+                request.method,
+                request.rel_url.raw_path,
+                exc.strerror or exc,
+                kept,
+            )
+            return json_error(400, "client went away", node=self.name)
 
     @web.middleware
     async def _fault_mw(self, request: web.Request, handler: Handler) -> web.StreamResponse:
