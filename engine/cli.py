@@ -12,22 +12,33 @@ import json
 import logging
 import sys
 from collections.abc import Callable, Coroutine
+from functools import cache
 from pathlib import Path
-from typing import Any
-
-from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
-from rich.table import Table
+from typing import TYPE_CHECKING, Any
 
 from netfault.engine.cli_args import Parser, transport_names
 from netfault.engine.config import NodeConfig, TransportConfig
 from netfault.engine.errors import NetfaultError
-from netfault.engine.events import JsonlEventLog
-from netfault.engine.hosts import load_hosts
-from netfault.engine.results import HttpResult
-from netfault.engine.transport import ClusterTransport
 
-console = Console(stderr=True)
+if TYPE_CHECKING:  # the rest is imported when a command runs: `netfault --help` stays fast
+    from rich.console import Console
+
+    from netfault.engine.results import HttpResult
+    from netfault.engine.transport import ClusterTransport
+
+TRANSFER_CANCELLED = (
+    "cancelled; the partial file is kept where the transport can resume it: "
+    "run the same command again to resume"
+)
+
+
+@cache
+def stderr_console() -> Console:
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
 Handler = Callable[[argparse.Namespace], Coroutine[Any, Any, int]]
 
 
@@ -59,6 +70,8 @@ def add_node_options(parser: argparse.ArgumentParser, *, transfer: bool, order: 
 def resolve_node(name: str, args: argparse.Namespace) -> NodeConfig:
     """A node from the hosts file, or one built from the flags with ``name`` as hostname."""
     if args.hosts is not None:
+        from netfault.engine.hosts import load_hosts
+
         nodes = load_hosts(args.hosts)
         if name not in nodes:
             raise NetfaultError(f"node {name!r} is not in {args.hosts} (has: {sorted(nodes)})")
@@ -90,6 +103,9 @@ def split_remote(spec: str) -> tuple[str, str]:
 
 
 def _transport(args: argparse.Namespace) -> ClusterTransport:
+    from netfault.engine.events import JsonlEventLog
+    from netfault.engine.transport import ClusterTransport
+
     ct = ClusterTransport()
     if args.events is not None:
         ct.events.subscribe(JsonlEventLog(args.events))
@@ -97,42 +113,32 @@ def _transport(args: argparse.Namespace) -> ClusterTransport:
 
 
 async def _transfer(args: argparse.Namespace, direction: str) -> int:
+    from netfault.engine.cli_progress import TransferDisplay
+
     remote_spec, local = (args.dest, args.src) if direction == "push" else (args.src, args.dest)
     node_name, remote_path = split_remote(remote_spec)
     node = resolve_node(node_name, args)
     config = TransportConfig.for_large_transfers() if args.large else None
-    order = args.transports
-    columns = (
-        "[progress.description]{task.description}",
-        BarColumn(),
-        DownloadColumn(),
-        TransferSpeedColumn(),
-    )
+    console = stderr_console()
     async with _transport(args) as ct:
-        with Progress(*columns, console=console, transient=True) as bar:
-            task = bar.add_task(f"{direction} {node.name}", total=None)
-
-            def progress(done: int, total: int | None) -> None:
-                bar.update(task, completed=done, total=total)
-
+        with TransferDisplay(console, direction, node.name) as display:
+            ct.events.subscribe(display.on_event)
             result = await ct.transfer_file(
                 Path(local),
                 remote_path,
                 node,
                 direction,
                 config,
-                transports=order,
-                progress=progress,
+                transports=args.transports,
+                progress=display.progress,
             )
-    for attempt in result.attempts:
-        mark = "ok" if attempt.success else f"failed ({attempt.error_kind}): {attempt.message}"
-        console.print(f"  {attempt.transport:<10} {attempt.duration_ms:8.1f} ms  {mark}")
     if not result.success:
-        console.print(f"[red]{direction} failed[/red]: {result.error}")
+        console.print(f"[red]{direction} failed[/red]: {result.error}", soft_wrap=True)
         return 1
+    tries = len(result.attempts)
     print(
         f"{direction}ed {result.bytes_transferred} bytes via {result.transport_used} "
-        f"in {result.latency_ms:.1f} ms"
+        f"in {result.latency_ms:.1f} ms" + (f" ({tries} attempts)" if tries > 1 else "")
     )
     return 0
 
@@ -152,6 +158,9 @@ async def cmd_probe(args: argparse.Namespace) -> int:
     async with _transport(args) as ct:
         names = names or [t for t in ct.transports if t != "tailscale" or node.tailscale_ip]
         results = [await ct.probe_transport(node, name) for name in names]
+    from rich.console import Console
+    from rich.table import Table
+
     table = Table(title=f"transports of {node.name}")
     for column in ("transport", "result", "ms", "detail"):
         table.add_column(column)
@@ -194,7 +203,9 @@ async def cmd_health(args: argparse.Namespace) -> int:
         print(json.dumps(report))
         return 0
     print(json.dumps(report | {"error": result.error}))
-    console.print(f"[red]health of {node.name} failed[/red]: {result.error}", soft_wrap=True)
+    stderr_console().print(
+        f"[red]health of {node.name} failed[/red]: {result.error}", soft_wrap=True
+    )
     return 1
 
 
@@ -217,18 +228,22 @@ def register(sub: Any) -> None:
             parser.add_argument(dest, metavar=metavar, help=arg_help)
         add_node_options(parser, transfer=name in ("push", "pull"), order=name != "health")
         parser.set_defaults(handler=handler)
-    from netfault.engine import sync_sqlite
+        if name in ("push", "pull"):
+            parser.set_defaults(cancelled=f"{name} {TRANSFER_CANCELLED}")
+    from netfault.engine import sync_cli
 
-    sync_sqlite.register(sub)
+    sync_cli.register(sub)
 
 
 def run_handler(args: argparse.Namespace) -> int:
     try:
         code: int = asyncio.run(args.handler(args))
     except (NetfaultError, FileNotFoundError) as exc:
-        console.print(f"[red]error[/red]: {exc}", soft_wrap=True, highlight=False)
+        stderr_console().print(f"[red]error[/red]: {exc}", soft_wrap=True, highlight=False)
         return 2
     except KeyboardInterrupt:
+        note = getattr(args, "cancelled", None) or f"{args.command} cancelled"
+        stderr_console().print(f"\n{note} (Ctrl-C)", soft_wrap=True, highlight=False)
         return 130
     return code
 

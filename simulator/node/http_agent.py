@@ -114,7 +114,7 @@ class HttpAgent:
         try:
             return await handler(request)
         except UnicodeError as exc:
-            return json_error(400, f"request is not valid UTF-8 ({exc.reason})", node=self.name)
+            return json_error(400, f"request is not valid UTF-8 ({exc})", node=self.name)
         except OSError as exc:
             if not _client_gone(exc):
                 raise

@@ -200,8 +200,9 @@ class FakeNode:
             known_hosts=self.known_hosts_path,
             http_token=self.token,
             base_path=DEFAULT_BASE_PATH,
-            **({"p2p_port": self.p2p_port} if self.p2p_port else {}),
         )
+        if self.p2p_port:
+            config = config.with_changes(p2p_port=self.p2p_port)
         return config.with_changes(**overrides) if overrides else config
 
     def _fault_changed(self, name: str) -> None:

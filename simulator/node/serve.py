@@ -16,12 +16,13 @@ import json
 import signal
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from netfault.engine.cli_args import Parser, node_home, output_file
 from netfault.simulator.node.errors import NodeStartError
-from netfault.simulator.node.keys import load_or_create_host_key, read_authorized_keys
-from netfault.simulator.node.node import FakeNode
+
+if TYPE_CHECKING:  # imported when the node starts, so `netfault --help` stays fast
+    from netfault.simulator.node.node import FakeNode
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -100,6 +101,9 @@ def register(subparsers: Any) -> None:
 
 def build_node(args: argparse.Namespace) -> FakeNode:
     """The FakeNode the flags describe; OSError/ValueError for unreadable or bad files."""
+    from netfault.simulator.node.keys import load_or_create_host_key, read_authorized_keys
+    from netfault.simulator.node.node import FakeNode
+
     token = args.token_file.read_text().strip() if args.token_file else None
     if args.token_file and not token:
         raise ValueError(f"{args.token_file} is empty; write the bearer token into it")
