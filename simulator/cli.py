@@ -22,7 +22,13 @@ def build_parser() -> argparse.ArgumentParser:
     run_cli.register(sub)
     engine_cli.register(sub)
     serve.register(sub)
-    demo = sub.add_parser("demo", help="show failover against an embedded fake node")
+    demo = sub.add_parser(
+        "demo",
+        help="show failover against an embedded fake node",
+        description="A one-screen tour: the engine against one fake node on 127.0.0.1 under six "
+        "faults (binary mangling, refused authentication, a full disk, ...), one row per case. "
+        "Exits 0 when every case behaves as documented.",
+    )
     demo.set_defaults(handler=cmd_demo)
     return parser
 

@@ -63,7 +63,12 @@ def register(sub: Any) -> None:
         "-k", dest="keyword", help="only scenarios whose name matches (glob or substring)"
     )
     run.add_argument("--seed", type=int, help="override every scenario's seed")
-    run.add_argument("--backend", choices=("local", "docker"), default="local")
+    run.add_argument(
+        "--backend",
+        choices=("local", "docker"),
+        default="local",
+        help="where the cluster runs: in this process, or in Docker containers",
+    )
     run.add_argument(
         "--report",
         nargs=2,

@@ -137,6 +137,7 @@ async def test_bad_hosts_file_names_file_line_and_key(tmp_path: Path) -> None:
 
 
 async def test_demo_passes_every_case_against_its_embedded_node() -> None:
-    code, out, err = await netfault("demo")
+    code, out, err = await netfault("demo")  # COLUMNS=200: the table still keeps to 80
     assert code == 0, out + err
     assert out.count("pass") == 6 and "FAIL" not in out
+    assert max(len(line) for line in out.splitlines()) <= 80

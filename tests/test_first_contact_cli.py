@@ -3,7 +3,11 @@ nothing written."""
 
 from __future__ import annotations
 
+import argparse
+import signal
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -185,3 +189,77 @@ def test_sync_accepts_an_existing_sqlite_database(work: Path) -> None:
     for db in ("local.db", "full.db"):
         args = build_parser().parse_args([*SYNC, "--db", db])
         assert args.db == Path(db)
+
+
+def test_help_imports_neither_the_network_stack_nor_rich() -> None:
+    code = (
+        "import sys\n"
+        "from netfault.simulator.cli import build_parser\n"
+        "build_parser().format_help()\n"
+        "heavy = {'asyncssh', 'aiohttp', 'rich', 'yaml', 'toxiproxy'}\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & heavy))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.strip() == "[]"
+
+
+def _parsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    found = [parser]
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                found += _parsers(sub)
+    return found
+
+
+def test_every_command_and_argument_has_help_text() -> None:
+    from netfault.simulator.cli import build_parser
+
+    missing = [
+        f"{parser.prog} {'/'.join(action.option_strings) or action.dest}"
+        for parser in _parsers(build_parser())
+        for action in parser._actions
+        if not action.help and not isinstance(action, argparse._SubParsersAction)
+    ]
+    undescribed = [p.prog for p in _parsers(build_parser())[1:] if not p.description]
+
+    assert missing == []
+    assert undescribed == []
+
+
+LONG_NAME = "a-scenario-name-long-enough-that-a-table-in-eighty-columns-would-have-to-cut-it-short"
+
+
+def test_run_without_a_terminal_prints_full_scenario_names(
+    work: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (work / "long.yaml").write_text(SCENARIO.replace("clean-push-over-ssh", LONG_NAME))
+
+    code, out, err = netfault(capsys, "run", "long.yaml")
+
+    assert code == 0, out + err
+    assert f"pass {LONG_NAME} " in out
+    assert f"pass {LONG_NAME}  1 steps  " in out
+    assert out.rstrip().splitlines()[-1].startswith("1 passed, 0 failed in ")
+
+
+def test_ctrl_c_during_run_prints_the_summary_so_far(work: Path) -> None:
+    for name in ("first", "second", "third"):
+        (work / f"{name}.yaml").write_text(SCENARIO.replace("clean-push-over-ssh", name))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "netfault.simulator.cli", "run", "first.yaml", "second.yaml",
+         "third.yaml"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=work,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    first = proc.stdout.readline()  # the first scenario's line: the run is under way
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+
+    assert first.startswith("pass first ")
+    assert proc.returncode == 130
+    assert "interrupted after " in out and " of 3 scenarios" in out
+    assert " passed, 0 failed in " in out
+    assert "run cancelled (Ctrl-C)" in err and "Traceback" not in err

@@ -37,21 +37,27 @@ log = logging.getLogger("netfault.simulator.node.http")
 _GONE = (ConnectionResetError, BrokenPipeError, ConnectionAbortedError)
 
 
-class _BadRequestLine(logging.Filter):
-    """aiohttp logs a request it cannot parse (bad bytes in the URL...) with a traceback; it
-    already answered 400, so one line is enough."""
+class _OneLineErrors(logging.Filter):
+    """aiohttp logs two client mistakes with a traceback: a request it cannot parse (it already
+    answered 400) and a client closing before sending the rest of a body the agent did not
+    need (a refused upload). One line each is enough."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         exc = record.exc_info[1] if record.exc_info else None
         if isinstance(exc, http_exceptions.HttpProcessingError):
             detail = " ".join(str(exc.message).split())
-            record.msg, record.args = "malformed request answered with 400: %s", (detail,)
-            record.exc_info, record.exc_text, record.levelno = None, None, logging.WARNING
-            record.levelname = "WARNING"
+            message = f"malformed request answered with 400: {detail}"
+        elif isinstance(exc, RuntimeError) and str(exc) == "Connection closed.":
+            message = "client closed the connection before the end of its request body"
+        else:
+            return True
+        record.msg, record.args = "%s", (message,)
+        record.exc_info, record.exc_text = None, None
+        record.levelno, record.levelname = logging.WARNING, "WARNING"
         return True
 
 
-logging.getLogger("aiohttp.server").addFilter(_BadRequestLine())
+logging.getLogger("aiohttp.server").addFilter(_OneLineErrors())
 
 
 def _client_gone(exc: OSError) -> bool:
