@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import random
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -80,3 +81,54 @@ async def test_twenty_interrupted_pulls_leave_the_fd_count_at_its_baseline(
         after = await settled_fds(baseline)
 
     assert after <= baseline, f"{after - baseline} fds left open after 20 interrupted pulls"
+
+
+FAST_FAULTS: list[tuple[str | None, dict[str, int]]] = [
+    ("reset", {}),
+    ("reset", {"after_bytes": 40_000}),
+    ("down", {}),
+    ("corrupt_binary", {}),
+    ("http_5xx", {}),
+    (None, {}),
+]
+
+
+async def test_hundreds_of_faulted_transfers_leave_the_fd_count_at_its_baseline(
+    tmp_path: Path,
+) -> None:
+    """One process hosting a 3-node cluster and the engine, as in a long soak run."""
+    from netfault.simulator.cluster import LocalCluster
+
+    rnd = random.Random(7)
+    src = tmp_path / "src.bin"
+    src.write_bytes(os.urandom(2_000_000))  # more than the pipes between a command and SSH hold
+    quick = TransportConfig(connect_timeout=1.0, operation_timeout=5.0, http_timeout=2.0)
+    outcomes: list[bool] = []
+    async with LocalCluster(nodes=3, seed=1) as cluster, ClusterTransport() as ct:
+        names = sorted(cluster.nodes)
+
+        async def one(i: int) -> None:
+            name = rnd.choice(names)
+            kind, params = rnd.choice(FAST_FAULTS)
+            applied = cluster.faults.apply(kind, name, **params) if kind else None
+            direction = rnd.choice(["push", "pull"])
+            local = src if direction == "push" else tmp_path / "back.bin"
+            try:
+                result = await ct.transfer_file(
+                    local, f"f{i % 5}.bin", cluster.nodes[name], direction, quick
+                )
+            finally:
+                if applied is not None:
+                    cluster.faults.clear(applied)
+            ct.reset_circuit_breakers()
+            outcomes.append(result.success)
+
+        for i in range(30):  # warm-up: connection pools and caches fill
+            await one(i)
+        baseline = open_fds()
+        for i in range(30, 230):
+            await one(i)
+        after = await settled_fds(baseline)
+
+    assert True in outcomes and False in outcomes  # faults did bite, transfers did succeed
+    assert after <= baseline, f"{after - baseline} fds left open after 200 faulted transfers"
