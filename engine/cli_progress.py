@@ -1,6 +1,6 @@
 """What ``netfault push``/``pull`` shows while a transfer runs.
 
-On a terminal: a bar naming the transport in use, with bytes, speed and an ETA, then
+On a terminal: a bar naming the transport in use, with bytes, speed, time spent and an ETA, then
 "verifying" while the sha256 is checked; each failed attempt is printed once, as it happens,
 with the transport tried next. Without a terminal (a log, CI): one line per attempt.
 """
@@ -34,6 +34,7 @@ class TransferDisplay:
                 BarColumn,
                 DownloadColumn,
                 Progress,
+                TimeElapsedColumn,
                 TimeRemainingColumn,
                 TransferSpeedColumn,
             )
@@ -43,6 +44,7 @@ class TransferDisplay:
                 BarColumn(),
                 DownloadColumn(),
                 TransferSpeedColumn(),
+                TimeElapsedColumn(),
                 TimeRemainingColumn(),
                 console=self.console,
                 transient=True,
