@@ -4,16 +4,24 @@ from netfault.engine.breaker import BreakerRegistry, BreakerState, CircuitBreake
 from netfault.engine.clock import SYSTEM_CLOCK, Clock, ManualClock, SystemClock
 from netfault.engine.config import NodeConfig, TransportConfig, TransportSpec
 from netfault.engine.errors import (
-    AllTransportsFailed,
+    REQUEST_KINDS,
+    AttemptError,
     AuthenticationError,
+    BadRemotePathError,
     CircuitOpenError,
     ConfigError,
     ConnectError,
     ConnectionReset,
     IntegrityError,
+    IsDirectoryError,
+    LocalPermissionError,
+    MissingKeyError,
     NetfaultError,
     NodeDisabledError,
+    NotFoundError,
     RemoteStorageError,
+    RequestError,
+    ServerError,
     TransportError,
     TransportTimeout,
     TransportUnavailable,
@@ -26,7 +34,9 @@ from netfault.engine.events import (
     JsonlEventLog,
     read_event_log,
 )
+from netfault.engine.failover import Escalation
 from netfault.engine.hosts import load_hosts
+from netfault.engine.paths import confine_remote_path
 from netfault.engine.results import Attempt, HttpResult, ProbeResult, TransferResult
 from netfault.engine.router import TRANSPORT_ESCALATION_ORDER, SyncRouter, get_sync_router
 from netfault.engine.sync import (
@@ -44,9 +54,11 @@ from netfault.engine.transports.base import Direction, Transport
 __all__ = [
     "SYSTEM_CLOCK",
     "TRANSPORT_ESCALATION_ORDER",
-    "AllTransportsFailed",
+    "REQUEST_KINDS",
     "Attempt",
+    "AttemptError",
     "AuthenticationError",
+    "BadRemotePathError",
     "BreakerRegistry",
     "BreakerState",
     "CircuitBreaker",
@@ -67,15 +79,22 @@ __all__ = [
     "EventBus",
     "EventRecorder",
     "EventType",
+    "Escalation",
     "HttpResult",
     "IntegrityError",
+    "IsDirectoryError",
+    "LocalPermissionError",
+    "MissingKeyError",
     "JsonlEventLog",
     "ManualClock",
     "NetfaultError",
     "NodeConfig",
     "NodeDisabledError",
+    "NotFoundError",
     "ProbeResult",
     "RemoteStorageError",
+    "RequestError",
+    "ServerError",
     "SyncRouter",
     "SystemClock",
     "Thresholds",
@@ -86,6 +105,7 @@ __all__ = [
     "TransportTimeout",
     "TransportUnavailable",
     "TransferResult",
+    "confine_remote_path",
     "get_sync_router",
     "load_hosts",
     "load_thresholds",

@@ -20,7 +20,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColu
 from rich.table import Table
 
 from netfault.engine.config import NodeConfig, TransportConfig
-from netfault.engine.errors import NetfaultError
+from netfault.engine.errors import REQUEST_KINDS, NetfaultError
 from netfault.engine.events import JsonlEventLog
 from netfault.engine.hosts import load_hosts
 from netfault.engine.transport import ClusterTransport
@@ -112,7 +112,7 @@ async def _transfer(args: argparse.Namespace, direction: str) -> int:
         console.print(f"  {attempt.transport:<10} {attempt.duration_ms:8.1f} ms  {mark}")
     if not result.success:
         console.print(f"[red]{direction} failed[/red]: {result.error}")
-        return 1
+        return 2 if result.error_kind in REQUEST_KINDS else 1  # the request itself is wrong
     print(
         f"{direction}ed {result.bytes_transferred} bytes via {result.transport_used} "
         f"in {result.latency_ms:.1f} ms"

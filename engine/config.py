@@ -40,6 +40,7 @@ class NodeConfig:
     tailscale_ssh_port: int | None = None
     tailscale_http_port: int | None = None
     transports: tuple[TransportSpec, ...] = ()
+    allow_absolute_paths: bool = False  # see netfault.engine.paths
 
     def __post_init__(self) -> None:
         if not self.name:

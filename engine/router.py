@@ -131,7 +131,8 @@ class SyncRouter:
         if state.disabled is not None:
             err = NodeDisabledError(node, state.disabled["reason"])
             return TransferResult(False, node, direction, error=err.message, error_kind=err.kind)
-        target = remote_path if remote_path is not None else Path(data_path).as_posix()
+        # by default the file keeps its name, under the node's base_path
+        target = remote_path if remote_path is not None else Path(data_path).name
         result = await self.transport.transfer_file(
             data_path,
             target,

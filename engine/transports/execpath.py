@@ -22,7 +22,7 @@ from pathlib import Path
 import asyncssh
 
 from netfault.engine.config import NodeConfig, TransportConfig
-from netfault.engine.errors import IntegrityError, RemoteStorageError, TransportError
+from netfault.engine.errors import AttemptError, IntegrityError, RemoteStorageError, TransportError
 from netfault.engine.transports import remote as rc
 from netfault.engine.transports import sshpipe
 from netfault.engine.transports.base import Progress, Transport
@@ -312,7 +312,7 @@ async def _drain_stdout(
 
 async def _remote_failure(
     proc: asyncssh.SSHClientProcess[bytes], exc: Exception, attempt: Attempt, what: str
-) -> TransportError:
+) -> AttemptError:
     """Why the remote command stopped reading: its stderr if it said, else the channel error."""
     try:
         async with asyncio.timeout(2.0):
@@ -334,7 +334,7 @@ async def _quietly_remove(conn: asyncssh.SSHClientConnection, path: str) -> None
 
 def _exit_error(
     result: asyncssh.SSHCompletedProcess, attempt: Attempt, what: str
-) -> TransportError:
+) -> AttemptError:
     stderr = _text(result.stderr).strip()
     return exit_error(stderr, result.exit_status, attempt, what)
 

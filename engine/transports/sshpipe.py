@@ -25,7 +25,7 @@ from collections.abc import Awaitable, Sequence
 from pathlib import Path
 
 from netfault.engine.config import TransportConfig
-from netfault.engine.errors import IntegrityError, TransportError
+from netfault.engine.errors import AttemptError, IntegrityError, TransportError
 from netfault.engine.transports.failures import Attempt, classify_stderr, exit_error
 from netfault.engine.transports.integrity import Hasher
 from netfault.engine.transports.sshconn import SshEndpoint, ssh_command
@@ -177,7 +177,7 @@ def _forget(future: asyncio.Future[int]) -> None:
     future.add_done_callback(lambda f: f.cancelled() or f.exception())
 
 
-def _ssh_failure(status: int, stderr: str, attempt: Attempt, what: str) -> TransportError:
+def _ssh_failure(status: int, stderr: str, attempt: Attempt, what: str) -> AttemptError:
     if status != SSH_ERROR_EXIT:
         return exit_error(stderr.strip(), status, attempt, what)
     error = classify_stderr(stderr or "ssh exit status 255", attempt, f"ssh {what}")
