@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 
 from netfault.engine.clock import SYSTEM_CLOCK, Clock
 from netfault.engine.config import NodeConfig, TransportConfig
-from netfault.engine.errors import NodeDisabledError
+from netfault.engine.errors import REQUEST_KINDS, NodeDisabledError
 from netfault.engine.events import Event, EventBus, EventType
 from netfault.engine.results import ProbeResult, TransferResult
 from netfault.engine.router_stats import RouterStats
@@ -150,6 +150,8 @@ class SyncRouter:
         state = self._state[node]
         attempts = result.attempts
         for i, attempt in enumerate(attempts):
+            if attempt.error_kind in REQUEST_KINDS:
+                continue  # the request was wrong, not the transport: no stall
             self._remember(state, attempt.transport, attempt.success, attempt.message)
             if attempt.success:
                 state.failed.clear()

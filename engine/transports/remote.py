@@ -45,7 +45,7 @@ def cmd_prepare_push(final: str) -> str:
     """Create the destination directory; print the size of an existing partial (or 0)."""
     tmp = quote(part_name(final))
     return (
-        f"mkdir -p -- {quote(parent_dir(final))} && "
+        f"{_refuse_directory(final)}mkdir -p -- {quote(parent_dir(final))} && "
         f"if [ -f {tmp} ]; then wc -c < {tmp}; else echo 0; fi"
     )
 
@@ -53,7 +53,17 @@ def cmd_prepare_push(final: str) -> str:
 def cmd_stat(path: str) -> str:
     """Print the size of a regular file (fails when it is missing)."""
     p = quote(path)
-    return f"[ -f {p} ] && wc -c < {p}"
+    return (
+        f"{_refuse_directory(path)}if [ -f {p} ]; then wc -c < {p}; "
+        f"else echo 'netfault: no such file: '{p} >&2; exit 2; fi"
+    )
+
+
+def _refuse_directory(path: str) -> str:
+    """A command prefix failing (with the words ``failures`` maps to a request error) when
+    ``path`` is a directory."""
+    p = quote(path)
+    return f"if [ -d {p} ]; then echo 'netfault: is a directory: '{p} >&2; exit 21; fi; "
 
 
 def cmd_prefix_sha(path: str, length: int) -> str:
