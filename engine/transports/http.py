@@ -24,9 +24,7 @@ from urllib.parse import quote
 import aiohttp
 
 from netfault.engine.config import NodeConfig, TransportConfig
-from netfault.engine.errors import (
-    TransportError,
-)
+from netfault.engine.errors import BadRemotePathError, TransportError
 from netfault.engine.transports.base import Progress, Transport
 from netfault.engine.transports.failures import Attempt, boundary, http_status_error, mismatch
 from netfault.engine.transports.integrity import (
@@ -70,8 +68,14 @@ class HttpTransport(Transport):
 
     @staticmethod
     def _path(node: NodeConfig, remote_path: str) -> str:
+        if remote_path.startswith("/"):  # the agent serves its home only
+            raise BadRemotePathError(
+                f"{node.name}: the HTTP agent cannot reach the absolute path {remote_path!r}; "
+                "use a path relative to base_path or another transport",
+                node=node.name,
+            )
         joined = posixpath.join(node.base_path, remote_path) if node.base_path else remote_path
-        return quote(joined.lstrip("/"), safe="/")
+        return quote(joined, safe="/")
 
     async def push(
         self,
