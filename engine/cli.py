@@ -40,7 +40,11 @@ def add_node_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--token", help="bearer token of the node's HTTP agent")
     group.add_argument("--tailscale-ip", help="the node's second (tailscale) address")
     group.add_argument("--base-path", default="netfault", help="remote base directory")
-    group.add_argument("--transports", help="comma-separated transport order")
+    group.add_argument(
+        "--transports",
+        help="comma-separated transport order (default: the node's; see config.py, "
+        "'Failover order')",
+    )
     group.add_argument("--events", type=Path, help="append the event log (JSON lines) here")
     group.add_argument("--large", action="store_true", help="use the large-transfer timeouts")
 

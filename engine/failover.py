@@ -14,9 +14,8 @@ and emits its events as it happens, and returns one ``FailoverOutcome``:
   hears one failure, unless no candidate could even be tried (all unavailable);
 * cancellation: the permit is released (neither success nor failure) and it propagates.
 
-The failover order of a node is defined once, by ``NodeConfig.transport_order`` (see
-``config.DEFAULT_FILE_TRANSPORTS``); ``transfer_file(transports=...)`` and an
-``Escalation`` may override it per operation.
+The failover order is defined once, in ``netfault.engine.config`` ("Failover order");
+``transfer_file(transports=...)`` and an ``Escalation`` choose it per operation.
 """
 
 from __future__ import annotations

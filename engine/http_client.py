@@ -7,7 +7,7 @@ from typing import Any
 
 import aiohttp
 
-from netfault.engine.config import NodeConfig
+from netfault.engine.config import HTTP_ROUTE_ORDER, NodeConfig
 from netfault.engine.transports.failures import Tracker, boundary
 
 
@@ -32,13 +32,13 @@ class HttpResponse:
 
 
 def http_routes(node: NodeConfig, port: int | None = None) -> list[Route]:
-    """Tailscale address first when the node has one, then the hostname."""
-    routes = []
-    if node.tailscale_ip:
-        ts_port = port if port is not None else (node.tailscale_http_port or node.http_port)
-        routes.append(Route("tailscale", node.tailscale_ip, ts_port))
-    routes.append(Route("hostname", node.hostname, port if port is not None else node.http_port))
-    return routes
+    """The node's addresses in ``HTTP_ROUTE_ORDER`` (tailscale only when it has one)."""
+    ts_port = port if port is not None else (node.tailscale_http_port or node.http_port)
+    candidates = {
+        "tailscale": Route("tailscale", node.tailscale_ip, ts_port) if node.tailscale_ip else None,
+        "hostname": Route("hostname", node.hostname, port if port is not None else node.http_port),
+    }
+    return [route for name in HTTP_ROUTE_ORDER if (route := candidates[name]) is not None]
 
 
 async def request_once(

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from netfault.engine.clock import SYSTEM_CLOCK, Clock
-from netfault.engine.config import NodeConfig, TransportConfig
+from netfault.engine.config import SYNC_ESCALATION_ORDER, NodeConfig, TransportConfig
 from netfault.engine.errors import REQUEST_KINDS, NodeDisabledError
 from netfault.engine.events import Event, EventBus, EventType
 from netfault.engine.results import ProbeResult, TransferResult
@@ -28,7 +28,7 @@ from netfault.engine.router_stats import RouterStats
 from netfault.engine.thresholds import Thresholds, load_thresholds
 from netfault.engine.transport import ClusterTransport
 
-TRANSPORT_ESCALATION_ORDER = ("p2p", "http", "rsync", "base64")
+TRANSPORT_ESCALATION_ORDER = SYNC_ESCALATION_ORDER  # the runbook's name
 EXHAUSTED = "all_transports_exhausted"
 
 
@@ -100,7 +100,7 @@ class SyncRouter:
     def chain(self, node: str) -> list[str]:
         """The node's escalation chain: its configured transports, else the default order."""
         cfg = self._node(node)
-        names = cfg.transport_order() if cfg.transports else list(self.escalation_order)
+        names = cfg.transport_order(self.escalation_order)
         known = self.transport.transports
         return [t for t in names if t not in known or known[t].available(cfg)]
 

@@ -18,15 +18,13 @@ import asyncio
 from dataclasses import dataclass
 from pathlib import Path
 
-from netfault.engine.config import NodeConfig, TransportConfig
+from netfault.engine.config import SCRIPT_METHODS, NodeConfig, TransportConfig
 from netfault.engine.results import TransferResult
 from netfault.engine.transport import ClusterTransport
 from netfault.engine.transports.base import Transport
 from netfault.engine.transports.base64 import Base64Transport
 from netfault.engine.transports.rsync import RsyncTransport
 from netfault.engine.transports.scp import ScpTransport
-
-METHODS = ("rsync", "scp", "base64")
 
 
 @dataclass(frozen=True)
@@ -38,7 +36,7 @@ class TransferConfig:
     known_hosts: Path | None = None
     connect_timeout: float = 30.0
     timeout: float = 180.0
-    methods: tuple[str, ...] = METHODS
+    methods: tuple[str, ...] = SCRIPT_METHODS
 
     def node(self, host: str, port: int) -> NodeConfig:
         return NodeConfig(
