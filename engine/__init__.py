@@ -2,7 +2,14 @@
 
 from netfault.engine.breaker import BreakerRegistry, BreakerState, CircuitBreaker
 from netfault.engine.clock import SYSTEM_CLOCK, Clock, ManualClock, SystemClock
-from netfault.engine.config import NodeConfig, TransportConfig, TransportSpec
+from netfault.engine.config import (
+    DEFAULT_FILE_TRANSPORTS,
+    SYNC_ESCALATION_ORDER,
+    TRANSPORT_TYPES,
+    NodeConfig,
+    TransportConfig,
+    TransportSpec,
+)
 from netfault.engine.errors import (
     REQUEST_KINDS,
     AttemptError,
@@ -49,9 +56,16 @@ from netfault.engine.sync_remote import SyncError
 from netfault.engine.sync_sqlite import SQLiteSyncManager
 from netfault.engine.thresholds import Thresholds, load_thresholds
 from netfault.engine.transport import ClusterTransport
-from netfault.engine.transports.base import Direction, Transport
+from netfault.engine.transports.base import Direction, Progress, Transport
+from netfault.engine.yamlsrc import Located, load_located
 
 __all__ = [
+    "DEFAULT_FILE_TRANSPORTS",
+    "SYNC_ESCALATION_ORDER",
+    "TRANSPORT_TYPES",
+    "Located",
+    "Progress",
+    "load_located",
     "SYSTEM_CLOCK",
     "TRANSPORT_ESCALATION_ORDER",
     "REQUEST_KINDS",

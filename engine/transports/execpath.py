@@ -6,9 +6,9 @@ command renames the partial only if its sha256 equals the local file's. Pull: ``
 ``sha256sum`` before ``os.replace``. Either way an interrupted transfer leaves its partial
 for the next attempt, which reuses it only after the prefix sha256 of both sides match.
 
-The bulk bytes go through OpenSSH's ``ssh`` binary when it is installed (``sshpipe``: about
-twice asyncssh's client throughput here); the control steps stay on one asyncssh connection.
-Remote hashing prefers ``openssl dgst`` (7x coreutils' sha256sum here, see ``remote.SHA256``).
+The bulk bytes go through OpenSSH's ``ssh`` binary when it is installed (``sshpipe``, the
+default); the control steps stay on one asyncssh connection. Remote hashing prefers
+``openssl dgst`` over coreutils' sha256sum (see ``remote.SHA256``).
 """
 
 from __future__ import annotations

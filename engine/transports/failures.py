@@ -130,7 +130,7 @@ class Tracker:
         )
 
 
-Attempt = Tracker  # the transports' name for it
+Attempt = Tracker  # the name the transport modules still import; prefer Tracker
 
 
 def classify(exc: BaseException, attempt: Tracker, *, connecting: bool = False) -> AttemptError:

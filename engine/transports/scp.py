@@ -14,7 +14,7 @@ from netfault.engine.config import NodeConfig, TransportConfig
 from netfault.engine.transports import remote as rc
 from netfault.engine.transports.base import Progress, Transport
 from netfault.engine.transports.execpath import commit_remote
-from netfault.engine.transports.failures import Attempt, boundary, classify_stderr, mismatch
+from netfault.engine.transports.failures import Tracker, boundary, classify_stderr, mismatch
 from netfault.engine.transports.integrity import commit_local, local_part, remove_local, sha256_file
 from netfault.engine.transports.rsync import local_arg, remote_spec
 from netfault.engine.transports.sshconn import SshEndpoint, run_text, ssh_connection, ssh_options
@@ -29,7 +29,7 @@ class ScpTransport(Transport):
         return shutil.which("scp") is not None
 
     async def _scp(
-        self, endpoint: SshEndpoint, src: str, dst: str, attempt: Attempt, config: TransportConfig
+        self, endpoint: SshEndpoint, src: str, dst: str, attempt: Tracker, config: TransportConfig
     ) -> None:
         argv = ["scp", "-q", "-P", str(endpoint.port), *ssh_options(endpoint, config), src, dst]
         proc = await asyncio.create_subprocess_exec(
@@ -55,7 +55,7 @@ class ScpTransport(Transport):
         config: TransportConfig,
         progress: Progress | None = None,
     ) -> int:
-        attempt, ep = Attempt(node, self.name, progress), SshEndpoint.direct(node)
+        attempt, ep = Tracker(node, self.name, progress), SshEndpoint.direct(node)
         final = rc.remote_path_for(node, remote_path)
         tmp = rc.part_name(final)
         with boundary(attempt):
@@ -79,7 +79,7 @@ class ScpTransport(Transport):
         config: TransportConfig,
         progress: Progress | None = None,
     ) -> int:
-        attempt, ep = Attempt(node, self.name, progress), SshEndpoint.direct(node)
+        attempt, ep = Tracker(node, self.name, progress), SshEndpoint.direct(node)
         source, part = rc.remote_path_for(node, remote_path), local_part(local_path)
         with boundary(attempt):
             async with (

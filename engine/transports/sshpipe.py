@@ -1,8 +1,8 @@
 """The exec transports' bulk data path through OpenSSH's ``ssh`` binary (and coreutils base64).
 
-Profiled here (2 cores, asyncssh node): asyncssh's client spent ~1.5 s of CPU per 256 MiB
-packetising and encrypting in Python, CPU taken from the node on the same host, and pushes ran
-at half of ``cat f | ssh node 'cat > f'``. So the bytes go the baseline's way: ``ssh`` reads the
+asyncssh's client packetises and encrypts in Python, on CPU the node on the same host needs
+(``bench/transfer.py`` compares both paths with ``cat f | ssh node 'cat > f'``). So the bytes
+go the baseline's way: ``ssh`` reads the
 local file (or a local ``base64`` pipe) straight from a descriptor and writes a pull straight
 into the ``.nfpart`` file. No byte passes through an asyncio pipe transport (the platform notes'
 truncation trap): child processes are joined by plain ``os.pipe`` descriptors.
