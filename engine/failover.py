@@ -219,7 +219,7 @@ class FailoverOperation(Generic[T]):
         return Attempt(name, True, ms, bytes=moved), value
 
     def _classify(self, exc: Exception, candidate: Candidate[T]) -> AttemptError:
-        if isinstance(exc, TimeoutError) and not isinstance(exc, AttemptError):
+        if isinstance(exc, TimeoutError) and candidate.timeout is not None:
             return TransportTimeout(
                 f"{candidate.name}@{self.node.name}: operation exceeded {candidate.timeout}s",
                 node=self.node.name,

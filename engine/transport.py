@@ -118,9 +118,9 @@ class ClusterTransport:
         """Push or pull one file over ``transports`` (default: the node's order) in turn.
 
         With ``escalation``, the first of ``transports`` runs first and, after each failed
-        attempt, ``escalation.next_transport(attempt)`` names the next (None: stop); the
-        attempt's events are emitted before it is asked. A request error (a missing file, a
-        remote path outside ``base_path``, ...) fails the operation at once, uncounted.
+        attempt (its events already emitted), ``escalation.next_transport(attempt)`` names
+        the next (None: stop). A request error (a missing file, a remote path outside
+        ``base_path``, ...) fails the operation at once, uncounted.
         """
         way, local, cfg = Direction(direction), Path(local_path), config or self.config
         op: FailoverOperation[int] = FailoverOperation(
@@ -131,20 +131,17 @@ class ClusterTransport:
             await asyncio.to_thread(check_local_path, way, local)
         except RequestError as exc:
             return _transfer_result(op.reject(exc), way)
-        order = list(transports) if transports is not None else node.transport_order()
 
         def build(name: str) -> Candidate[int]:
             return self._candidate(name, way, node, local, remote, cfg, progress)
 
+        order = list(transports) if transports is not None else node.transport_order()
         source: CandidateSource[int]
         if escalation is not None and order:
             source = Escalated(order[0], build, escalation)
         else:
-            source = Chain(
-                [build(name) for name in order],
-                tries=attempts_per_transport,
-                integrity_retries=cfg.integrity_retries,
-            )
+            tries, retries = attempts_per_transport, cfg.integrity_retries
+            source = Chain([build(n) for n in order], tries=tries, integrity_retries=retries)
         return _transfer_result(await op.run(source), way)
 
     def _candidate(
