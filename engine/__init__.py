@@ -11,6 +11,7 @@ from netfault.engine.config import (
     TransportSpec,
 )
 from netfault.engine.errors import (
+    ERROR_KINDS,
     REQUEST_KINDS,
     AttemptError,
     AuthenticationError,
@@ -60,6 +61,7 @@ from netfault.engine.transports.base import Direction, Progress, Transport
 from netfault.engine.yamlsrc import Located, load_located
 
 __all__ = [
+    "ERROR_KINDS",
     "DEFAULT_FILE_TRANSPORTS",
     "SYNC_ESCALATION_ORDER",
     "TRANSPORT_TYPES",

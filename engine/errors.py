@@ -195,6 +195,14 @@ REQUEST_KINDS = frozenset(
 """Error kinds of the request itself: never failed over, never counted."""
 
 
+def _kinds(cls: type[NetfaultError]) -> frozenset[str]:
+    return frozenset({cls.kind}).union(*(_kinds(sub) for sub in cls.__subclasses__()))
+
+
+ERROR_KINDS = _kinds(NetfaultError) - {NetfaultError.kind, AttemptError.kind}
+"""Every kind an event or result may carry: the closed vocabulary for scenario files."""
+
+
 def error_kind(exc: BaseException) -> str:
     """The event-log kind of an error; library errors are classified in ``failures``."""
     if isinstance(exc, NetfaultError):

@@ -11,7 +11,7 @@ import asyncssh
 import pytest
 
 from netfault.engine.config import NodeConfig
-from netfault.engine.errors import REQUEST_KINDS, AttemptError
+from netfault.engine.errors import ERROR_KINDS, REQUEST_KINDS, AttemptError
 from netfault.engine.transports.failures import (
     Tracker,
     classify,
@@ -160,3 +160,15 @@ def test_http_statuses_map_to_one_kind(
     error: AttemptError = http_status_error(status, tracker(), "PUT /files/x")
     assert (error.kind, error.fails_over, error.counts) == (kind, fails_over, counts)
     assert f"HTTP {status}" in error.message
+
+
+def test_the_kind_vocabulary_holds_every_request_and_path_kind() -> None:
+    path_kinds = {"connect", "timeout", "reset", "integrity", "auth", "storage", "http_5xx"}
+    assert REQUEST_KINDS == {
+        "not_found",
+        "is_directory",
+        "local_permission",
+        "missing_key",
+        "bad_remote_path",
+    }
+    assert REQUEST_KINDS | path_kinds | {"breaker_open", "node_disabled"} <= ERROR_KINDS
