@@ -14,6 +14,9 @@ and emits its events as it happens, and returns one ``FailoverOutcome``:
   hears one failure, unless no candidate could even be tried (all unavailable);
 * cancellation: the permit is released (neither success nor failure) and it propagates.
 
+``ClusterTransport.transfer_file`` (transport candidates), ``http_request_with_failover``
+(route candidates, ``http_failover``) and the script API (``transfer``) build candidates.
+
 The failover order is defined once, in ``netfault.engine.config`` ("Failover order");
 ``transfer_file(transports=...)`` and an ``Escalation`` choose it per operation.
 """
@@ -103,7 +106,9 @@ class Chain(Generic[T]):
 
 
 class Escalated(Generic[T]):
-    """The first candidate, then whatever ``escalation`` names after each failure."""
+    """The first candidate, then whatever ``escalation`` names after each failure. A named
+    transport the node cannot use is skipped and reported as an attempt of kind
+    ``unavailable`` (never in the result's attempts), so the escalation names another."""
 
     def __init__(
         self, first: str, build: Callable[[str], Candidate[T]], escalation: Escalation
