@@ -201,12 +201,3 @@ def _kinds(cls: type[NetfaultError]) -> frozenset[str]:
 
 ERROR_KINDS = _kinds(NetfaultError) - {NetfaultError.kind, AttemptError.kind}
 """Every kind an event or result may carry: the closed vocabulary for scenario files."""
-
-
-def error_kind(exc: BaseException) -> str:
-    """The event-log kind of an error; library errors are classified in ``failures``."""
-    if isinstance(exc, NetfaultError):
-        return exc.kind
-    if isinstance(exc, TimeoutError):
-        return "timeout"
-    return "error"
