@@ -14,7 +14,7 @@ import asyncio
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 
@@ -33,6 +33,14 @@ from netfault.engine.events import EventBus, EventType
 from netfault.engine.results import Attempt, HttpResult, ProbeResult, TransferResult
 from netfault.engine.thresholds import Thresholds, load_thresholds
 from netfault.engine.transports.base import Direction, Progress, Transport
+
+
+class Escalation(Protocol):
+    """Chooses the transport after a failed attempt (the attempt's events already emitted)."""
+
+    def next_transport(self, failed: Attempt) -> str | None:
+        """The next transport to try; None ends the operation."""
+        ...
 
 
 class _Outcome:
@@ -109,8 +117,14 @@ class ClusterTransport:
         transports: Sequence[str] | None = None,
         attempts_per_transport: int = 1,
         progress: Progress | None = None,
+        escalation: Escalation | None = None,
     ) -> TransferResult:
-        """Push or pull one file, trying ``transports`` (default: the node's order) in turn."""
+        """Push or pull one file, trying ``transports`` (default: the node's order) in turn.
+
+        With ``escalation``, ``transports[0]`` is tried first and after each failed attempt
+        ``escalation.next_transport`` names the next one (None stops); the breaker permit
+        still covers the whole operation.
+        """
         way = Direction(direction)
         local = Path(local_path)
         if way is Direction.PUSH and not await asyncio.to_thread(local.is_file):
@@ -124,26 +138,67 @@ class ClusterTransport:
             return self._refused(result, node)
         outcome = _Outcome()
         try:
-            for name in order:
-                sent = await self._try_transport(
-                    name,
-                    way,
-                    node,
-                    local,
-                    remote_path,
-                    cfg,
-                    attempts_per_transport,
-                    progress,
-                    outcome,
-                )
-                if sent is not None:
-                    result.success, result.transport_used = True, name
-                    result.bytes_transferred = sent
-                    break
+            if escalation is not None:
+                args = (way, node, local, remote_path, cfg, outcome, progress)
+                won = await self._escalate(escalation, order, *args)
+                if won is not None:
+                    result.success, result.transport_used = True, won[0]
+                    result.bytes_transferred = won[1]
+            else:
+                for name in order:
+                    sent = await self._try_transport(
+                        name,
+                        way,
+                        node,
+                        local,
+                        remote_path,
+                        cfg,
+                        attempts_per_transport,
+                        progress,
+                        outcome,
+                    )
+                    if sent is not None:
+                        result.success, result.transport_used = True, name
+                        result.bytes_transferred = sent
+                        break
         except BaseException as exc:
             self.breakers.get(node.name).record(permit, exc)
             raise
         return self._finish(result, node, permit, outcome, started)
+
+    async def _escalate(
+        self,
+        escalation: Escalation,
+        order: Sequence[str],
+        way: Direction,
+        node: NodeConfig,
+        local: Path,
+        remote_path: str,
+        cfg: TransportConfig,
+        outcome: _Outcome,
+        progress: Progress | None,
+    ) -> tuple[str, int] | None:
+        """Try ``order[0]``, then whatever ``escalation`` names after each failure."""
+        name: str | None = order[0] if order else None
+        while name is not None:
+            transport = self.transports.get(name)
+            if transport is None or not transport.available(node):
+                self.events.emit(
+                    EventType.ATTEMPT_SKIPPED,
+                    node=node.name,
+                    transport=name,
+                    operation=str(way),
+                    outcome="unavailable",
+                )
+                failed = Attempt(name, False, 0.0, TransportUnavailable.kind, "not configured")
+            else:
+                try:
+                    args = (transport, way, node, local, remote_path, cfg, progress, outcome)
+                    return name, await self._attempt(*args)
+                except TransportError:
+                    failed = outcome.attempts[-1]
+            name = escalation.next_transport(failed)
+        return None
 
     def _refused(self, result: TransferResult, node: NodeConfig) -> TransferResult:
         err = CircuitOpenError(node.name, self.breakers.get(node.name).retry_in())

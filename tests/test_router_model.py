@@ -29,7 +29,7 @@ from netfault.engine.breaker import BreakerState
 from netfault.engine.clock import ManualClock
 from netfault.engine.config import NodeConfig
 from netfault.engine.errors import ConnectError, ConnectionReset, TransportTimeout
-from netfault.engine.events import EventBus, EventType
+from netfault.engine.events import EventBus
 from netfault.engine.router import SyncRouter
 from netfault.engine.thresholds import Thresholds
 from netfault.engine.transport import ClusterTransport
@@ -224,8 +224,8 @@ class RouterMachine(RuleBasedStateMachine):
 
     @rule(node=st.sampled_from(NODES), transport=st.sampled_from(NAMES))
     def external_stall(self, node: str, transport: str) -> None:
-        """Another component reports a stalled transport on the bus."""
-        self.bus.emit(EventType.SYNC_STALLED, node=node, transport=transport, error="stalled")
+        """Another component reports a stalled transport to the router."""
+        self.router.report_stall(node, transport, error="stalled")
         m = self.model[node]
         m.history.append((transport, "failure"))
         m.fail(transport, self.clock.wall())
