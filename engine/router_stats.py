@@ -163,15 +163,17 @@ class RouterStats:
     # -- views (O(nodes)) ----------------------------------------------------------------
     def failures_last_hour(self) -> dict[str, int]:
         now = self.clock.monotonic()
-        return {n: w.count(now) for n, w in self._failures.items()}
+        counts = {}
+        for node, window in self._failures.items():
+            counts[node] = window.count(now)
+        return counts
 
     def snapshot(self) -> StatsSnapshot:
         now = self.clock.monotonic()
         failures = self.failures_last_hour()
+        over = [(n, c) for n, c in failures.items() if c > NODE_FAILURES_PER_HOUR_ALERT]
         node_alerts = [
-            Alert(TRANSPORT_FAILURES, c, NODE_FAILURES_PER_HOUR_ALERT, n)
-            for n, c in sorted(failures.items())
-            if c > NODE_FAILURES_PER_HOUR_ALERT
+            Alert(TRANSPORT_FAILURES, c, NODE_FAILURES_PER_HOUR_ALERT, n) for n, c in sorted(over)
         ]
         return {
             "active_transports": {t: c for t, c in self.active.items() if c > 0},
