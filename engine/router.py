@@ -25,6 +25,7 @@ from netfault.engine.escalation import (
     EXHAUSTED,
     Decision,
     DisabledInfo,
+    DisabledNode,
     HistoryDict,
     NodeEscalation,
     Operation,
@@ -226,6 +227,10 @@ class SyncRouter:
 
     def is_disabled(self, node: str) -> bool:
         return self._machine(node).disabled is not None
+
+    def disabled_record(self, node: str) -> DisabledNode | None:
+        """Why and when ``node`` was disabled, or None (O(1), unlike get_disabled_nodes)."""
+        return self._machine(node).disabled
 
     def reenable_node(self, node: str) -> None:
         machine = self._machine(node)

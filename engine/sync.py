@@ -201,8 +201,9 @@ class DatabaseSyncManager:
         return state
 
     async def _sync_from_node(self, node: NodeConfig, state: NodeSyncState) -> str:
-        if self.router.is_disabled(node.name):
-            state.error = self.router.get_disabled_nodes()[node.name]["reason"]
+        disabled = self.router.disabled_record(node.name)
+        if disabled is not None:
+            state.error = disabled.reason
             return "disabled"
         if not self.router.transport.can_attempt(node):
             return "breaker_open"
