@@ -5,7 +5,8 @@ cluster size (amortised: a sliding window drops expired stamps as it is read):
 
 - disabled nodes: an integer moved by disable / re-enable;
 - active transports: a count per transport of enabled nodes that have not failed it;
-- escalations: two sliding windows (hour, day) of monotonic stamps, cluster-wide;
+- escalations: two sliding windows (hour, day) of monotonic stamps, cluster-wide, whose
+  stamps are coalesced to 1 s and 60 s so their memory is bounded at any rate;
 - failures: one sliding window (hour) per node, capped at ``failure_cap`` stamps, so a
   node's counter costs at most ``failure_cap`` floats; a count at the cap reads "at least".
 
@@ -28,30 +29,55 @@ DAY = 24 * HOUR
 NODE_FAILURES_PER_HOUR_ALERT = 5
 DISABLED_FRACTION_ALERT = 0.20
 ESCALATIONS_PER_HOUR_ALERT = 10
+HOUR_RESOLUTION = 1.0  # seconds: the hourly escalation window keeps <= 3,601 stamps
+DAY_RESOLUTION = 60.0  # seconds: the daily one <= 1,441
 TRANSPORT_FAILURES = "transport_failures"
 DISABLED_NODES = "disabled_nodes"
 ESCALATION_COUNT = "escalation_count"
 
 
 class SlidingCount:
-    """How many stamps fall in the last ``window`` seconds (a stamp exactly ``window``
-    old has dropped out); keeps at most ``cap`` stamps when a cap is given."""
+    """How many events fall in the last ``window`` seconds (an event exactly ``window`` old
+    has dropped out).
 
-    __slots__ = ("_stamps", "window")
+    Events less than ``resolution`` seconds after the newest kept stamp share its stamp
+    (so they may leave the window up to ``resolution`` early): the window then holds at
+    most ``window / resolution + 1`` stamps however many events arrive. With ``cap``, at
+    most ``cap`` stamps are kept and older ones forgotten (the count then reads "at least").
+    """
 
-    def __init__(self, window: float, cap: int | None = None) -> None:
+    __slots__ = ("_counts", "_stamps", "cap", "resolution", "total", "window")
+
+    def __init__(self, window: float, cap: int | None = None, resolution: float = 0.0) -> None:
         self.window = window
-        self._stamps: deque[float] = deque(maxlen=cap)
+        self.cap = cap
+        self.resolution = resolution
+        self.total = 0
+        self._stamps: deque[float] = deque()
+        self._counts: deque[int] = deque()
 
     def add(self, now: float) -> None:
+        self.total += 1
+        if self._stamps and now - self._stamps[-1] < self.resolution:
+            self._counts[-1] += 1
+            return
+        if self.cap is not None and len(self._stamps) >= self.cap:
+            self._stamps.popleft()
+            self.total -= self._counts.popleft()
         self._stamps.append(now)
+        self._counts.append(1)
 
     def count(self, now: float) -> int:
         cutoff = now - self.window
         stamps = self._stamps
         while stamps and stamps[0] <= cutoff:
             stamps.popleft()
-        return len(stamps)
+            self.total -= self._counts.popleft()
+        return self.total
+
+    def __len__(self) -> int:
+        """Stamps held (the memory used), not events counted."""
+        return len(self._stamps)
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,8 +124,8 @@ class RouterStats:
         self.disabled = 0
         self.active: Counter[str] = Counter()
         self._failures: dict[str, SlidingCount] = {}
-        self._escalations_hour = SlidingCount(HOUR)
-        self._escalations_day = SlidingCount(DAY)
+        self._escalations_hour = SlidingCount(HOUR, resolution=HOUR_RESOLUTION)
+        self._escalations_day = SlidingCount(DAY, resolution=DAY_RESOLUTION)
         self._raised: set[tuple[str, str | None]] = set()
 
     # -- updates (O(1) each) -------------------------------------------------------------
@@ -161,6 +187,11 @@ class RouterStats:
                 )
 
     # -- views (O(nodes)) ----------------------------------------------------------------
+    def stamps_held(self) -> int:
+        """Time stamps kept by every window: what the counters cost in memory."""
+        windows = [self._escalations_hour, self._escalations_day, *self._failures.values()]
+        return sum(len(w) for w in windows)
+
     def failures_last_hour(self) -> dict[str, int]:
         now = self.clock.monotonic()
         counts = {}

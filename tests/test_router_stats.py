@@ -112,3 +112,16 @@ def test_a_node_failure_window_is_capped_so_its_memory_is_bounded() -> None:
 
     assert window.count(1.0) == 50
     assert window.count(HOUR) == 0
+
+
+def test_escalation_windows_hold_bounded_stamps_at_any_rate() -> None:
+    s = Stats()
+    for _ in range(28_800):  # eight escalations a second (exact binary steps) for an hour
+        s.stats.record_escalation()
+        s.clock.advance(0.125)
+
+    snapshot = s.stats.snapshot()
+
+    assert snapshot["escalations_today"] == 28_800
+    assert snapshot["escalations_last_hour"] == 28_800 - 8  # the first second has dropped out
+    assert s.stats.stamps_held() <= 3_601 + 61  # one per second for an hour, per minute for a day
