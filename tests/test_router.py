@@ -11,7 +11,7 @@ import pytest
 from netfault.engine.breaker import BreakerState
 from netfault.engine.clock import ManualClock
 from netfault.engine.config import NodeConfig, TransportSpec
-from netfault.engine.errors import ConnectError, ConnectionReset
+from netfault.engine.errors import ConnectError, ConnectionReset, IntegrityError
 from netfault.engine.events import EventBus, EventRecorder, EventType
 from netfault.engine.results import ProbeResult
 from netfault.engine.router import SyncRouter, get_sync_router
@@ -320,6 +320,32 @@ async def test_failover_threshold_two_lets_a_second_try_succeed(
 
     assert (result.transport_used, rig.calls) == ("p2p", [("p2p", "n1"), ("p2p", "n1")])
     assert rig.recorder.of_type(EventType.SYNC_STALLED) == []
+
+
+def mismatch(transport: str) -> IntegrityError:
+    return IntegrityError(f"{transport}@n1: sha256 mismatch", node="n1", transport=transport)
+
+
+@pytest.mark.parametrize(
+    ("p2p_outcomes", "calls", "stalled"),
+    [
+        pytest.param([mismatch("p2p")], ["p2p", "p2p"], [], id="one-mismatch-resent-on-p2p"),
+        pytest.param(
+            [mismatch("p2p")] * 2, ["p2p", "p2p", "http"], ["p2p"], id="second-mismatch-stalls"
+        ),
+    ],
+)
+async def test_checksum_mismatch_is_resent_once_on_the_same_transport_before_escalating(
+    rig: Rig, p2p_outcomes: list[BaseException | None], calls: list[str], stalled: list[str]
+) -> None:
+    rig.script("n1", p2p=p2p_outcomes)
+
+    assert await rig.sync() is True  # the default TransportConfig resends once
+
+    assert [t for t, _ in rig.calls] == calls
+    assert [e.transport for e in rig.recorder.of_type(EventType.SYNC_STALLED)] == stalled
+    results = [e["result"] for e in rig.router.get_transport_history("n1")]
+    assert results == ["failure"] * (len(calls) - 1) + ["success"]
 
 
 # -- probing -------------------------------------------------------------------------------------
