@@ -189,8 +189,9 @@ class SyncRouter:
         """Apply one machine transition, keeping the running counters in step with it."""
         before, was_disabled = machine.active(), machine.disabled is not None
         out = change()
-        delta = (machine.disabled is not None) - was_disabled
-        self.stats.move(before, machine.active(), delta)
+        after, delta = machine.active(), (machine.disabled is not None) - was_disabled
+        if delta or after != before:
+            self.stats.move(before, after, delta)
         return out
 
     def _announce(self, decision: Decision, error_kind: str | None, error: str | None) -> None:

@@ -527,3 +527,23 @@ async def test_one_failed_over_sync_counts_as_one_breaker_failure(rig: Rig) -> N
 
     assert breaker.state is BreakerState.OPEN
     assert rig.ct.get_health_summary()["n1"]["state"] == "open"
+
+
+async def test_disabled_count_follows_a_node_exhausted_before_its_last_transport_fails(
+    rig: Rig,
+) -> None:
+    """base64 failed in a forced sync; then p2p, http, rsync and base64 fail in one sync."""
+    rig.script("n1", base64=[refused("base64")])
+    await rig.sync(force="base64")
+    rig.fail_all()
+
+    assert await rig.sync() is False
+
+    stats = rig.router.get_stats()
+    assert (stats["disabled_node_count"], stats["active_transports"]) == (1, {})
+    rig.router.reenable_node("n1")
+    stats = rig.router.get_stats()
+    assert (stats["disabled_node_count"], stats["active_transports"]) == (
+        0,
+        dict.fromkeys(CHAIN, 1),
+    )
