@@ -264,6 +264,18 @@ class RouterMachine(RuleBasedStateMachine):
             assert seen == list(m.history)
 
     @invariant()
+    def running_counters_agree(self) -> None:
+        active: dict[str, int] = {}
+        for m in self.model.values():
+            if m.disabled_at is None:
+                for t in m.chain:
+                    if t not in m.failed:
+                        active[t] = active.get(t, 0) + 1
+        disabled = sum(m.disabled_at is not None for m in self.model.values())
+        stats = self.router.get_stats()
+        assert (stats["active_transports"], stats["disabled_node_count"]) == (active, disabled)
+
+    @invariant()
     def breakers_agree(self) -> None:
         for n, m in self.model.items():
             m.breaker.advance(self.clock.monotonic())
