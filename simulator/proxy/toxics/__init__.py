@@ -10,6 +10,7 @@ from netfault.simulator.proxy.toxics.base import (
     Kind,
     LinkContext,
     NoAttributes,
+    Timer,
     Toxic,
     ToxicState,
 )
@@ -60,6 +61,7 @@ __all__ = [
     "SlowCloseToxic",
     "TimeoutAttributes",
     "TimeoutToxic",
+    "Timer",
     "Toxic",
     "ToxicState",
 ]

@@ -7,7 +7,6 @@ reset_peer) are scheduled through the link context, so no toxic owns a task.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import enum
 from collections.abc import Callable, Mapping
@@ -33,6 +32,12 @@ class Chunk:
     kind: Kind = Kind.DATA
 
 
+class Timer(Protocol):
+    """A scheduled callback (an asyncio.TimerHandle on a real link)."""
+
+    def cancel(self) -> None: ...
+
+
 class LinkContext(Protocol):
     """The side of a link a toxic may use."""
 
@@ -43,7 +48,7 @@ class LinkContext(Protocol):
 
     def now(self) -> float: ...
 
-    def call_at(self, when: float, callback: Callable[[], None]) -> asyncio.TimerHandle: ...
+    def call_at(self, when: float, callback: Callable[[], None]) -> Timer: ...
 
     def close(self) -> None: ...
 
@@ -59,7 +64,7 @@ class ToxicState:
     count: int = 0
     free_at: float = 0.0
     triggered: bool = False
-    timer: asyncio.TimerHandle | None = None
+    timer: Timer | None = None
 
     def cancel_timer(self) -> None:
         if self.timer is not None:
