@@ -42,3 +42,12 @@ def test_negative_window_is_an_error() -> None:
             spin.Spinner(loop, -1)
     finally:
         loop.close()
+
+
+async def test_each_turn_of_the_spin_yields_the_core(monkeypatch: pytest.MonkeyPatch) -> None:
+    yields: list[None] = []
+    monkeypatch.setattr(spin.os, "sched_yield", lambda: yields.append(None))
+    spinner = spin.Spinner(asyncio.get_running_loop(), 5_000)
+    spinner.poke()
+    await _until_quiet(spinner)
+    assert yields, "the spinner polled without yielding the core"

@@ -3,14 +3,17 @@
 On virtual machines a sleeping vCPU takes tens of microseconds to wake up, and a proxy adds
 two such wake-ups to every round trip. After each read the loop keeps polling (epoll with a
 zero timeout, by re-queuing a callback) until no byte has moved for the spin window, as Go's
-scheduler (and so Toxiproxy) spins before parking a thread. It is worth it only where the
-proxy has its own process: `netfault-proxy` spins 200 us by default (`-spin-us`); a proxy
+scheduler (and so Toxiproxy) spins before parking a thread. Each turn of the spin yields the
+core (sched_yield) to any other runnable thread, so a spinning proxy does not keep its peers
+(the client and server it relays for) waiting for a core. It is worth it only where the proxy
+has its own process: `netfault-proxy` spins 200 us by default (`-spin-us`); a proxy
 inside another program's process (LocalCluster) does not spin unless asked.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 import weakref
 
@@ -49,6 +52,10 @@ class Spinner:
 
     def _spin(self) -> None:
         if time.perf_counter() - self._last < self._window:
+            # Give the core to any other runnable thread first: the echo server or client
+            # this proxy relays for may have just woken on it, and a spinner that holds the
+            # core makes it wait for a preemption (a few hundred us on these VMs: the p99).
+            os.sched_yield()
             self._loop.call_soon(self._spin)
         else:
             self._spinning = False
