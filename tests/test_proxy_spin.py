@@ -51,3 +51,31 @@ async def test_each_turn_of_the_spin_yields_the_core(monkeypatch: pytest.MonkeyP
     spinner.poke()
     await _until_quiet(spinner)
     assert yields, "the spinner polled without yielding the core"
+
+
+async def test_a_spinner_short_of_cpu_stands_down_until_its_back_off_ends(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A spin that got less than half a core (other threads ran) stops and stays off."""
+    monkeypatch.setattr(spin.time, "thread_time", lambda: 0.0)  # no CPU time at all
+    spinner = spin.Spinner(asyncio.get_running_loop(), 2_000, back_off=3600.0)
+    spinner.poke()
+    while spinner.spinning:
+        spinner.poke()  # traffic keeps moving: only the contention can stop the spin
+        await asyncio.sleep(0)
+    spinner.poke()
+    assert not spinner.spinning
+
+
+async def test_a_spinner_with_its_core_keeps_spinning_while_traffic_moves(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(spin.time, "thread_time", spin.time.perf_counter)  # a whole core
+    spinner = spin.Spinner(asyncio.get_running_loop(), 2_000, back_off=3600.0)
+    spinner.poke()
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    while loop.time() - start < 0.05:  # 25 windows of traffic
+        spinner.poke()
+        await asyncio.sleep(0)
+        assert spinner.spinning
