@@ -83,10 +83,13 @@ def payloads(size: int) -> bytes:
     return block + block
 
 
-async def _one(port: int, index: int, doubled: bytes, size: int) -> bool:
+Stream = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+
+
+async def _exchange(stream: Stream, index: int, doubled: bytes, size: int) -> bool:
     start = (index * 7919) % size
     payload = memoryview(doubled)[start : start + size]
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    reader, writer = stream
     try:
         writer.write(payload)
         await writer.drain()
@@ -98,25 +101,36 @@ async def _one(port: int, index: int, doubled: bytes, size: int) -> bool:
 
 
 async def run_load(port: int, connections: int, size: int, *, within: float) -> LoadResult:
-    """Open `connections` at once to `port`, each sending `size` bytes; count the verified.
+    """Open `connections` to `port`, and once all are open send `size` bytes on each at
+    once; count the connections whose upstream digest matched.
 
     Raises TimeoutError if the whole load has not finished `within` seconds.
     """
     doubled = payloads(size)
     start = time.perf_counter()
     async with asyncio.timeout(within):
+        opened = await asyncio.gather(
+            *(asyncio.open_connection("127.0.0.1", port) for _ in range(connections)),
+            return_exceptions=True,
+        )
         results = await asyncio.gather(
-            *(_one(port, index, doubled, size) for index in range(connections)),
+            *(
+                _exchange(stream, index, doubled, size)
+                for index, stream in enumerate(opened)
+                if not isinstance(stream, BaseException)
+            ),
             return_exceptions=True,
         )
     seconds = time.perf_counter() - start
+    refused: list[bool | BaseException] = [s for s in opened if isinstance(s, BaseException)]
+    results = refused + results
     for outcome in results:
         if isinstance(outcome, BaseException) and not isinstance(outcome, Exception):
             raise outcome  # cancellation and the like are not a connection's result
     verified = sum(1 for outcome in results if outcome is True)
     failures = [
-        f"connection {index}: " + (repr(outcome) if outcome is not False else "digest differs")
-        for index, outcome in enumerate(results)
+        "upstream digest differs from what was sent" if outcome is False else repr(outcome)
+        for outcome in results
         if outcome is not True
     ]
     return LoadResult(connections, size, verified, seconds, tuple(failures[:5]))
