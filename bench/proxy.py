@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import selectors
 import socket
 import statistics
@@ -17,9 +16,10 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from collections.abc import Callable
 from typing import Any
+
+from proxy_common import api, result, start_proxy
 
 STREAM_BYTES = int(os.environ.get("BENCH_PROXY_BYTES", 512 << 20))
 BLOCK = 1 << 20
@@ -231,27 +231,6 @@ def concurrent_round_trip_us(port: int) -> tuple[float, float]:
 SINKS: dict[int, Sink] = {}
 
 
-def api(base: str, method: str, path: str, body: Any = None) -> Any:
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(base + path, data=data, method=method)
-    with urllib.request.urlopen(request, timeout=30) as reply:
-        text = reply.read()
-    return json.loads(text) if text else None
-
-
-def start_proxy(*extra: str) -> tuple[subprocess.Popen[str], str]:
-    cmd = [sys.executable, "-m", "netfault.simulator.proxy.cli", "-port", "0", "-seed", "1"]
-    cmd += extra
-    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
-    assert proc.stderr is not None
-    line = proc.stderr.readline()
-    match = re.search(r"(http://\S+)", line)
-    if not match:
-        proc.kill()
-        raise RuntimeError(f"proxy did not start: {line!r}")
-    return proc, match.group(1)
-
-
 def proxied(base: str, name: str, upstream: int, toxics: list[dict[str, Any]]) -> int:
     body = {"name": name, "upstream": f"127.0.0.1:{upstream}", "listen": "127.0.0.1:0"}
     listen = api(base, "POST", "/proxies", body)["listen"]
@@ -261,29 +240,6 @@ def proxied(base: str, name: str, upstream: int, toxics: list[dict[str, Any]]) -
     if upstream in SINKS:
         SINKS[port] = SINKS[upstream]
     return port
-
-
-def result(
-    name: str,
-    value: float,
-    unit: str,
-    baseline: float | None,
-    target: str,
-    meets: bool,
-    *,
-    ratio: bool = True,
-) -> dict[str, Any]:
-    """One JSON row; `ratio` is value/baseline, left null where it means nothing (added us)."""
-    quotient = round(value / baseline, 3) if baseline and ratio else None
-    return {
-        "name": name,
-        "value": round(value, 3 if unit == "x" else 1),
-        "unit": unit,
-        "baseline": baseline and round(baseline, 1),
-        "ratio": quotient,
-        "target": target,
-        "meets": meets,
-    }
 
 
 def best_of(runs: dict[str, list[Callable[[], Any]]], rounds: int = ROUNDS) -> dict[str, list[Any]]:

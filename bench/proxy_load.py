@@ -11,13 +11,12 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import re
-import subprocess
 import sys
 import time
-import urllib.request
 from dataclasses import dataclass
 from typing import Any
+
+from proxy_common import api, result, start_proxy
 
 from netfault.simulator.proxy.load import (
     DigestSink,
@@ -33,24 +32,6 @@ LATENCY_MS = 50
 RATE_KBPS = 2000  # per connection: 1 MiB takes at least 0.52 s
 WITHIN = 100.0  # seconds the load may take before the bench gives up
 MIB = 1 << 20
-
-
-def start_proxy() -> tuple[subprocess.Popen[str], str]:
-    cmd = [sys.executable, "-m", "netfault.simulator.proxy.cli", "-port", "0", "-seed", "1"]
-    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
-    assert proc.stderr is not None
-    line = proc.stderr.readline()
-    match = re.search(r"(http://\S+)", line)
-    if not match:
-        proc.kill()
-        raise RuntimeError(f"netfault-proxy did not start: {line!r}")
-    return proc, match.group(1)
-
-
-def post(base: str, path: str, body: object) -> Any:
-    request = urllib.request.Request(base + path, data=json.dumps(body).encode(), method="POST")
-    with urllib.request.urlopen(request, timeout=30) as reply:
-        return json.loads(reply.read())
 
 
 async def watch_fds(pid: int, peak: list[int], stop: asyncio.Event) -> None:
@@ -90,13 +71,13 @@ async def measure(pid: int, base: str) -> Measured:
         direct = await run_load(upstream, CONNECTIONS, SIZE, within=WITHIN)
         # fds before any API request (whose socket may linger a moment) + the new listener
         expected_fds = process_usage(pid).fds + 1
-        made = post(base, "/proxies", {"name": "load", "upstream": f"127.0.0.1:{upstream}"})
+        made = api(base, "POST", "/proxies", {"name": "load", "upstream": f"127.0.0.1:{upstream}"})
         port = int(made["listen"].rsplit(":", 1)[1])
         for toxic in (
             {"type": "latency", "stream": "upstream", "attributes": {"latency": LATENCY_MS}},
             {"type": "bandwidth", "stream": "upstream", "attributes": {"rate": RATE_KBPS}},
         ):
-            post(base, "/proxies/load/toxics", toxic)
+            api(base, "POST", "/proxies/load/toxics", toxic)
         idle = process_usage(pid)
         peak = [expected_fds]
         stop = asyncio.Event()
@@ -111,27 +92,12 @@ async def measure(pid: int, base: str) -> Measured:
     return Measured(direct, through, idle, busy, expected_fds, peak[0], after)
 
 
-def row(
-    name: str, value: float, unit: str, baseline: float | None, target: str, meets: bool
-) -> dict[str, Any]:
-    ratio = round(value / baseline, 3) if baseline else None
-    return {
-        "name": name,
-        "value": round(value, 1),
-        "unit": unit,
-        "baseline": None if baseline is None else round(baseline, 1),
-        "ratio": ratio,
-        "target": target,
-        "meets": meets,
-    }
-
-
 def rows(m: Measured) -> list[dict[str, Any]]:
     direct, through = m.direct, m.through
     floor = SIZE / (RATE_KBPS * 1000) + LATENCY_MS / 1000
     n = CONNECTIONS
     return [
-        row(
+        result(
             f"load_{n}_connections_verified",
             through.verified,
             "connections",
@@ -139,7 +105,7 @@ def rows(m: Measured) -> list[dict[str, Any]]:
             f"== {n}: every byte delivered and its SHA-256 matched",
             through.verified == n,
         ),
-        row(
+        result(
             f"load_{n}_connections_seconds",
             through.seconds,
             "s",
@@ -147,7 +113,7 @@ def rows(m: Measured) -> list[dict[str, Any]]:
             f"informational (toxics' floor {floor:.2f} s per connection)",
             True,
         ),
-        row(
+        result(
             "proxy_peak_rss",
             m.busy.peak_rss_bytes / MIB,
             "MiB",
@@ -155,7 +121,7 @@ def rows(m: Measured) -> list[dict[str, Any]]:
             "informational (baseline: the idle proxy)",
             True,
         ),
-        row(
+        result(
             "proxy_peak_fds",
             m.peak_fds,
             "fds",
@@ -163,7 +129,7 @@ def rows(m: Measured) -> list[dict[str, Any]]:
             f"informational (2 per connection: {2 * n} + the idle proxy's)",
             True,
         ),
-        row(
+        result(
             "proxy_fds_after_close",
             m.fds_after,
             "fds",
