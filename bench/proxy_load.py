@@ -34,17 +34,6 @@ WITHIN = 100.0  # seconds the load may take before the bench gives up
 MIB = 1 << 20
 
 
-async def watch_fds(pid: int, peak: list[int], stop: asyncio.Event) -> None:
-    """Sample the proxy's fd count until `stop`; keep the largest in `peak[0]`."""
-    while not stop.is_set():
-        peak[0] = max(peak[0], process_usage(pid).fds)
-        try:
-            async with asyncio.timeout(0.02):
-                await stop.wait()
-        except TimeoutError:
-            pass
-
-
 def fds_settle(pid: int, expected: int, within: float) -> int:
     """Wait until the proxy holds `expected` fds (or `within` passes); the count then."""
     deadline = time.monotonic() + within
@@ -60,7 +49,7 @@ class Measured:
     idle: ProcessUsage  # the proxy before the load
     busy: ProcessUsage  # right after the load (its peak RSS is the run's)
     idle_fds: int  # the proxy's fds with its listener, before the load
-    peak_fds: int
+    peak_fds: int  # once all the connections are open at once
     fds_after: int  # once every connection has closed
 
 
@@ -80,11 +69,13 @@ async def measure(pid: int, base: str) -> Measured:
             api(base, "POST", "/proxies/load/toxics", toxic)
         idle = process_usage(pid)
         peak = [expected_fds]
-        stop = asyncio.Event()
-        watcher = asyncio.create_task(watch_fds(pid, peak, stop))
-        through = await run_load(port, CONNECTIONS, SIZE, within=WITHIN)
-        stop.set()
-        await watcher
+        accepted = sink.accepted
+
+        async def all_open() -> None:
+            await sink.wait_accepted(accepted + CONNECTIONS)
+            peak[0] = process_usage(pid).fds  # every connection is open through the proxy
+
+        through = await run_load(port, CONNECTIONS, SIZE, within=WITHIN, all_open=all_open)
         busy = process_usage(pid)
         after = await asyncio.to_thread(fds_settle, pid, expected_fds, 30.0)
     finally:
@@ -126,7 +117,7 @@ def rows(m: Measured) -> list[dict[str, Any]]:
             m.peak_fds,
             "fds",
             m.idle_fds,
-            f"informational (2 per connection: {2 * n} + the idle proxy's)",
+            f"informational, with all {n} open (2 per connection + the idle proxy's)",
             True,
         ),
         result(

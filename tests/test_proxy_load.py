@@ -43,8 +43,9 @@ def _post(base: str, path: str, body: object) -> dict[str, object]:
         return answer
 
 
-async def _load_through(base: str) -> LoadResult:
-    """Create the proxy with its toxics in front of a digest sink and run the load."""
+async def _load_through(pid: int, base: str, held: list[int]) -> LoadResult:
+    """Create the proxy with its toxics in front of a digest sink and run the load; the
+    proxy's fds once every connection is open go into `held`."""
     sink = DigestSink()
     upstream = await sink.start()
     try:
@@ -56,7 +57,12 @@ async def _load_through(base: str) -> LoadResult:
             {"type": "bandwidth", "stream": "upstream", "attributes": {"rate": 4000}},
         ):
             await asyncio.to_thread(_post, base, "/proxies/load/toxics", toxic)
-        result = await run_load(port, CONNECTIONS, SIZE, within=WAIT)
+
+        async def all_open() -> None:
+            await sink.wait_accepted(CONNECTIONS)
+            held.append(process_usage(pid).fds)
+
+        result = await run_load(port, CONNECTIONS, SIZE, within=WAIT, all_open=all_open)
     finally:
         await sink.close()
     return result
@@ -67,9 +73,12 @@ def test_200_connections_with_toxics_deliver_every_byte_and_release_every_fd(
 ) -> None:
     pid, base = proxy_process
     before = process_usage(pid).fds
-    result = asyncio.run(_load_through(base))
+    held: list[int] = []
+    result = asyncio.run(_load_through(pid, base, held))
     assert result.failures == ()
     assert result.verified == CONNECTIONS
+    # all at once: the listener plus a client and an upstream socket per connection
+    assert held[0] >= before + 1 + 2 * CONNECTIONS
     deadline = time.monotonic() + WAIT
     while (fds := process_usage(pid).fds) != before + 1:  # + the proxy's listening socket
         assert time.monotonic() < deadline, f"proxy holds {fds} fds, {before + 1} expected"

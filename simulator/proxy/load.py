@@ -11,6 +11,7 @@ import asyncio
 import hashlib
 import os
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 DIGEST_SIZE = 32
@@ -53,13 +54,23 @@ class DigestSink:
     def __init__(self) -> None:
         self._server: asyncio.Server | None = None
         self.port = 0
+        self.accepted = 0  # connections accepted so far
+        self._accepted_changed = asyncio.Condition()
 
     async def start(self) -> int:
         self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0, backlog=4096)
         self.port = self._server.sockets[0].getsockname()[1]
         return self.port
 
+    async def wait_accepted(self, count: int) -> None:
+        """Until `count` connections have been accepted in all."""
+        async with self._accepted_changed:
+            await self._accepted_changed.wait_for(lambda: self.accepted >= count)
+
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        async with self._accepted_changed:
+            self.accepted += 1
+            self._accepted_changed.notify_all()
         digest = hashlib.sha256()
         try:
             while data := await reader.read(READ_SIZE):
@@ -100,9 +111,17 @@ async def _exchange(stream: Stream, index: int, doubled: bytes, size: int) -> bo
     return answer == hashlib.sha256(payload).digest()
 
 
-async def run_load(port: int, connections: int, size: int, *, within: float) -> LoadResult:
-    """Open `connections` to `port`, and once all are open send `size` bytes on each at
-    once; count the connections whose upstream digest matched.
+async def run_load(
+    port: int,
+    connections: int,
+    size: int,
+    *,
+    within: float,
+    all_open: Callable[[], Awaitable[None]] | None = None,
+) -> LoadResult:
+    """Open `connections` to `port`, and once all are open (and `all_open()` has returned,
+    e.g. once the upstream has accepted them all) send `size` bytes on each at once; count
+    the connections whose upstream digest matched.
 
     Raises TimeoutError if the whole load has not finished `within` seconds.
     """
@@ -113,6 +132,8 @@ async def run_load(port: int, connections: int, size: int, *, within: float) -> 
             *(asyncio.open_connection("127.0.0.1", port) for _ in range(connections)),
             return_exceptions=True,
         )
+        if all_open is not None:
+            await all_open()
         results = await asyncio.gather(
             *(
                 _exchange(stream, index, doubled, size)
