@@ -1,0 +1,199 @@
+"""Route memory on the manual clock: demotion, cooldown edges, lengthening, reset, events."""
+
+from __future__ import annotations
+
+import pytest
+
+from netfault.engine.clock import ManualClock
+from netfault.engine.errors import (
+    AuthenticationError,
+    ConnectError,
+    ConnectionReset,
+    IntegrityError,
+    TransportTimeout,
+)
+from netfault.engine.events import EventBus, EventRecorder, EventType
+from netfault.engine.route_memory import (
+    RouteMemory,
+    RouteName,
+    RouteStatus,
+    connect_failure,
+    route_of,
+)
+
+TS, HOST = RouteName.TAILSCALE, RouteName.HOSTNAME
+TICK = 0.001
+ORDER = ["tailscale", "ssh", "base64", "http"]
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture
+def recorder() -> EventRecorder:
+    return EventRecorder()
+
+
+@pytest.fixture
+def memory(clock: ManualClock, recorder: EventRecorder) -> RouteMemory:
+    bus = EventBus(clock)
+    bus.subscribe(recorder)
+    return RouteMemory(cooldown=60.0, max_cooldown=240.0, clock=clock, events=bus)
+
+
+def route_events(recorder: EventRecorder) -> list[tuple[str, str, str, float]]:
+    return [
+        (str(e.type), e.data["route"], e.data["reason"], e.monotonic)
+        for e in recorder.of_type(EventType.ROUTE_DEMOTED, EventType.ROUTE_RESTORED)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("candidate", "route"),
+    [
+        ("tailscale", TS),
+        ("http:tailscale", TS),
+        ("ssh", HOST),
+        ("rsync", HOST),
+        ("base64", HOST),
+        ("scp", HOST),
+        ("http", HOST),
+        ("http:hostname", HOST),
+    ],
+)
+def test_each_transport_rides_its_nodes_route(candidate: str, route: RouteName) -> None:
+    assert route_of(candidate) is route
+
+
+def test_healthy_node_keeps_its_configured_order(memory: RouteMemory) -> None:
+    assert memory.order("n1", ORDER, route_of) == ORDER
+
+
+def test_demoted_tailscale_route_moves_after_the_hostname_transports(
+    memory: RouteMemory,
+) -> None:
+    memory.record_failure("n1", TS, "timeout")
+    assert memory.order("n1", ORDER, route_of) == ["ssh", "base64", "http", "tailscale"]
+    assert memory.order("n2", ORDER, route_of) == ORDER  # other nodes unaffected
+
+
+def test_demotion_never_drops_a_candidate_when_every_route_is_demoted(
+    memory: RouteMemory,
+) -> None:
+    memory.record_failure("n1", HOST, "connect")
+    memory.record_failure("n1", TS, "connect")
+    assert memory.order("n1", ORDER, route_of) == ORDER
+
+
+def test_cooldown_ends_exactly_at_its_length(memory: RouteMemory, clock: ManualClock) -> None:
+    memory.record_failure("n1", TS, "connect")
+    clock.advance(60.0 - TICK)
+    assert memory.is_demoted("n1", TS)
+    clock.advance(TICK)
+    assert not memory.is_demoted("n1", TS)
+    assert memory.order("n1", ORDER, route_of) == ORDER
+
+
+def test_repeat_failures_double_the_cooldown_up_to_the_cap(
+    memory: RouteMemory, clock: ManualClock
+) -> None:
+    lengths = []
+    for _ in range(5):
+        memory.record_failure("n1", TS, "timeout")
+        lengths.append(memory.summary()["n1"]["tailscale"].cooldown)
+        clock.advance(lengths[-1])
+    assert lengths == [60.0, 120.0, 240.0, 240.0, 240.0]
+
+
+def test_second_cooldown_straddles_its_doubled_length(
+    memory: RouteMemory, clock: ManualClock
+) -> None:
+    memory.record_failure("n1", TS, "timeout")
+    clock.advance(60.0)
+    memory.record_failure("n1", TS, "timeout")
+    clock.advance(120.0 - TICK)
+    assert memory.is_demoted("n1", TS)
+    clock.advance(TICK)
+    assert not memory.is_demoted("n1", TS)
+
+
+def test_success_resets_the_cooldown_to_its_base(
+    memory: RouteMemory, clock: ManualClock
+) -> None:
+    memory.record_failure("n1", TS, "timeout")
+    clock.advance(60.0)
+    memory.record_failure("n1", TS, "timeout")
+    memory.record_success("n1", TS)
+    assert not memory.is_demoted("n1", TS)
+    memory.record_failure("n1", TS, "timeout")
+    assert memory.summary()["n1"]["tailscale"].cooldown == 60.0
+
+
+def test_failure_while_demoted_extends_without_a_second_event(
+    memory: RouteMemory, clock: ManualClock, recorder: EventRecorder
+) -> None:
+    memory.record_failure("n1", TS, "timeout")
+    clock.advance(10.0)
+    memory.record_failure("n1", TS, "connect")
+    assert memory.summary() == {"n1": {"tailscale": RouteStatus(2, 120.0, 120.0, "connect")}}
+    assert route_events(recorder) == [("ROUTE_DEMOTED", "tailscale", "timeout", 0.0)]
+
+
+def test_events_mark_each_change_of_state_in_order(
+    memory: RouteMemory, clock: ManualClock, recorder: EventRecorder
+) -> None:
+    memory.record_failure("n1", TS, "timeout")
+    clock.advance(60.0)
+    memory.order("n1", ORDER, route_of)
+    memory.record_failure("n1", TS, "connect")
+    clock.advance(5.0)
+    memory.record_success("n1", TS)
+    memory.record_success("n1", TS)  # already healthy: no event
+    assert route_events(recorder) == [
+        ("ROUTE_DEMOTED", "tailscale", "timeout", 0.0),
+        ("ROUTE_RESTORED", "tailscale", "cooldown expired", 60.0),
+        ("ROUTE_DEMOTED", "tailscale", "connect", 60.0),
+        ("ROUTE_RESTORED", "tailscale", "connected", 65.0),
+    ]
+    assert all(e.node == "n1" for e in recorder.events)
+
+
+def test_summary_lists_only_demoted_routes_with_time_left(
+    memory: RouteMemory, clock: ManualClock
+) -> None:
+    assert memory.summary() == {}
+    memory.record_failure("n1", TS, "timeout")
+    memory.record_failure("n2", HOST, "connect")
+    clock.advance(45.0)
+    assert memory.summary() == {
+        "n1": {"tailscale": RouteStatus(1, 60.0, 15.0, "timeout")},
+        "n2": {"hostname": RouteStatus(1, 60.0, 15.0, "connect")},
+    }
+    clock.advance(15.0)
+    assert memory.summary() == {}
+
+
+@pytest.mark.parametrize(
+    ("error", "kind"),
+    [
+        pytest.param(ConnectError("refused"), "connect", id="refused"),
+        pytest.param(TransportTimeout("no handshake"), "timeout", id="connect-timeout"),
+        pytest.param(ConnectionReset("rst"), "reset", id="reset-before-data"),
+        pytest.param(ConnectionReset("rst", bytes_done=4096), None, id="reset-mid-file"),
+        pytest.param(TransportTimeout("stall", bytes_done=1), None, id="stall-mid-file"),
+        pytest.param(AuthenticationError("key refused"), None, id="auth"),
+        pytest.param(IntegrityError("sha256"), None, id="integrity"),
+        pytest.param(ValueError("bug"), None, id="not-a-transport-error"),
+    ],
+)
+def test_only_failures_to_set_up_a_connection_demote_a_route(
+    error: Exception, kind: str | None
+) -> None:
+    assert connect_failure(error) == kind
+
+
+def test_cooldown_longer_than_its_cap_is_rejected(clock: ManualClock) -> None:
+    with pytest.raises(ValueError, match="max_cooldown"):
+        RouteMemory(cooldown=60.0, max_cooldown=30.0, clock=clock)
