@@ -119,9 +119,7 @@ def test_second_cooldown_straddles_its_doubled_length(
     assert not memory.is_demoted("n1", TS)
 
 
-def test_success_resets_the_cooldown_to_its_base(
-    memory: RouteMemory, clock: ManualClock
-) -> None:
+def test_success_resets_the_cooldown_to_its_base(memory: RouteMemory, clock: ManualClock) -> None:
     memory.record_failure("n1", TS, "timeout")
     clock.advance(60.0)
     memory.record_failure("n1", TS, "timeout")
