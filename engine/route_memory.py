@@ -17,13 +17,18 @@ from enum import StrEnum
 from typing import TypeVar
 
 from netfault.engine.clock import SYSTEM_CLOCK, Clock
-from netfault.engine.errors import ConnectError, ConnectionReset, TransportTimeout
+from netfault.engine.errors import (
+    ConnectError,
+    ConnectionReset,
+    TransportTimeout,
+    TransportUnavailable,
+)
 from netfault.engine.events import EventBus, EventType
 
 T = TypeVar("T")
 
 DEFAULT_COOLDOWN = 60.0
-DEFAULT_MAX_COOLDOWN = 600.0
+MAX_DOUBLINGS_FACTOR = 10.0  # default cap: ten times the base cooldown
 
 
 class RouteName(StrEnum):
@@ -76,17 +81,28 @@ class RouteMemory:
         self,
         *,
         cooldown: float = DEFAULT_COOLDOWN,
-        max_cooldown: float = DEFAULT_MAX_COOLDOWN,
+        max_cooldown: float | None = None,
         clock: Clock = SYSTEM_CLOCK,
         events: EventBus | None = None,
     ) -> None:
-        if cooldown < 0 or max_cooldown < cooldown:
-            raise ValueError(f"need 0 <= cooldown ({cooldown}) <= max_cooldown ({max_cooldown})")
+        cap = cooldown * MAX_DOUBLINGS_FACTOR if max_cooldown is None else max_cooldown
+        if cooldown < 0 or cap < cooldown:
+            raise ValueError(f"need 0 <= cooldown ({cooldown}) <= max_cooldown ({cap})")
         self.cooldown = cooldown
-        self.max_cooldown = max_cooldown
+        self.max_cooldown = cap
         self.clock = clock
         self.events = events
         self._records: dict[tuple[str, RouteName], _Record] = {}
+
+    def record_attempt(self, node: str, route: RouteName, error: BaseException | None) -> None:
+        """Learn from one attempt: a connect failure demotes; reaching the node restores."""
+        if isinstance(error, TransportUnavailable):
+            return  # never tried: says nothing about the route
+        kind = None if error is None else connect_failure(error)
+        if kind is None:
+            self.record_success(node, route)
+        else:
+            self.record_failure(node, route, kind)
 
     def record_success(self, node: str, route: RouteName) -> None:
         """A connection on the route was established: forget its failures."""
@@ -157,4 +173,11 @@ class RouteMemory:
         )
 
 
-__all__ = ["RouteMemory", "RouteName", "RouteStatus", "connect_failure", "route_of"]
+__all__ = [
+    "DEFAULT_COOLDOWN",
+    "RouteMemory",
+    "RouteName",
+    "RouteStatus",
+    "connect_failure",
+    "route_of",
+]

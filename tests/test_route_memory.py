@@ -11,6 +11,7 @@ from netfault.engine.errors import (
     ConnectionReset,
     IntegrityError,
     TransportTimeout,
+    TransportUnavailable,
 )
 from netfault.engine.events import EventBus, EventRecorder, EventType
 from netfault.engine.route_memory import (
@@ -195,3 +196,43 @@ def test_only_failures_to_set_up_a_connection_demote_a_route(
 def test_cooldown_longer_than_its_cap_is_rejected(clock: ManualClock) -> None:
     with pytest.raises(ValueError, match="max_cooldown"):
         RouteMemory(cooldown=60.0, max_cooldown=30.0, clock=clock)
+
+
+def test_default_cap_is_ten_times_the_cooldown(clock: ManualClock) -> None:
+    memory = RouteMemory(cooldown=90.0, clock=clock)
+    for _ in range(6):
+        memory.record_failure("n1", TS, "timeout")
+    assert memory.summary()["n1"]["tailscale"].cooldown == 900.0
+
+
+@pytest.mark.parametrize(
+    ("error", "demoted"),
+    [
+        pytest.param(TransportTimeout("no handshake"), True, id="connect-timeout-demotes"),
+        pytest.param(ConnectionReset("rst", bytes_done=10), False, id="reset-mid-file-restores"),
+        pytest.param(None, False, id="success-restores"),
+    ],
+)
+def test_an_attempts_outcome_demotes_or_restores_its_route(
+    memory: RouteMemory, error: Exception | None, demoted: bool
+) -> None:
+    memory.record_failure("n1", HOST, "connect")
+    memory.record_attempt("n1", HOST, error)
+    assert memory.is_demoted("n1", HOST) is demoted
+
+
+def test_unavailable_transport_leaves_its_route_as_it_was(memory: RouteMemory) -> None:
+    memory.record_failure("n1", TS, "connect")
+    memory.record_attempt("n1", TS, TransportUnavailable("no tailscale_ip"))
+    assert memory.summary()["n1"]["tailscale"].failures == 1
+
+
+def test_route_cooldown_and_race_delay_come_from_the_environment() -> None:
+    from netfault.engine.config import TransportConfig
+    from netfault.engine.thresholds import load_thresholds
+
+    t = load_thresholds({"NETFAULT_ROUTE_COOLDOWN": "15", "NETFAULT_RACE_DELAY": "0.25"})
+    assert (t.route_cooldown, TransportConfig.from_thresholds(t).race_delay) == (15.0, 0.25)
+    off = load_thresholds({"NETFAULT_RACE_DELAY": "off"})
+    assert TransportConfig.from_thresholds(off).race_delay is None
+    assert load_thresholds({}).race_delay == 0.5
