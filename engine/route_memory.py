@@ -69,6 +69,7 @@ class RouteStatus:
 @dataclass(slots=True)
 class _Record:
     failures: int = 0
+    strikes: int = 0  # demotions since the last success: the cooldown doubles with each
     demoted_until: float | None = None
     cooldown: float = 0.0
     last_error: str = ""
@@ -111,13 +112,20 @@ class RouteMemory:
             self._emit(EventType.ROUTE_RESTORED, node, route, record, reason="connected")
 
     def record_failure(self, node: str, route: RouteName, error: str) -> None:
-        """A connection on the route could not be set up: demote it (again, for longer)."""
+        """A connection on the route could not be set up: demote it (again, for longer).
+
+        A failure while the route is already demoted (it was tried as a last resort, or
+        another service on it failed in the same operation) restarts the cooldown without
+        lengthening it; only a failure after the cooldown ran out doubles it.
+        """
         self._expire(node, route)
         record = self._records.setdefault((node, route), _Record())
         record.failures += 1
-        record.cooldown = min(self.cooldown * 2 ** (record.failures - 1), self.max_cooldown)
         record.last_error = error
         was_demoted = record.demoted_until is not None
+        if not was_demoted:
+            record.strikes += 1
+            record.cooldown = min(self.cooldown * 2 ** (record.strikes - 1), self.max_cooldown)
         record.demoted_until = self.clock.monotonic() + record.cooldown
         if not was_demoted:
             self._emit(EventType.ROUTE_DEMOTED, node, route, record, reason=error)

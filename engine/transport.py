@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,9 @@ from netfault.engine.errors import (
     error_kind,
 )
 from netfault.engine.events import EventBus, EventType
+from netfault.engine.http_race import RacingConnector
 from netfault.engine.results import Attempt, HttpResult, ProbeResult, TransferResult
+from netfault.engine.route_memory import RouteMemory, route_of
 from netfault.engine.thresholds import Thresholds, load_thresholds
 from netfault.engine.transports.base import Direction, Progress, Transport
 
@@ -73,6 +76,9 @@ class ClusterTransport:
             clock=clock,
         )
         self.breakers.add_listener(self._on_breaker_transition)
+        self.routes = RouteMemory(
+            cooldown=self.thresholds.route_cooldown, clock=clock, events=self.events
+        )
         self._session: aiohttp.ClientSession | None = None
 
     # -- breaker views ---------------------------------------------------------
@@ -81,8 +87,13 @@ class ClusterTransport:
         return self.breakers.can_attempt(node if isinstance(node, str) else node.name)
 
     def get_health_summary(self) -> dict[str, dict[str, Any]]:
-        """{node: {state, failures, opened_at, retry_in}} for every node seen so far."""
-        return self.breakers.health_summary()
+        """{node: {state, failures, opened_at, retry_in[, demoted_routes]}} for every node seen."""
+        summary = self.breakers.health_summary()
+        for node, routes in self.routes.summary().items():
+            summary.setdefault(node, {})["demoted_routes"] = {
+                r: asdict(s) for r, s in routes.items()
+            }
+        return summary
 
     def reset_circuit_breakers(self, node: str | None = None) -> None:
         self.breakers.reset(node)
@@ -117,6 +128,7 @@ class ClusterTransport:
             raise FileNotFoundError(f"cannot push {local}: no such file")
         cfg = config or self.config
         order = list(transports) if transports is not None else node.transport_order()
+        order = self.routes.order(node.name, order, route_of)  # demoted routes last
         started = time.perf_counter()
         result = TransferResult(success=False, node=node.name, direction=str(way))
         permit = self.breakers.get(node.name).allow()
@@ -302,6 +314,7 @@ class ClusterTransport:
                 bytes=sent,
                 duration_ms=duration,
             )
+            self.routes.record_attempt(node.name, route_of(name), None)
             return
         if not isinstance(exc, TransportUnavailable):
             outcome.tried = True
@@ -320,6 +333,7 @@ class ClusterTransport:
             bytes=exc.bytes_done,
             duration_ms=duration,
         )
+        self.routes.record_attempt(node.name, route_of(name), exc)
 
     # -- probes ----------------------------------------------------------------
     async def probe_transport(
@@ -366,7 +380,7 @@ class ClusterTransport:
 
     def session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession()
+            self._session = aiohttp.ClientSession(connector=RacingConnector())
         return self._session
 
     async def close(self) -> None:

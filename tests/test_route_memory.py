@@ -130,13 +130,13 @@ def test_success_resets_the_cooldown_to_its_base(memory: RouteMemory, clock: Man
     assert memory.summary()["n1"]["tailscale"].cooldown == 60.0
 
 
-def test_failure_while_demoted_extends_without_a_second_event(
+def test_failure_while_demoted_restarts_the_cooldown_without_doubling_or_an_event(
     memory: RouteMemory, clock: ManualClock, recorder: EventRecorder
 ) -> None:
     memory.record_failure("n1", TS, "timeout")
     clock.advance(10.0)
     memory.record_failure("n1", TS, "connect")
-    assert memory.summary() == {"n1": {"tailscale": RouteStatus(2, 120.0, 120.0, "connect")}}
+    assert memory.summary() == {"n1": {"tailscale": RouteStatus(2, 60.0, 60.0, "connect")}}
     assert route_events(recorder) == [("ROUTE_DEMOTED", "tailscale", "timeout", 0.0)]
 
 
@@ -202,6 +202,8 @@ def test_default_cap_is_ten_times_the_cooldown(clock: ManualClock) -> None:
     memory = RouteMemory(cooldown=90.0, clock=clock)
     for _ in range(6):
         memory.record_failure("n1", TS, "timeout")
+        clock.advance(memory.summary()["n1"]["tailscale"].cooldown)
+    memory.record_failure("n1", TS, "timeout")
     assert memory.summary()["n1"]["tailscale"].cooldown == 900.0
 
 
