@@ -130,6 +130,13 @@ class RouteMemory:
         if not was_demoted:
             self._emit(EventType.ROUTE_DEMOTED, node, route, record, reason=error)
 
+    def reset(self, node: str | None = None) -> None:
+        """Forget every route's failures (of one node, or of all nodes)."""
+        for key in [k for k in self._records if node is None or k[0] == node]:
+            record = self._records.pop(key)
+            if record.demoted_until is not None:
+                self._emit(EventType.ROUTE_RESTORED, key[0], key[1], record, reason="reset")
+
     def is_demoted(self, node: str, route: RouteName) -> bool:
         self._expire(node, route)
         record = self._records.get((node, route))

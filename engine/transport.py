@@ -96,7 +96,9 @@ class ClusterTransport:
         return summary
 
     def reset_circuit_breakers(self, node: str | None = None) -> None:
+        """Close the breakers and forget demoted routes (of one node, or of every node)."""
         self.breakers.reset(node)
+        self.routes.reset(node)
 
     def _on_breaker_transition(
         self, node: str, old: BreakerState, new: BreakerState, reason: str

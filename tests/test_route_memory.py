@@ -238,3 +238,16 @@ def test_route_cooldown_and_race_delay_come_from_the_environment() -> None:
     off = load_thresholds({"NETFAULT_RACE_DELAY": "off"})
     assert TransportConfig.from_thresholds(off).race_delay is None
     assert load_thresholds({}).race_delay == 0.5
+
+
+def test_reset_forgets_one_nodes_routes_and_says_so(
+    memory: RouteMemory, clock: ManualClock, recorder: EventRecorder
+) -> None:
+    memory.record_failure("n1", TS, "timeout")
+    memory.record_failure("n2", TS, "timeout")
+    clock.advance(1.0)
+    memory.reset("n1")
+    assert list(memory.summary()) == ["n2"]
+    assert route_events(recorder)[-1] == ("ROUTE_RESTORED", "tailscale", "reset", 1.0)
+    memory.reset()
+    assert memory.summary() == {}
