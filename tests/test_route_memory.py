@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from netfault.engine.clock import ManualClock
+from netfault.engine.config import TransportConfig
 from netfault.engine.errors import (
     AuthenticationError,
     ConnectError,
@@ -21,6 +24,9 @@ from netfault.engine.route_memory import (
     connect_failure,
     route_of,
 )
+from netfault.engine.thresholds import Thresholds
+from netfault.engine.transport import ClusterTransport
+from netfault.simulator.cluster import LocalCluster
 
 TS, HOST = RouteName.TAILSCALE, RouteName.HOSTNAME
 TICK = 0.001
@@ -251,3 +257,44 @@ def test_reset_forgets_one_nodes_routes_and_says_so(
     assert route_events(recorder)[-1] == ("ROUTE_RESTORED", "tailscale", "reset", 1.0)
     memory.reset()
     assert memory.summary() == {}
+
+
+# -- route memory in ClusterTransport.transfer_file, on a LocalCluster ---------------------------
+
+
+async def test_refused_tailscale_route_is_skipped_until_its_cooldown_ends(tmp_path: Path) -> None:
+    clock = ManualClock()
+    bus = EventBus(clock)
+    recorder = EventRecorder()
+    bus.subscribe(recorder)
+    src = tmp_path / "src.bin"
+    src.write_bytes(bytes(range(256)) * 400)
+    config = TransportConfig(connect_timeout=3.0, operation_timeout=20.0, http_timeout=5.0)
+    async with (
+        LocalCluster(nodes=1, seed=1) as cluster,
+        ClusterTransport(config=config, clock=clock, thresholds=Thresholds(), events=bus) as ct,
+    ):
+        node = cluster.node("node-1")
+        fault = cluster.faults.apply("down", "node-1", route="tailscale")
+
+        async def push(name: str) -> list[tuple[str, str | None]]:
+            result = await ct.transfer_file(src, name, node)
+            assert result.success
+            return [(a.transport, a.error_kind) for a in result.attempts]
+
+        assert await push("a.bin") == [("tailscale", "connect"), ("ssh", None)]
+        assert await push("b.bin") == [("ssh", None)]
+        health = ct.get_health_summary()["node-1"]
+        assert health["demoted_routes"]["tailscale"]["retry_in"] == 60.0
+        cluster.faults.clear(fault)
+        clock.advance(60.0 - TICK)
+        assert await push("c.bin") == [("ssh", None)]
+        clock.advance(TICK)
+        assert await push("d.bin") == [("tailscale", None)]
+        assert await cluster.read_remote("node-1", "d.bin") == src.read_bytes()
+
+    assert route_events(recorder) == [
+        ("ROUTE_DEMOTED", "tailscale", "connect", 0.0),
+        ("ROUTE_RESTORED", "tailscale", "cooldown expired", 60.0),
+    ]
+    assert "demoted_routes" not in ct.get_health_summary()["node-1"]
