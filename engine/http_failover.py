@@ -41,14 +41,17 @@ async def _walk_routes(
     When the winner's request fails, the routes that lost or never started race again.
     """
     left = ct.routes.order(node.name, routes, lambda r: RouteName(r.name))
+
+    async def abandon(held: HeldRequest) -> None:
+        await held.abandon()
+        _cancelled(ct, node, held.route, held.started, result)
+
     while left:
         starters = [_starter(ct, node, r, endpoint, method, cfg, kwargs, result) for r in left]
-
-        async def abandon(held: HeldRequest) -> None:
-            await held.abandon()
-            _cancelled(ct, node, held.route, held.started, result)
-
         raced = await race(starters, cfg.race_delay, close=abandon)
+        for entry in raced.entries:
+            if entry.error is not None and not isinstance(entry.error, TransportError):
+                raise entry.error  # a bug, not a route failing: let it surface
         if raced.winner is None or await _send(ct, node, raced.winner, result):
             return
         untried = (RaceOutcome.CANCELLED, RaceOutcome.NOT_STARTED)
