@@ -2,7 +2,9 @@
 
 Route memory puts a route that recently failed to connect last; the routes' connections
 are raced (``race_delay`` apart, see ``netfault.engine.race``) and the request is sent
-only on the connection that won, so it is never sent twice.
+only on the connection that won, so it is never sent twice. A route outpaced in the race
+(still connecting when a later-started one connected) is demoted like one that failed to
+connect, so the next requests do not wait ``race_delay`` for it again.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from netfault.engine.errors import CircuitOpenError, TransportError
 from netfault.engine.events import EventType
 from netfault.engine.http_client import Route, http_routes
 from netfault.engine.http_race import HeldRequest, hold_request
-from netfault.engine.race import RaceOutcome, race
+from netfault.engine.race import RaceOutcome, outpaced, race
 from netfault.engine.results import Attempt, HttpResult
 from netfault.engine.route_memory import RouteName
 
@@ -52,6 +54,8 @@ async def _walk_routes(
         for entry in raced.entries:
             if entry.error is not None and not isinstance(entry.error, TransportError):
                 raise entry.error  # a bug, not a route failing: let it surface
+        for index in outpaced(raced):  # still connecting after race_delay: try it last next time
+            ct.routes.record_failure(node.name, RouteName(left[index].name), "outpaced")
         if raced.winner is None or await _send(ct, node, raced.winner, result):
             return
         untried = (RaceOutcome.CANCELLED, RaceOutcome.NOT_STARTED)

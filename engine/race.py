@@ -38,6 +38,7 @@ class RaceEntry:
     """What became of one starter; times are the event loop's clock."""
 
     outcome: RaceOutcome = RaceOutcome.NOT_STARTED
+    connected: bool = False  # returned a connection (the winner, or one closed as spare)
     error: Exception | None = None
     started_at: float | None = None
     ended_at: float | None = None
@@ -67,6 +68,26 @@ async def race(
                 await run.close_quietly(run.winner)  # type: ignore[arg-type]
             raise
     return RaceResult(run.winner, run.winner_index, run.entries)
+
+
+def outpaced(result: RaceResult[T]) -> list[int]:
+    """Starters that began before the winner and had not connected when it did.
+
+    Each had at least the stagger delay to connect and did not: a route worth trying
+    second next time, though its attempt counts as cancelled, never as failed.
+    """
+    if result.winner_index is None:
+        return []
+    won_at = result.entries[result.winner_index].started_at
+    assert won_at is not None
+    return [
+        i
+        for i, e in enumerate(result.entries)
+        if e.outcome is RaceOutcome.CANCELLED
+        and not e.connected
+        and e.started_at is not None
+        and e.started_at < won_at
+    ]
 
 
 class _Race(Generic[T]):
@@ -126,6 +147,7 @@ class _Race(Generic[T]):
                 raise error  # KeyboardInterrupt, SystemExit: not ours to record
             entry.outcome, entry.error = RaceOutcome.FAILED, error
             return False
+        entry.connected = True
         if self.winner_index is None:
             entry.outcome = RaceOutcome.WON
             self.winner, self.winner_index = task.result(), index
@@ -146,6 +168,7 @@ class _Race(Generic[T]):
             entry = self.entries[index]
             entry.outcome, entry.ended_at = RaceOutcome.CANCELLED, self.loop.time()
             if not task.cancelled() and task.exception() is None:
+                entry.connected = True
                 self.spare.append(task.result())  # finished as it was cancelled
         while self.spare:
             await self.close_quietly(self.spare.pop())
@@ -163,4 +186,4 @@ async def _call(starter: Starter[T]) -> T:
     return await starter()
 
 
-__all__ = ["RaceEntry", "RaceOutcome", "RaceResult", "race"]
+__all__ = ["RaceEntry", "RaceOutcome", "RaceResult", "outpaced", "race"]

@@ -15,7 +15,7 @@ from aiohttp import web
 from netfault.engine.clock import ManualClock
 from netfault.engine.config import NodeConfig, TransportConfig
 from netfault.engine.events import Event, EventBus, EventRecorder, EventType
-from netfault.engine.race import RaceOutcome, RaceResult, race
+from netfault.engine.race import RaceOutcome, RaceResult, outpaced, race
 from netfault.engine.results import HttpResult
 from netfault.engine.thresholds import Thresholds
 from netfault.engine.transport import ClusterTransport
@@ -193,6 +193,28 @@ def test_race_winner_time_and_outcomes(
     assert net.cancelled == [(name, pytest.approx(at)) for name in cancelled]
 
 
+OUTPACED = [
+    pytest.param([Plan("ts", 0.1), Plan("host", 0.1)], 0.5, [], id="fast-first"),
+    pytest.param([Plan("ts", HANG), Plan("host", 0.1)], 0.5, [0], id="blackholed-first"),
+    pytest.param([Plan("ts", 0.1, True), Plan("host", 0.1)], 0.5, [], id="failed-not-outpaced"),
+    pytest.param([Plan("a", HANG), Plan("b", HANG), Plan("c", 0.1)], 0.5, [0, 1], id="two"),
+    pytest.param([Plan("ts", 1.0), Plan("host", 0.1)], 0.0, [], id="same-start-is-no-lead"),
+    pytest.param([Plan("ts", 0.6), Plan("host", 0.1)], 0.5, [], id="connected-spare"),
+    pytest.param([Plan("ts", 0.1, True), Plan("host", 0.2, True)], 0.5, [], id="no-winner"),
+]
+
+
+@pytest.mark.parametrize(("plans", "delay", "expected"), OUTPACED)
+def test_outpaced_are_the_earlier_starts_still_connecting_when_the_winner_connected(
+    plans: list[Plan], delay: float, expected: list[int]
+) -> None:
+    async def main() -> list[int]:
+        result, _ = await Net().race(plans, delay)
+        return outpaced(result)
+
+    assert run_virtual(main) == expected
+
+
 def test_every_start_failing_records_each_failure_and_no_winner() -> None:
     net = Net()
     result, now = run_virtual(
@@ -323,9 +345,28 @@ async def test_blackholed_tailscale_connect_loses_the_race_and_the_post_is_sent_
         ("ATTEMPT_SUCCEEDED", "http:hostname"),
         ("OPERATION_SUCCEEDED", "hostname"),
     ]
-    assert ct.get_health_summary() == {
-        "127.0.0.1": {"state": "closed", "failures": 0, "opened_at": None, "retry_in": 0.0}
-    }  # a lost race is neither a breaker failure nor a demotion
+    assert not recorder.of_type(EventType.ATTEMPT_FAILED)
+    health = ct.get_health_summary()["127.0.0.1"]
+    assert (health["state"], health["failures"]) == ("closed", 0)  # a lost race is no failure
+    assert health["demoted_routes"]["tailscale"]["last_error"] == "outpaced"
+
+
+async def test_route_outpaced_once_is_not_waited_for_on_the_next_request(
+    agent: Agent, blackholes: Callable[[], tuple[str, int]]
+) -> None:
+    host, port = blackholes()
+    node = NodeConfig(
+        hostname="127.0.0.1", tailscale_ip=host, tailscale_http_port=port, http_port=agent.port
+    )
+    ct, recorder = http_engine(race_delay=0.05, connect_timeout=60.0)
+    async with ct:
+        first = await ct.http_request_with_failover(node, "/status")
+        second = await ct.http_request_with_failover(node, "/status")
+
+    assert attempts(first) == [("http:tailscale", "cancelled"), ("http:hostname", None)]
+    assert attempts(second) == [("http:hostname", None)]
+    demoted = recorder.of_type(EventType.ROUTE_DEMOTED)
+    assert [(e.data["route"], e.data["reason"]) for e in demoted] == [("tailscale", "outpaced")]
 
 
 async def test_racing_off_waits_for_the_timeout_then_demotes_the_route(
