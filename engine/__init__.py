@@ -27,7 +27,9 @@ from netfault.engine.events import (
     read_event_log,
 )
 from netfault.engine.hosts import load_hosts
+from netfault.engine.race import RaceEntry, RaceOutcome, RaceResult, race
 from netfault.engine.results import Attempt, HttpResult, ProbeResult, TransferResult
+from netfault.engine.route_memory import RouteMemory, RouteName, RouteStatus
 from netfault.engine.router import TRANSPORT_ESCALATION_ORDER, SyncRouter, get_sync_router
 from netfault.engine.sync import (
     DatabaseSyncManager,
@@ -75,7 +77,13 @@ __all__ = [
     "NodeConfig",
     "NodeDisabledError",
     "ProbeResult",
+    "RaceEntry",
+    "RaceOutcome",
+    "RaceResult",
     "RemoteStorageError",
+    "RouteMemory",
+    "RouteName",
+    "RouteStatus",
     "SyncRouter",
     "SystemClock",
     "Thresholds",
@@ -89,5 +97,6 @@ __all__ = [
     "get_sync_router",
     "load_hosts",
     "load_thresholds",
+    "race",
     "read_event_log",
 ]
