@@ -17,14 +17,12 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 
 from netfault.engine.config import NodeConfig, TransportConfig
-from netfault.engine.http_client import Route, request_once
+from netfault.engine.http_client import HttpResponse, Route, request_once
 
 if TYPE_CHECKING:
     from aiohttp.client_reqrep import ClientRequest
     from aiohttp.connector import Connection
     from aiohttp.tracing import Trace
-
-Response = tuple[int, bytes, dict[str, str]]
 
 
 class _Hold:
@@ -67,14 +65,14 @@ class RacingConnector(aiohttp.TCPConnector):
 class HeldRequest:
     """A request on one route whose connection is established and which has sent nothing."""
 
-    def __init__(self, route: Route, hold: _Hold, task: asyncio.Task[Response]) -> None:
+    def __init__(self, route: Route, hold: _Hold, task: asyncio.Task[HttpResponse]) -> None:
         self.route = route
         self.started = time.perf_counter()  # when its connection attempt began
         self._hold = hold
         self._task = task
 
-    async def send(self) -> Response:
-        """Send the request on its connection and return (status, body, headers)."""
+    async def send(self) -> HttpResponse:
+        """Send the request on its connection and return the response (any status)."""
         self._hold.go.set_result(None)
         return await self._task
 
@@ -97,7 +95,7 @@ async def hold_request(
     hold = _Hold()
     started = time.perf_counter()
 
-    async def request() -> Response:
+    async def request() -> HttpResponse:
         _HOLD.set(hold)  # this task's own context: other requests are not held
         return await request_once(
             session,

@@ -142,7 +142,9 @@ class RouteMemory:
         record = self._records.get((node, route))
         return record is not None and record.demoted_until is not None
 
-    def order(self, node: str, candidates: Sequence[T], route: Callable[[T], RouteName]) -> list[T]:
+    def order(
+        self, node: str, candidates: Sequence[T], route: Callable[[T], RouteName | None]
+    ) -> list[T]:
         """``candidates`` with those on demoted routes moved after the rest, order kept."""
         demoted = {r for r in RouteName if self.is_demoted(node, r)}
         healthy = [c for c in candidates if route(c) not in demoted]

@@ -20,15 +20,15 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from netfault.engine.clock import SYSTEM_CLOCK, Clock
-from netfault.engine.config import NodeConfig, TransportConfig
-from netfault.engine.errors import NodeDisabledError
+from netfault.engine.config import SYNC_ESCALATION_ORDER, NodeConfig, TransportConfig
+from netfault.engine.errors import REQUEST_KINDS, NodeDisabledError
 from netfault.engine.events import Event, EventBus, EventType
 from netfault.engine.results import ProbeResult, TransferResult
 from netfault.engine.router_stats import RouterStats
 from netfault.engine.thresholds import Thresholds, load_thresholds
 from netfault.engine.transport import ClusterTransport
 
-TRANSPORT_ESCALATION_ORDER = ("p2p", "http", "rsync", "base64")
+TRANSPORT_ESCALATION_ORDER = SYNC_ESCALATION_ORDER  # the runbook's name
 EXHAUSTED = "all_transports_exhausted"
 
 
@@ -100,7 +100,7 @@ class SyncRouter:
     def chain(self, node: str) -> list[str]:
         """The node's escalation chain: its configured transports, else the default order."""
         cfg = self._node(node)
-        names = cfg.transport_order() if cfg.transports else list(self.escalation_order)
+        names = cfg.transport_order(self.escalation_order)
         known = self.transport.transports
         return [t for t in names if t not in known or known[t].available(cfg)]
 
@@ -131,7 +131,8 @@ class SyncRouter:
         if state.disabled is not None:
             err = NodeDisabledError(node, state.disabled["reason"])
             return TransferResult(False, node, direction, error=err.message, error_kind=err.kind)
-        target = remote_path if remote_path is not None else Path(data_path).as_posix()
+        # by default the file keeps its name, under the node's base_path
+        target = remote_path if remote_path is not None else Path(data_path).name
         result = await self.transport.transfer_file(
             data_path,
             target,
@@ -149,6 +150,8 @@ class SyncRouter:
         state = self._state[node]
         attempts = result.attempts
         for i, attempt in enumerate(attempts):
+            if attempt.error_kind in REQUEST_KINDS:
+                continue  # the request was wrong, not the transport: no stall
             self._remember(state, attempt.transport, attempt.success, attempt.message)
             if attempt.success:
                 state.failed.clear()

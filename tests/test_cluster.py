@@ -282,7 +282,7 @@ CASES = [
         id="http-down-then-base64",
     ),
     pytest.param(
-        Case("http_5xx", {}, ["http", "base64"], ("base64",), ["http"], frozenset({"connect"})),
+        Case("http_5xx", {}, ["http", "base64"], ("base64",), ["http"], frozenset({"http_5xx"})),
         id="http-5xx-then-base64",
     ),
 ]

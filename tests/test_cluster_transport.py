@@ -356,14 +356,17 @@ async def test_jsonl_event_log_reads_back_equal(rig: Rig, tmp_path: Path) -> Non
     assert len(log.path.read_text().splitlines()) == len(rig.recorder.events)
 
 
-async def test_push_of_a_missing_local_file_raises_without_calling(
+async def test_push_of_a_missing_local_file_fails_at_once_without_calling(
     rig: Rig, tmp_path: Path
 ) -> None:
-    with pytest.raises(FileNotFoundError):
-        await rig.ct.transfer_file(tmp_path / "missing.db", "missing.db", NODE)
+    result = await rig.ct.transfer_file(tmp_path / "missing.db", "missing.db", NODE)
 
+    assert (result.success, result.error_kind, result.attempts) == (False, "not_found", [])
+    assert "missing.db" in (result.error or "")
     assert rig.calls == []
     assert rig.ct.get_health_summary().get("n1", {}).get("failures", 0) == 0
+    [failed] = rig.recorder.of_type(EventType.OPERATION_FAILED)
+    assert (failed.outcome, failed.error_kind) == ("rejected", "not_found")
 
 
 # -- HTTP failover against real servers ------------------------------------------------------------

@@ -6,9 +6,9 @@ command renames the partial only if its sha256 equals the local file's. Pull: ``
 ``sha256sum`` before ``os.replace``. Either way an interrupted transfer leaves its partial
 for the next attempt, which reuses it only after the prefix sha256 of both sides match.
 
-The bulk bytes go through OpenSSH's ``ssh`` binary when it is installed (``sshpipe``: about
-twice asyncssh's client throughput here); the control steps stay on one asyncssh connection.
-Remote hashing prefers ``openssl dgst`` (7x coreutils' sha256sum here, see ``remote.SHA256``).
+The bulk bytes go through OpenSSH's ``ssh`` binary when it is installed (``sshpipe``, the
+default); the control steps stay on one asyncssh connection. Remote hashing prefers
+``openssl dgst`` over coreutils' sha256sum (see ``remote.SHA256``).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from pathlib import Path
 import asyncssh
 
 from netfault.engine.config import NodeConfig, TransportConfig
-from netfault.engine.errors import IntegrityError, RemoteStorageError, TransportError
+from netfault.engine.errors import AttemptError, IntegrityError, RemoteStorageError, TransportError
 from netfault.engine.transports import remote as rc
 from netfault.engine.transports import sshpipe
 from netfault.engine.transports.base import Progress, Transport
@@ -312,7 +312,7 @@ async def _drain_stdout(
 
 async def _remote_failure(
     proc: asyncssh.SSHClientProcess[bytes], exc: Exception, attempt: Attempt, what: str
-) -> TransportError:
+) -> AttemptError:
     """Why the remote command stopped reading: its stderr if it said, else the channel error."""
     try:
         async with asyncio.timeout(2.0):
@@ -334,7 +334,7 @@ async def _quietly_remove(conn: asyncssh.SSHClientConnection, path: str) -> None
 
 def _exit_error(
     result: asyncssh.SSHCompletedProcess, attempt: Attempt, what: str
-) -> TransportError:
+) -> AttemptError:
     stderr = _text(result.stderr).strip()
     return exit_error(stderr, result.exit_status, attempt, what)
 
