@@ -4,21 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import selectors
-import socket
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import pytest
-from aiohttp import web
 
+from netfault.engine.breaker import BreakerRegistry
 from netfault.engine.clock import ManualClock
-from netfault.engine.config import NodeConfig, TransportConfig
-from netfault.engine.events import Event, EventBus, EventRecorder, EventType
+from netfault.engine.config import NodeConfig
+from netfault.engine.errors import ConnectError, ConnectionReset
+from netfault.engine.events import EventBus, EventRecorder
+from netfault.engine.failover import Candidate, Chain, FailoverOperation, FailoverOutcome
 from netfault.engine.race import RaceOutcome, RaceResult, outpaced, race
-from netfault.engine.results import HttpResult
-from netfault.engine.thresholds import Thresholds
-from netfault.engine.transport import ClusterTransport
+from netfault.engine.route_memory import RouteMemory, RouteName
 
 T = TypeVar("T")
 WON, FAILED, CANCELLED, NOT_STARTED = (
@@ -257,164 +256,172 @@ def test_no_starters_is_no_winner() -> None:
     assert (result.winner, result.entries, now) == (None, [], 0.0)
 
 
-# -- racing HTTP routes against real sockets -------------------------------------------------------
+# -- the failover loop's racing step (engine.failover_race) on the virtual clock ------------------
 
 
-class Agent:
-    """An HTTP server on 127.0.0.1 that counts what it was sent."""
+@dataclass(frozen=True)
+class Route:
+    """A fake route: its connection takes ``after`` s (HANG: never) and ``fails`` it or the run."""
 
-    def __init__(self) -> None:
-        self.seen: list[tuple[str, str]] = []
-        self.port = 0
-
-    async def handle(self, request: web.Request) -> web.Response:
-        self.seen.append((request.method, request.path))
-        return web.json_response({"ok": True})
+    name: str
+    after: float
+    connect_fails: bool = False
+    run_fails: bool = False
 
 
-@pytest.fixture
-async def agent() -> AsyncIterator[Agent]:
-    server = Agent()
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", server.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    server.port = runner.addresses[0][1]
-    yield server
-    await runner.cleanup()
+class Conn:
+    def __init__(self, route: Route, log: list[str]) -> None:
+        self.route, self.log = route, log
+
+    async def run(self) -> int:
+        self.log.append(f"run {self.route.name}")
+        if self.route.run_fails:
+            raise ConnectionReset(f"{self.route.name}@n1: reset", node="n1", bytes_done=5)
+        return 10
+
+    async def close(self) -> None:
+        self.log.append(f"close {self.route.name}")
 
 
-@pytest.fixture
-def blackholes() -> Iterator[Callable[[], tuple[str, int]]]:
-    """Addresses whose TCP handshake never completes: a listener whose backlog is full."""
-    sockets: list[socket.socket] = []
+def candidate(route: Route, log: list[str]) -> Candidate[int]:
+    async def connect() -> Conn:
+        await asyncio.sleep(route.after if route.after != HANG else 3600 * 24)
+        if route.connect_fails:
+            raise ConnectError(f"{route.name}@n1: refused", node="n1")
+        return Conn(route, log)
 
-    def make() -> tuple[str, int]:
-        listener = socket.socket()
-        listener.bind(("127.0.0.3", 0))
-        listener.listen(0)
-        filler = socket.create_connection(listener.getsockname(), timeout=5)
-        sockets.extend([listener, filler])
-        host, port = listener.getsockname()
-        return str(host), int(port)
+    async def run() -> int:
+        return await (await connect()).run()
 
-    yield make
-    for sock in sockets:
-        sock.close()
+    name = f"http:{route.name}"
+    return Candidate(name, run, route=RouteName(route.name), connect=connect)
 
 
-def http_engine(
-    race_delay: float | None, connect_timeout: float
-) -> tuple[ClusterTransport, EventRecorder]:
+@dataclass
+class Ran:
+    outcome: FailoverOutcome[int]
+    at: float
+    log: list[str]
+    recorder: EventRecorder
+    breakers: BreakerRegistry
+    routes: RouteMemory
+
+
+def run_operation(routes: list[Route], delay: float | None) -> Ran:
     clock = ManualClock()
-    bus = EventBus(clock)
-    recorder = EventRecorder()
+    bus, recorder = EventBus(clock), EventRecorder()
     bus.subscribe(recorder)
-    config = TransportConfig(
-        connect_timeout=connect_timeout, http_timeout=30.0, race_delay=race_delay
-    )
-    ct = ClusterTransport(
-        transports={}, clock=clock, config=config, thresholds=Thresholds(), events=bus
-    )
-    return ct, recorder
+    breakers, memory = BreakerRegistry(clock=clock), RouteMemory(clock=clock, events=bus)
+    log: list[str] = []
+
+    async def main() -> FailoverOutcome[int]:
+        op: FailoverOperation[int] = FailoverOperation(
+            NodeConfig(hostname="n1"),
+            "push",
+            breakers=breakers,
+            events=bus,
+            size=int,
+            routes=memory,
+            race_delay=delay,
+        )
+        return await op.run(Chain(op.ordered([candidate(r, log) for r in routes])))
+
+    loop = VirtualClockLoop()
+    try:
+        outcome = loop.run_until_complete(main())
+    finally:
+        loop.close()
+    return Ran(outcome, loop.now, log, recorder, breakers, memory)
 
 
-def attempts(result: HttpResult) -> list[tuple[str, str | None]]:
-    return [(a.transport, a.error_kind) for a in result.attempts]
+def tried(ran: Ran) -> list[tuple[str, str | None]]:
+    return [(a.transport, a.error_kind) for a in ran.outcome.attempts]
 
 
-async def test_blackholed_tailscale_connect_loses_the_race_and_the_post_is_sent_once(
-    agent: Agent, blackholes: Callable[[], tuple[str, int]]
+LOOP_CASES = [
+    pytest.param(
+        [Route("tailscale", HANG), Route("hostname", 0.1)],
+        0.5,
+        "hostname",
+        0.6,
+        [("http:tailscale", "cancelled"), ("http:hostname", None)],
+        ["run hostname"],
+        id="blackholed-lead-loses",
+    ),
+    pytest.param(
+        [Route("tailscale", 0.1), Route("hostname", 0.1)],
+        0.5,
+        "tailscale",
+        0.1,
+        [("http:tailscale", None)],
+        ["run tailscale"],
+        id="fast-lead-races-nobody",
+    ),
+    pytest.param(
+        [Route("tailscale", 0.2, connect_fails=True), Route("hostname", 0.1)],
+        0.5,
+        "hostname",
+        0.3,
+        [("http:tailscale", "connect"), ("http:hostname", None)],
+        ["run hostname"],
+        id="refused-lead-starts-the-next-at-once",
+    ),
+    pytest.param(
+        [Route("tailscale", 0.7), Route("hostname", 0.1, run_fails=True)],
+        0.5,
+        "tailscale",
+        1.3,
+        [("http:tailscale", "cancelled"), ("http:hostname", "reset"), ("http:tailscale", None)],
+        ["run hostname", "run tailscale"],
+        id="winner-fails-the-loser-runs-again",
+    ),
+    pytest.param(
+        [Route("tailscale", 2.0, connect_fails=True), Route("hostname", 0.1)],
+        None,
+        "hostname",
+        2.1,
+        [("http:tailscale", "connect"), ("http:hostname", None)],
+        ["run hostname"],
+        id="racing-off-is-sequential",
+    ),
+]
+
+
+@pytest.mark.parametrize(("routes", "delay", "used", "at", "attempts", "log"), LOOP_CASES)
+def test_the_loop_races_connects_and_runs_the_operation_on_one_connection(
+    routes: list[Route],
+    delay: float | None,
+    used: str,
+    at: float,
+    attempts: list[tuple[str, str | None]],
+    log: list[str],
 ) -> None:
-    host, port = blackholes()
-    node = NodeConfig(
-        hostname="127.0.0.1", tailscale_ip=host, tailscale_http_port=port, http_port=agent.port
-    )
-    ct, recorder = http_engine(race_delay=0.05, connect_timeout=60.0)
-    async with ct:
-        result = await ct.http_request_with_failover(node, "/api/sync", "POST", json={"a": 1})
+    ran = run_operation(routes, delay)
+    assert (ran.outcome.success, ran.outcome.transport_used) == (True, f"http:{used}")
+    assert (ran.at, tried(ran), ran.log) == (pytest.approx(at), attempts, log)
+    assert ran.breakers.health_summary()["n1"]["failures"] == 0
 
-    assert (result.success, result.status, result.transport_used) == (True, 200, "hostname")
-    assert attempts(result) == [("http:tailscale", "cancelled"), ("http:hostname", None)]
-    assert agent.seen == [("POST", "/api/sync")]
-    assert [(str(e.type), e.transport) for e in recorder.events if e.transport] == [
+
+def test_a_route_outpaced_in_the_race_is_demoted_and_put_last_next_time() -> None:
+    ran = run_operation([Route("tailscale", HANG), Route("hostname", 0.1)], 0.5)
+    assert ran.routes.is_demoted("n1", RouteName.TAILSCALE)
+    assert not ran.routes.is_demoted("n1", RouteName.HOSTNAME)
+    events = [(str(e.type), e.transport) for e in ran.recorder.events]
+    assert events == [
         ("ATTEMPT_STARTED", "http:tailscale"),
         ("ATTEMPT_STARTED", "http:hostname"),
         ("ATTEMPT_CANCELLED", "http:tailscale"),
+        ("ROUTE_DEMOTED", None),
         ("ATTEMPT_SUCCEEDED", "http:hostname"),
-        ("OPERATION_SUCCEEDED", "hostname"),
+        ("OPERATION_SUCCEEDED", "http:hostname"),
     ]
-    assert not recorder.of_type(EventType.ATTEMPT_FAILED)
-    health = ct.get_health_summary()["127.0.0.1"]
-    assert (health["state"], health["failures"]) == ("closed", 0)  # a lost race is no failure
-    assert health["demoted_routes"]["tailscale"]["last_error"] == "outpaced"
 
 
-async def test_route_outpaced_once_is_not_waited_for_on_the_next_request(
-    agent: Agent, blackholes: Callable[[], tuple[str, int]]
-) -> None:
-    host, port = blackholes()
-    node = NodeConfig(
-        hostname="127.0.0.1", tailscale_ip=host, tailscale_http_port=port, http_port=agent.port
-    )
-    ct, recorder = http_engine(race_delay=0.05, connect_timeout=60.0)
-    async with ct:
-        first = await ct.http_request_with_failover(node, "/status")
-        second = await ct.http_request_with_failover(node, "/status")
-
-    assert attempts(first) == [("http:tailscale", "cancelled"), ("http:hostname", None)]
-    assert attempts(second) == [("http:hostname", None)]
-    demoted = recorder.of_type(EventType.ROUTE_DEMOTED)
-    assert [(e.data["route"], e.data["reason"]) for e in demoted] == [("tailscale", "outpaced")]
-
-
-async def test_racing_off_waits_for_the_timeout_then_demotes_the_route(
-    agent: Agent, blackholes: Callable[[], tuple[str, int]]
-) -> None:
-    host, port = blackholes()
-    node = NodeConfig(
-        hostname="127.0.0.1", tailscale_ip=host, tailscale_http_port=port, http_port=agent.port
-    )
-    ct, recorder = http_engine(race_delay=None, connect_timeout=0.3)
-    async with ct:
-        first = await ct.http_request_with_failover(node, "/status")
-        second = await ct.http_request_with_failover(node, "/status")
-
-    assert attempts(first) == [("http:tailscale", "timeout"), ("http:hostname", None)]
-    assert attempts(second) == [("http:hostname", None)]
-    [demoted] = recorder.of_type(EventType.ROUTE_DEMOTED)
-    assert (demoted.node, demoted.data["route"], demoted.data["reason"]) == (
-        "127.0.0.1",
-        "tailscale",
-        "timeout",
-    )
-    assert agent.seen == [("GET", "/status")] * 2
-
-
-async def test_cancelling_the_request_cancels_every_route_being_raced(
-    blackholes: Callable[[], tuple[str, int]],
-) -> None:
-    (ts_host, ts_port), (host, port) = blackholes(), blackholes()
-    node = NodeConfig(
-        hostname=host, http_port=port, tailscale_ip=ts_host, tailscale_http_port=ts_port
-    )
-    ct, recorder = http_engine(race_delay=0.05, connect_timeout=60.0)
-    both_started = asyncio.Event()
-
-    def on_event(event: Event) -> None:
-        if len(recorder.of_type(EventType.ATTEMPT_STARTED)) == 2:
-            both_started.set()
-
-    ct.events.subscribe(on_event)
-    async with ct:
-        request = asyncio.ensure_future(ct.http_request_with_failover(node, "/status"))
-        await asyncio.wait_for(both_started.wait(), timeout=30)
-        request.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await request
-
-    cancelled = recorder.of_type(EventType.ATTEMPT_CANCELLED)
-    assert sorted(str(e.transport) for e in cancelled) == ["http:hostname", "http:tailscale"]
-    assert not recorder.of_type(EventType.ATTEMPT_FAILED, EventType.ROUTE_DEMOTED)
-    assert ct.get_health_summary()[host]["failures"] == 0
+def test_every_connect_failing_records_each_failure_and_one_breaker_failure() -> None:
+    failing = [Route("tailscale", 1.0, True), Route("hostname", 0.3, True)]
+    ran = run_operation(failing, 0.5)
+    assert (ran.outcome.success, ran.outcome.error_kind) == (False, "connect")
+    assert tried(ran) == [("http:hostname", "connect"), ("http:tailscale", "connect")]
+    assert ran.at == pytest.approx(1.0)
+    assert ran.breakers.health_summary()["n1"]["failures"] == 1
+    assert ran.log == []
