@@ -188,7 +188,7 @@ class ClusterTransport:
     async def probe_transport(
         self, node: NodeConfig, transport: str, config: TransportConfig | None = None
     ) -> ProbeResult:
-        """Test one transport end to end; never touches the breaker."""
+        """Test one transport end to end; never touches the breaker, teaches route memory."""
         cfg = config or TransportConfig.for_quick_requests()
         impl = self.transports.get(transport)
         started = time.perf_counter()
@@ -202,7 +202,10 @@ class ClusterTransport:
         except Exception as exc:
             ms = (time.perf_counter() - started) * 1000
             err = classify(exc, Tracker(node, transport))
+            if err.fails_over:  # a request error says nothing about the route
+                self.routes.record_attempt(node.name, route_of(transport), err)
             return ProbeResult(node.name, transport, False, err.message, ms, err.kind)
+        self.routes.record_attempt(node.name, route_of(transport), None)
         return ProbeResult(
             node.name, transport, True, message, (time.perf_counter() - started) * 1000
         )
