@@ -35,6 +35,7 @@ from netfault.engine.failover import (
     Candidate,
     CandidateSource,
     Chain,
+    Connection,
     Escalated,
     Escalation,
     FailoverOperation,
@@ -47,7 +48,7 @@ from netfault.engine.paths import confine_remote_path
 from netfault.engine.results import HttpResult, ProbeResult, TransferResult
 from netfault.engine.route_memory import RouteMemory, route_of
 from netfault.engine.thresholds import Thresholds, load_thresholds
-from netfault.engine.transports.base import Direction, Progress, Transport
+from netfault.engine.transports.base import Direction, Progress, Transport, TransportConnection
 from netfault.engine.transports.failures import Tracker, classify
 
 
@@ -182,7 +183,17 @@ class ClusterTransport:
         def run() -> Awaitable[int]:
             return impl.transfer(way, node, local, remote, cfg, progress)
 
-        return Candidate(name, run, timeout=cfg.operation_timeout, route=route_of(name))
+        async def connect() -> Connection[int]:
+            connection = await impl.connect(node, cfg, progress)
+            return _OnConnection(connection, way, local, remote, cfg)
+
+        return Candidate(
+            name,
+            run,
+            timeout=cfg.operation_timeout,
+            route=route_of(name),
+            connect=connect if impl.connects_first else None,
+        )
 
     # -- probes ----------------------------------------------------------------
     async def probe_transport(
@@ -253,6 +264,29 @@ class ClusterTransport:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+
+class _OnConnection:
+    """One transfer on a transport's connection set up beforehand (the race's winner)."""
+
+    def __init__(
+        self,
+        connection: TransportConnection,
+        way: Direction,
+        local: Path,
+        remote: str,
+        cfg: TransportConfig,
+    ) -> None:
+        self._connection, self._args = connection, (way, local, remote, cfg)
+
+    async def run(self) -> int:
+        try:
+            return await self._connection.transfer(*self._args)
+        finally:
+            await self._connection.close()
+
+    def close(self) -> Awaitable[None]:
+        return self._connection.close()
 
 
 async def _unavailable() -> int:
