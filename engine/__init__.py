@@ -11,6 +11,7 @@ from netfault.engine.config import (
     TransportSpec,
 )
 from netfault.engine.errors import (
+    CANCELLED_KIND,
     ERROR_KINDS,
     REQUEST_KINDS,
     AttemptError,
@@ -63,6 +64,7 @@ from netfault.engine.transports.base import Direction, Progress, Transport
 from netfault.engine.yamlsrc import Located, load_located
 
 __all__ = [
+    "CANCELLED_KIND",
     "ERROR_KINDS",
     "DEFAULT_FILE_TRANSPORTS",
     "SYNC_ESCALATION_ORDER",

@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Generic, TypeVar
 
+from netfault.engine.errors import CANCELLED_KIND as CANCELLED
 from netfault.engine.events import EventType
 from netfault.engine.race import RaceOutcome, RaceResult, outpaced, race
 from netfault.engine.results import Attempt
@@ -33,8 +34,6 @@ if TYPE_CHECKING:
     )
 
 T = TypeVar("T")
-
-CANCELLED = "cancelled"
 
 
 @dataclass(slots=True)

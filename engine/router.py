@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 
 from netfault.engine.clock import SYSTEM_CLOCK, Clock
 from netfault.engine.config import SYNC_ESCALATION_ORDER, NodeConfig, TransportConfig
-from netfault.engine.errors import REQUEST_KINDS, NodeDisabledError
+from netfault.engine.errors import CANCELLED_KIND, REQUEST_KINDS, NodeDisabledError
 from netfault.engine.events import Event, EventBus, EventType
 from netfault.engine.results import ProbeResult, TransferResult
 from netfault.engine.router_stats import RouterStats
@@ -150,8 +150,8 @@ class SyncRouter:
         state = self._state[node]
         attempts = result.attempts
         for i, attempt in enumerate(attempts):
-            if attempt.error_kind in REQUEST_KINDS:
-                continue  # the request was wrong, not the transport: no stall
+            if attempt.error_kind in REQUEST_KINDS or attempt.error_kind == CANCELLED_KIND:
+                continue  # the request was wrong, or the attempt lost a race: no stall
             self._remember(state, attempt.transport, attempt.success, attempt.message)
             if attempt.success:
                 state.failed.clear()

@@ -18,6 +18,7 @@ import pytest
 from netfault.engine.clock import ManualClock
 from netfault.engine.config import NodeConfig, TransportConfig
 from netfault.engine.events import EventBus, EventRecorder, EventType
+from netfault.engine.router import SyncRouter
 from netfault.engine.thresholds import Thresholds
 from netfault.engine.transport import ClusterTransport
 from netfault.simulator.cluster import LocalCluster
@@ -89,3 +90,19 @@ async def test_a_pull_races_too_and_lands_the_exact_bytes(blackholed: Rig, tmp_p
         ("ssh", None),
     ]
     assert back.read_bytes() == blackholed.src.read_bytes()
+
+
+@pytest.mark.parametrize("blackholed", [(0.2, 600.0)], indirect=True)
+async def test_a_sync_whose_tailscale_connection_lost_the_race_stalls_nothing(
+    blackholed: Rig,
+) -> None:
+    router = SyncRouter(
+        blackholed.ct, nodes=[blackholed.node], escalation_order=["tailscale", "ssh"]
+    )
+    result = await router.sync_to_node("node-1", blackholed.src)
+    assert [(a.transport, a.error_kind) for a in result.attempts] == [
+        ("tailscale", "cancelled"),
+        ("ssh", None),
+    ]
+    assert router.get_transport_failures() == {}
+    assert not blackholed.recorder.of_type(EventType.SYNC_STALLED)
