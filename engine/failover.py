@@ -189,6 +189,7 @@ class FailoverOperation(Generic[T]):
         self.race_delay = race_delay  # None: candidates run strictly one after another
         self._size = size
         self._race = RaceStep(self)
+        self._source_done = False
         self._tried = False  # a candidate ran and failed in a way that counts
         self._last: AttemptError | None = None
 
@@ -235,7 +236,7 @@ class FailoverOperation(Generic[T]):
                 if not candidate.available:
                     self._emit(EventType.ATTEMPT_SKIPPED, candidate.name, outcome="unavailable")
                 skipped = Attempt(candidate.name, False, 0.0, TransportUnavailable.kind)
-                candidate = source.after(skipped) or self._race.take_lost()
+                candidate = self._next(source, skipped)
                 continue
             rivals = self._race.rivals(candidate, source.upcoming())
             if rivals:
@@ -249,7 +250,16 @@ class FailoverOperation(Generic[T]):
                 return
             if self._last is not None and not self._last.fails_over:
                 return
-            candidate = source.after(attempt) or self._race.take_lost()
+            candidate = self._next(source, attempt)
+
+    def _next(self, source: CandidateSource[T], failed: Attempt) -> Candidate[T] | None:
+        """The source's next candidate; once it has none, those that lost a race."""
+        if not self._source_done:
+            candidate = source.after(failed)
+            if candidate is not None:
+                return candidate
+            self._source_done = True
+        return self._race.take_lost()
 
     async def _attempt(
         self,

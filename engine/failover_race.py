@@ -13,6 +13,7 @@ source has nothing left.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -65,6 +66,7 @@ class RaceStep(Generic[T]):
 
     def rivals(self, lead: Candidate[T], upcoming: Sequence[Candidate[T]]) -> list[Candidate[T]]:
         """Candidates to race against ``lead``: one per other route, in queue order."""
+        self._lost = [c for c in self._lost if c.name != lead.name]  # offered again already
         if self._op.race_delay is None or lead.connect is None or lead.route is None:
             return []
         seen, found = {lead.route}, []
@@ -121,7 +123,8 @@ class RaceStep(Generic[T]):
             op._emit(EventType.ATTEMPT_STARTED, candidate.name)
             started = time.perf_counter()
             try:
-                connection = await connect()
+                async with asyncio.timeout(candidate.timeout):
+                    connection = await connect()
             except BaseException as exc:
                 if not isinstance(exc, Exception):  # cancelled: lost, or the operation was
                     self._cancelled(candidate, started, outcome)

@@ -307,7 +307,7 @@ class Ran:
     routes: RouteMemory
 
 
-def run_operation(routes: list[Route], delay: float | None) -> Ran:
+def run_operation(routes: list[Route], delay: float | None, tries: int = 1) -> Ran:
     clock = ManualClock()
     bus, recorder = EventBus(clock), EventRecorder()
     bus.subscribe(recorder)
@@ -324,7 +324,7 @@ def run_operation(routes: list[Route], delay: float | None) -> Ran:
             routes=memory,
             race_delay=delay,
         )
-        return await op.run(Chain(op.ordered([candidate(r, log) for r in routes])))
+        return await op.run(Chain(op.ordered([candidate(r, log) for r in routes]), tries=tries))
 
     loop = VirtualClockLoop()
     try:
@@ -425,3 +425,15 @@ def test_every_connect_failing_records_each_failure_and_one_breaker_failure() ->
     assert ran.at == pytest.approx(1.0)
     assert ran.breakers.health_summary()["n1"]["failures"] == 1
     assert ran.log == []
+
+
+def test_a_lost_lead_offered_again_by_its_own_retries_runs_no_more_than_them() -> None:
+    failing = [Route("tailscale", 0.7, run_fails=True), Route("hostname", 0.1, run_fails=True)]
+    ran = run_operation(failing, 0.5, tries=2)
+    assert ran.outcome.success is False
+    assert tried(ran) == [
+        ("http:tailscale", "cancelled"),
+        ("http:hostname", "reset"),
+        ("http:tailscale", "reset"),
+    ]
+    assert ran.log == ["run hostname", "run tailscale"]
