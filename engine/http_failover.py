@@ -50,48 +50,52 @@ async def request_with_failover(
     config: TransportConfig,
 ) -> HttpResult:
     """Run ``request`` over the node's routes (``ClusterTransport.http_request_with_failover``)."""
-    node = op.node
     last: list[HttpResponse] = []
+    routes = http_routes(op.node, request.port)
+    candidates = [_candidate(session, op.node, r, request, config, last) for r in routes]
+    outcome = await op.run(Chain(op.ordered(candidates)))
+    return _http_result(op.node, outcome.success, last, outcome)
 
-    def candidate(route: Route) -> Candidate[HttpResponse]:
-        def answered(response: HttpResponse) -> HttpResponse:
-            last.append(response)
-            if response.status >= 500:
-                tracker = Tracker(node, f"http:{route.name}")
-                raise http_status_error(response.status, tracker, request.label)
-            return response
 
-        async def run() -> HttpResponse:
-            return answered(
-                await request_once(
-                    session,
-                    node,
-                    route,
-                    request.method,
-                    request.endpoint,
-                    total_timeout=config.http_timeout,
-                    connect_timeout=config.connect_timeout,
-                    **request.kwargs,
-                )
+def _candidate(
+    session: aiohttp.ClientSession,
+    node: NodeConfig,
+    route: Route,
+    request: HttpRequest,
+    config: TransportConfig,
+    last: list[HttpResponse],
+) -> Candidate[HttpResponse]:
+    """The call on one route: sent at once (``run``), or connected and held (``connect``)."""
+
+    def answered(response: HttpResponse) -> HttpResponse:
+        last.append(response)
+        if response.status >= 500:
+            tracker = Tracker(node, f"http:{route.name}")
+            raise http_status_error(response.status, tracker, request.label)
+        return response
+
+    async def run() -> HttpResponse:
+        return answered(
+            await request_once(
+                session,
+                node,
+                route,
+                request.method,
+                request.endpoint,
+                total_timeout=config.http_timeout,
+                connect_timeout=config.connect_timeout,
+                **request.kwargs,
             )
-
-        async def connect() -> Connection[HttpResponse]:
-            held = await hold_request(
-                session, node, route, request.method, request.endpoint, config, request.kwargs
-            )
-            return _HeldCall(held, answered)
-
-        return Candidate(
-            f"http:{route.name}",
-            run,
-            reports_as=route.name,
-            route=RouteName(route.name),
-            connect=connect,
         )
 
-    routes = op.ordered([candidate(r) for r in http_routes(node, request.port)])
-    outcome = await op.run(Chain(routes))
-    return _http_result(node, outcome.success, last, outcome)
+    async def connect() -> Connection[HttpResponse]:
+        held = await hold_request(
+            session, node, route, request.method, request.endpoint, config, request.kwargs
+        )
+        return _HeldCall(held, answered)
+
+    name, route_name = f"http:{route.name}", RouteName(route.name)
+    return Candidate(name, run, reports_as=route.name, route=route_name, connect=connect)
 
 
 class _HeldCall:
