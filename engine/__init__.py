@@ -11,6 +11,7 @@ from netfault.engine.config import (
     TransportSpec,
 )
 from netfault.engine.errors import (
+    CANCELLED_KIND,
     ERROR_KINDS,
     REQUEST_KINDS,
     AttemptError,
@@ -45,7 +46,9 @@ from netfault.engine.events import (
 from netfault.engine.failover import Escalation
 from netfault.engine.hosts import load_hosts
 from netfault.engine.paths import confine_remote_path
+from netfault.engine.race import RaceEntry, RaceOutcome, RaceResult, race
 from netfault.engine.results import Attempt, HttpResult, ProbeResult, TransferResult
+from netfault.engine.route_memory import RouteMemory, RouteName, RouteStatus
 from netfault.engine.router import TRANSPORT_ESCALATION_ORDER, SyncRouter, get_sync_router
 from netfault.engine.sync import (
     DatabaseSyncManager,
@@ -61,6 +64,7 @@ from netfault.engine.transports.base import Direction, Progress, Transport
 from netfault.engine.yamlsrc import Located, load_located
 
 __all__ = [
+    "CANCELLED_KIND",
     "ERROR_KINDS",
     "DEFAULT_FILE_TRANSPORTS",
     "SYNC_ESCALATION_ORDER",
@@ -108,8 +112,14 @@ __all__ = [
     "NodeDisabledError",
     "NotFoundError",
     "ProbeResult",
+    "RaceEntry",
+    "RaceOutcome",
+    "RaceResult",
     "RemoteStorageError",
     "RequestError",
+    "RouteMemory",
+    "RouteName",
+    "RouteStatus",
     "ServerError",
     "SyncRouter",
     "SystemClock",
@@ -125,5 +135,6 @@ __all__ = [
     "get_sync_router",
     "load_hosts",
     "load_thresholds",
+    "race",
     "read_event_log",
 ]

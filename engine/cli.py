@@ -23,6 +23,7 @@ from netfault.engine.config import NodeConfig, TransportConfig
 from netfault.engine.errors import REQUEST_KINDS, NetfaultError
 from netfault.engine.events import JsonlEventLog
 from netfault.engine.hosts import load_hosts
+from netfault.engine.route_memory import route_of
 from netfault.engine.transport import ClusterTransport
 
 console = Console(stderr=True)
@@ -140,16 +141,23 @@ async def cmd_probe(args: argparse.Namespace) -> int:
         names = names or [t for t in ct.transports if t != "tailscale" or node.tailscale_ip]
         results = [await ct.probe_transport(node, name) for name in names]
     table = Table(title=f"transports of {node.name}")
-    for column in ("transport", "result", "ms", "detail"):
+    for column in ("transport", "route", "result", "ms", "detail"):
         table.add_column(column)
     for r in results:
         table.add_row(
             r.transport,
+            str(route_of(r.transport)),
             "[green]OK[/green]" if r.success else "[red]FAILED[/red]",
             f"{r.latency_ms:.1f}",
             r.message,
         )
-    Console().print(table)
+    out = Console()
+    out.print(table)
+    for route, status in ct.routes.summary().get(node.name, {}).items():
+        out.print(
+            f"route {route} demoted ({status.last_error}): operations try it last "
+            f"for the next {status.retry_in:.0f} s"
+        )
     return 0 if all(r.success for r in results) else 1
 
 

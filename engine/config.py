@@ -90,6 +90,7 @@ class TransportConfig:
     integrity_retries: int = 1
     chunk_size: int = 4 * 1024 * 1024
     verify_checksum: bool = True
+    race_delay: float | None = 0.5  # start the next route's connection after this; None: never
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -99,6 +100,7 @@ class TransportConfig:
             connect_timeout=t.connect_timeout,
             operation_timeout=t.operation_timeout,
             http_timeout=t.http_timeout,
+            race_delay=t.race_delay,
         )
 
     @classmethod

@@ -199,5 +199,8 @@ def _kinds(cls: type[NetfaultError]) -> frozenset[str]:
     return frozenset({cls.kind}).union(*(_kinds(sub) for sub in cls.__subclasses__()))
 
 
-ERROR_KINDS = _kinds(NetfaultError) - {NetfaultError.kind, AttemptError.kind}
+CANCELLED_KIND = "cancelled"
+"""An attempt whose connection lost a race (or whose operation was cancelled): no failure."""
+
+ERROR_KINDS = _kinds(NetfaultError) - {NetfaultError.kind, AttemptError.kind} | {CANCELLED_KIND}
 """Every kind an event or result may carry: the closed vocabulary for scenario files."""

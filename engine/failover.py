@@ -14,6 +14,12 @@ and emits its events as it happens, and returns one ``FailoverOutcome``:
   hears one failure, unless no candidate could even be tried (all unavailable);
 * cancellation: the permit is released (neither success nor failure) and it propagates.
 
+Route memory and racing (``netfault.engine.route_memory``, ``failover_race``): a candidate
+names the node address it rides (``route``); ``ordered`` puts candidates on demoted routes
+last, and every attempt's outcome teaches the memory. A candidate with a ``connect`` phase
+is raced, ``race_delay`` apart, against the next candidate on another route; the first to
+connect runs, the others are closed and recorded as ``cancelled`` attempts, never failures.
+
 ``ClusterTransport.transfer_file`` (transport candidates), ``http_request_with_failover``
 (route candidates, ``http_failover``) and the script API (``transfer``) build candidates.
 
@@ -39,16 +45,27 @@ from netfault.engine.errors import (
     TransportUnavailable,
 )
 from netfault.engine.events import EventBus, EventType
+from netfault.engine.failover_race import RaceStep
 from netfault.engine.results import Attempt
+from netfault.engine.route_memory import RouteMemory, RouteName
 from netfault.engine.transports.failures import Tracker, classify
 
 T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
 
 
 class Escalation(Protocol):
     """Chooses the next transport after a failed attempt (None: stop); see ``transfer_file``."""
 
     def next_transport(self, failed: Attempt) -> str | None: ...
+
+
+class Connection(Protocol[T_co]):
+    """A candidate's connection, set up and unused: ``run`` does the operation on it."""
+
+    def run(self) -> Awaitable[T_co]: ...
+
+    def close(self) -> Awaitable[None]: ...
 
 
 @dataclass(frozen=True)
@@ -60,6 +77,8 @@ class Candidate(Generic[T]):
     available: bool = True
     timeout: float | None = None  # limit of one attempt, child processes included
     reports_as: str | None = None  # the result's ``transport_used`` (default: ``name``)
+    route: RouteName | None = None  # the node address it rides (route memory, racing)
+    connect: Callable[[], Awaitable[Connection[T]]] | None = None  # set-up phase: raceable
 
 
 class CandidateSource(Protocol[T]):
@@ -68,6 +87,10 @@ class CandidateSource(Protocol[T]):
     def first(self) -> Candidate[T] | None: ...
 
     def after(self, failed: Attempt) -> Candidate[T] | None: ...
+
+    def upcoming(self) -> Sequence[Candidate[T]]:
+        """The candidates queued after the current one (racing looks ahead; none: [])."""
+        ...
 
 
 class Chain(Generic[T]):
@@ -97,6 +120,9 @@ class Chain(Generic[T]):
                 return self._candidates[self._index]
         return self._advance()
 
+    def upcoming(self) -> Sequence[Candidate[T]]:
+        return self._candidates[self._index + 1 :]
+
     def _advance(self) -> Candidate[T] | None:
         self._index += 1
         self._tries_left, self._integrity_left = self._tries, self._integrity
@@ -121,6 +147,9 @@ class Escalated(Generic[T]):
     def after(self, failed: Attempt) -> Candidate[T] | None:
         name = self._escalation.next_transport(failed)
         return None if name is None else self._build(name)
+
+    def upcoming(self) -> Sequence[Candidate[T]]:
+        return []  # the escalation decides after each failure: nothing to race
 
 
 @dataclass
@@ -149,12 +178,18 @@ class FailoverOperation(Generic[T]):
         breakers: BreakerRegistry,
         events: EventBus,
         size: Callable[[T], int] | None = None,
+        routes: RouteMemory | None = None,
+        race_delay: float | None = None,
     ) -> None:
         self.node = node
         self.label = label
         self.breakers = breakers
         self.events = events
+        self.routes = routes
+        self.race_delay = race_delay  # None: candidates run strictly one after another
         self._size = size
+        self._race = RaceStep(self)
+        self._source_done = False
         self._tried = False  # a candidate ran and failed in a way that counts
         self._last: AttemptError | None = None
 
@@ -188,40 +223,77 @@ class FailoverOperation(Generic[T]):
         self._emit_end(outcome)
         return outcome
 
+    def ordered(self, candidates: Sequence[Candidate[T]]) -> list[Candidate[T]]:
+        """``candidates`` with those on a demoted route moved last (order otherwise kept)."""
+        if self.routes is None:
+            return list(candidates)
+        return self.routes.order(self.node.name, candidates, lambda c: c.route)
+
     async def _walk(self, source: CandidateSource[T], outcome: FailoverOutcome[T]) -> None:
         candidate = source.first()
         while candidate is not None:
-            if not candidate.available:
-                self._emit(EventType.ATTEMPT_SKIPPED, candidate.name, outcome="unavailable")
+            if not candidate.available or self._race.spent(candidate):
+                if not candidate.available:
+                    self._emit(EventType.ATTEMPT_SKIPPED, candidate.name, outcome="unavailable")
                 skipped = Attempt(candidate.name, False, 0.0, TransportUnavailable.kind)
-                candidate = source.after(skipped)
+                candidate = self._next(source, skipped)
                 continue
-            attempt, value = await self._attempt(candidate)
-            outcome.attempts.append(attempt)
+            rivals = self._race.rivals(candidate, source.upcoming())
+            if rivals:
+                ran, attempt, value = await self._race.run([candidate, *rivals], outcome)
+            else:
+                ran, (attempt, value) = candidate, await self._attempt(candidate)
+                outcome.attempts.append(attempt)
             if attempt.success:
                 outcome.success, outcome.value = True, value
-                outcome.transport_used = candidate.reports_as or candidate.name
+                outcome.transport_used = ran.reports_as or ran.name
                 return
             if self._last is not None and not self._last.fails_over:
                 return
-            candidate = source.after(attempt)
+            candidate = self._next(source, attempt)
 
-    async def _attempt(self, candidate: Candidate[T]) -> tuple[Attempt, T | None]:
+    def _next(self, source: CandidateSource[T], failed: Attempt) -> Candidate[T] | None:
+        """The source's next candidate; once it has none, those that lost a race."""
+        if not self._source_done:
+            candidate = source.after(failed)
+            if candidate is not None:
+                return candidate
+            self._source_done = True
+        return self._race.take_lost()
+
+    async def _attempt(
+        self,
+        candidate: Candidate[T],
+        run: Callable[[], Awaitable[T]] | None = None,
+        started: float | None = None,
+    ) -> tuple[Attempt, T | None]:
+        """One attempt (``run``: on a connection already set up since ``started``)."""
         name = candidate.name
-        self._emit(EventType.ATTEMPT_STARTED, name)
-        started = time.perf_counter()
+        if started is None:
+            self._emit(EventType.ATTEMPT_STARTED, name)
+            started = time.perf_counter()
         try:
             async with asyncio.timeout(candidate.timeout):
-                value = await candidate.run()
+                value = await (run or candidate.run)()
         except Exception as exc:
             error = self._classify(exc, candidate)
-            return self._failed(name, error, (time.perf_counter() - started) * 1000), None
+            failed = self._failed(name, error, (time.perf_counter() - started) * 1000)
+            self._learn(candidate, error)
+            return failed, None
         ms = (time.perf_counter() - started) * 1000
         moved = self._size(value) if self._size is not None else 0
         self._emit(
             EventType.ATTEMPT_SUCCEEDED, name, outcome="success", bytes=moved, duration_ms=ms
         )
+        self._learn(candidate, None)
         return Attempt(name, True, ms, bytes=moved), value
+
+    def _learn(self, candidate: Candidate[T], error: AttemptError | None) -> None:
+        """Tell route memory how the candidate's route did (a request error says nothing)."""
+        if self.routes is None or candidate.route is None:
+            return
+        if error is None or error.fails_over:
+            self.routes.record_attempt(self.node.name, candidate.route, error)
 
     def _classify(self, exc: Exception, candidate: Candidate[T]) -> AttemptError:
         if isinstance(exc, TimeoutError) and candidate.timeout is not None:
@@ -299,6 +371,7 @@ __all__ = [
     "Candidate",
     "CandidateSource",
     "Chain",
+    "Connection",
     "Escalated",
     "Escalation",
     "FailoverOperation",

@@ -1,20 +1,31 @@
 """HTTP API calls as failover candidates: one per route of the node (tailscale, then hostname).
 
 A route that answers 5xx or fails on the path fails over to the next; any other status is
-the call's answer. The loop, breaker and events are ``netfault.engine.failover``'s.
+the call's answer. The loop, breaker and events are ``netfault.engine.failover``'s. Each
+route can also be raced (``Candidate.connect``): its request is connected and held unsent
+(``netfault.engine.http_race``), and only the winner's is sent, so a call is never sent twice.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
 
 from netfault.engine.config import NodeConfig, TransportConfig
-from netfault.engine.failover import Candidate, Chain, FailoverOperation, FailoverOutcome
+from netfault.engine.failover import (
+    Candidate,
+    Chain,
+    Connection,
+    FailoverOperation,
+    FailoverOutcome,
+)
 from netfault.engine.http_client import HttpResponse, Route, http_routes, request_once
+from netfault.engine.http_race import HeldRequest, hold_request
 from netfault.engine.results import HttpResult
+from netfault.engine.route_memory import RouteName
 from netfault.engine.transports.failures import Tracker, http_status_error
 
 
@@ -39,12 +50,33 @@ async def request_with_failover(
     config: TransportConfig,
 ) -> HttpResult:
     """Run ``request`` over the node's routes (``ClusterTransport.http_request_with_failover``)."""
-    node = op.node
     last: list[HttpResponse] = []
+    routes = http_routes(op.node, request.port)
+    candidates = [_candidate(session, op.node, r, request, config, last) for r in routes]
+    outcome = await op.run(Chain(op.ordered(candidates)))
+    return _http_result(op.node, outcome.success, last, outcome)
 
-    def candidate(route: Route) -> Candidate[HttpResponse]:
-        async def run() -> HttpResponse:
-            response = await request_once(
+
+def _candidate(
+    session: aiohttp.ClientSession,
+    node: NodeConfig,
+    route: Route,
+    request: HttpRequest,
+    config: TransportConfig,
+    last: list[HttpResponse],
+) -> Candidate[HttpResponse]:
+    """The call on one route: sent at once (``run``), or connected and held (``connect``)."""
+
+    def answered(response: HttpResponse) -> HttpResponse:
+        last.append(response)
+        if response.status >= 500:
+            tracker = Tracker(node, f"http:{route.name}")
+            raise http_status_error(response.status, tracker, request.label)
+        return response
+
+    async def run() -> HttpResponse:
+        return answered(
+            await request_once(
                 session,
                 node,
                 route,
@@ -54,16 +86,29 @@ async def request_with_failover(
                 connect_timeout=config.connect_timeout,
                 **request.kwargs,
             )
-            last.append(response)
-            if response.status >= 500:
-                tracker = Tracker(node, f"http:{route.name}")
-                raise http_status_error(response.status, tracker, request.label)
-            return response
+        )
 
-        return Candidate(f"http:{route.name}", run, reports_as=route.name)
+    async def connect() -> Connection[HttpResponse]:
+        held = await hold_request(
+            session, node, route, request.method, request.endpoint, config, request.kwargs
+        )
+        return _HeldCall(held, answered)
 
-    outcome = await op.run(Chain([candidate(r) for r in http_routes(node, request.port)]))
-    return _http_result(node, outcome.success, last, outcome)
+    name, route_name = f"http:{route.name}", RouteName(route.name)
+    return Candidate(name, run, reports_as=route.name, route=route_name, connect=connect)
+
+
+class _HeldCall:
+    """A raced route's request, connected and unsent: ``run`` sends it, ``close`` drops it."""
+
+    def __init__(self, held: HeldRequest, answered: Callable[[HttpResponse], HttpResponse]) -> None:
+        self._held, self._answered = held, answered
+
+    async def run(self) -> HttpResponse:
+        return self._answered(await self._held.send())
+
+    def close(self) -> Awaitable[None]:
+        return self._held.abandon()
 
 
 def _http_result(

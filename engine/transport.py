@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Mapping, Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,7 @@ from netfault.engine.failover import (
     Candidate,
     CandidateSource,
     Chain,
+    Connection,
     Escalated,
     Escalation,
     FailoverOperation,
@@ -41,10 +43,12 @@ from netfault.engine.failover import (
 )
 from netfault.engine.http_client import HttpResponse
 from netfault.engine.http_failover import HttpRequest, request_with_failover
+from netfault.engine.http_race import RacingConnector
 from netfault.engine.paths import confine_remote_path
 from netfault.engine.results import HttpResult, ProbeResult, TransferResult
+from netfault.engine.route_memory import RouteMemory, route_of
 from netfault.engine.thresholds import Thresholds, load_thresholds
-from netfault.engine.transports.base import Direction, Progress, Transport
+from netfault.engine.transports.base import Direction, Progress, Transport, TransportConnection
 from netfault.engine.transports.failures import Tracker, classify
 
 
@@ -77,6 +81,9 @@ class ClusterTransport:
             clock=clock,
         )
         self.breakers.add_listener(self._on_breaker_transition)
+        self.routes = RouteMemory(
+            cooldown=self.thresholds.route_cooldown, clock=clock, events=self.events
+        )
         self._session: aiohttp.ClientSession | None = None
 
     # -- breaker views ---------------------------------------------------------
@@ -85,11 +92,18 @@ class ClusterTransport:
         return self.breakers.can_attempt(node if isinstance(node, str) else node.name)
 
     def get_health_summary(self) -> dict[str, dict[str, Any]]:
-        """{node: {state, failures, opened_at, retry_in}} for every node seen so far."""
-        return self.breakers.health_summary()
+        """{node: {state, failures, opened_at, retry_in[, demoted_routes]}} for every node seen."""
+        summary = self.breakers.health_summary()
+        for node, routes in self.routes.summary().items():
+            summary.setdefault(node, {})["demoted_routes"] = {
+                r: asdict(s) for r, s in routes.items()
+            }
+        return summary
 
     def reset_circuit_breakers(self, node: str | None = None) -> None:
+        """Close the breakers and forget demoted routes (of one node, or of every node)."""
         self.breakers.reset(node)
+        self.routes.reset(node)
 
     def _on_breaker_transition(
         self, node: str, old: BreakerState, new: BreakerState, reason: str
@@ -124,7 +138,13 @@ class ClusterTransport:
         """
         way, local, cfg = Direction(direction), Path(local_path), config or self.config
         op: FailoverOperation[int] = FailoverOperation(
-            node, str(way), breakers=self.breakers, events=self.events, size=int
+            node,
+            str(way),
+            breakers=self.breakers,
+            events=self.events,
+            size=int,
+            routes=self.routes,
+            race_delay=cfg.race_delay,
         )
         try:
             remote = confine_remote_path(node, remote_path)
@@ -141,7 +161,8 @@ class ClusterTransport:
             source = Escalated(order[0], build, escalation)
         else:
             tries, retries = attempts_per_transport, cfg.integrity_retries
-            source = Chain([build(n) for n in order], tries=tries, integrity_retries=retries)
+            candidates = op.ordered([build(n) for n in order])  # demoted routes last
+            source = Chain(candidates, tries=tries, integrity_retries=retries)
         return _transfer_result(await op.run(source), way)
 
     def _candidate(
@@ -162,13 +183,23 @@ class ClusterTransport:
         def run() -> Awaitable[int]:
             return impl.transfer(way, node, local, remote, cfg, progress)
 
-        return Candidate(name, run, timeout=cfg.operation_timeout)
+        async def connect() -> Connection[int]:
+            connection = await impl.connect(node, cfg, progress)
+            return _OnConnection(connection, way, local, remote, cfg)
+
+        return Candidate(
+            name,
+            run,
+            timeout=cfg.operation_timeout,
+            route=route_of(name),
+            connect=connect if impl.connects_first else None,
+        )
 
     # -- probes ----------------------------------------------------------------
     async def probe_transport(
         self, node: NodeConfig, transport: str, config: TransportConfig | None = None
     ) -> ProbeResult:
-        """Test one transport end to end; never touches the breaker."""
+        """Test one transport end to end; never touches the breaker, teaches route memory."""
         cfg = config or TransportConfig.for_quick_requests()
         impl = self.transports.get(transport)
         started = time.perf_counter()
@@ -182,7 +213,10 @@ class ClusterTransport:
         except Exception as exc:
             ms = (time.perf_counter() - started) * 1000
             err = classify(exc, Tracker(node, transport))
+            if err.fails_over:  # a request error says nothing about the route
+                self.routes.record_attempt(node.name, route_of(transport), err)
             return ProbeResult(node.name, transport, False, err.message, ms, err.kind)
+        self.routes.record_attempt(node.name, route_of(transport), None)
         return ProbeResult(
             node.name, transport, True, message, (time.perf_counter() - started) * 1000
         )
@@ -202,19 +236,21 @@ class ClusterTransport:
 
         Extra keyword arguments (``json=``, ``data=``, ``headers=``, ``params=``) go to aiohttp.
         """
-        request = HttpRequest(method, endpoint, port, dict(kwargs))
+        request, cfg = HttpRequest(method, endpoint, port, dict(kwargs)), config or self.config
         op: FailoverOperation[HttpResponse] = FailoverOperation(
             node,
             request.label,
             breakers=self.breakers,
             events=self.events,
             size=lambda response: len(response.body),
+            routes=self.routes,
+            race_delay=cfg.race_delay,
         )
-        return await request_with_failover(op, self.session(), request, config or self.config)
+        return await request_with_failover(op, self.session(), request, cfg)
 
     def session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession()
+            self._session = aiohttp.ClientSession(connector=RacingConnector())
         return self._session
 
     async def close(self) -> None:
@@ -228,6 +264,29 @@ class ClusterTransport:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+
+class _OnConnection:
+    """One transfer on a transport's connection set up beforehand (the race's winner)."""
+
+    def __init__(
+        self,
+        connection: TransportConnection,
+        way: Direction,
+        local: Path,
+        remote: str,
+        cfg: TransportConfig,
+    ) -> None:
+        self._connection, self._args = connection, (way, local, remote, cfg)
+
+    async def run(self) -> int:
+        try:
+            return await self._connection.transfer(*self._args)
+        finally:
+            await self._connection.close()
+
+    def close(self) -> Awaitable[None]:
+        return self._connection.close()
 
 
 async def _unavailable() -> int:

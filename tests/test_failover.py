@@ -82,13 +82,15 @@ async def test_escalation_chooses_each_next_transport_after_the_failure_is_emitt
     assert rig.seen() == [
         ("ATTEMPT_STARTED", "ssh", None),
         ("ATTEMPT_FAILED", "ssh", "connect"),
+        ("ROUTE_DEMOTED", None, None),  # the hostname route refused ssh
         ("ATTEMPT_STARTED", "base64", None),
         ("ATTEMPT_FAILED", "base64", "reset"),
         ("ATTEMPT_STARTED", "http", None),
         ("ATTEMPT_SUCCEEDED", "http", None),
+        ("ROUTE_RESTORED", None, None),  # http reached the node over the same address
         ("OPERATION_SUCCEEDED", "http", None),
     ]
-    assert picker.events_seen == [2, 4]  # each failure was on the bus before the question
+    assert picker.events_seen == [3, 5]  # each failure was on the bus before the question
     assert [c.transport for c in rig.transports["ssh"].calls] == ["ssh", "base64", "http"]
 
 

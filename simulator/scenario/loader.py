@@ -22,9 +22,17 @@ from netfault.simulator.scenario.step_schema import (
     parse_step,
 )
 
+
+def _delay_or_off(item: Located, key: str) -> float | None:
+    """A duration, or ``off`` (which YAML reads as false) for no racing."""
+    off = item.value is False or item.value is None or item.value == "off"
+    return None if off else s.v_duration(item, key)
+
+
 CONFIG = s.v_map(
     {k: s.v_duration for k in ("connect_timeout", "operation_timeout", "http_timeout")}
-    | {"integrity_retries": s.v_int()}
+    | {"integrity_retries": s.v_int(), "race_delay": _delay_or_off}
+    | {"route_cooldown": s.v_duration}
 )
 BREAKER = s.v_map(
     {

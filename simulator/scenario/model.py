@@ -62,7 +62,7 @@ class NodeEntry:
 @dataclass(frozen=True)
 class ClusterSpec:
     nodes: tuple[NodeEntry, ...]
-    config: dict[str, float]
+    config: dict[str, float | None]  # TransportConfig fields, and route_cooldown
     breaker: dict[str, float]
     router: dict[str, Any]
     preset: str = "scenario"
