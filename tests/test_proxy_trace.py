@@ -148,9 +148,7 @@ def test_a_mangling_mode_is_reported_once_where_it_first_changes_a_byte() -> Non
 def test_limit_data_reports_the_exact_offset_it_closed_at() -> None:
     out, events = run(LimitDataToxic(LimitDataAttributes(bytes=1000)), PAYLOAD[:5000], 300)
     assert len(out) == 1000
-    assert [(e.action, e.offset, e.offset_exact) for e in events] == [
-        (A.LIMIT_REACHED, 1000, True)
-    ]
+    assert [(e.action, e.offset, e.offset_exact) for e in events] == [(A.LIMIT_REACHED, 1000, True)]
 
 
 def test_reset_peer_arming_is_exact_but_the_offset_it_lands_at_is_not() -> None:
