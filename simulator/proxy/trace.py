@@ -106,6 +106,34 @@ class FaultEvent:
             "delay_ms": self.delay_ms,
         }
 
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> FaultEvent:
+        """The event `to_json` wrote (a line of GET /events); KeyError/ValueError if not one."""
+        return cls(
+            action=FaultAction(data["action"]),
+            proxy=str(data["proxy"]),
+            toxic=str(data["toxic"]),
+            toxic_type=str(data["toxic_type"]),
+            direction=str(data["direction"]),
+            connection=_int_or_none(data["connection"]),
+            offset=_int_or_none(data["offset"]),
+            offset_exact=bool(data["offset_exact"]),
+            time=float(data["time"]),
+            bit=_int_or_none(data.get("bit")),
+            value=_int_or_none(data.get("value")),
+            mode=None if data.get("mode") is None else str(data["mode"]),
+            delay_ms=_int_or_none(data.get("delay_ms")),
+            seq=int(data["seq"]),
+        )
+
+
+def _int_or_none(value: object) -> int | None:
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ValueError(f"expected a whole number or null, not {value!r}")
+    return value
+
 
 Listener = Callable[[FaultEvent], None]
 
