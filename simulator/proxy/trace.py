@@ -189,20 +189,24 @@ class FaultTrace:
     def _retune(self) -> None:
         self.active = self._ring is not None or bool(self._listeners)
 
-    def emit(self, event: FaultEvent) -> None:
-        """Number the event, keep it, hand it to every listener."""
+    def emit(self, *events: FaultEvent) -> None:
+        """Number the events, keep them, hand each to every listener."""
         with self._lock:
-            self._seq += 1
-            event.seq = self._seq
+            for event in events:
+                self._seq += 1
+                event.seq = self._seq
             if self._ring is not None:
-                self._ring.append(event)
+                self._ring.extend(events)
             listeners = self._listeners
         for listener in listeners:
-            try:
-                listener(event)
-            except Exception:
-                # A listener's bug must not break the connection whose toxic fired.
-                logger.exception("fault event listener %r failed on event %d", listener, event.seq)
+            for event in events:
+                try:
+                    listener(event)
+                except Exception:
+                    # A listener's bug must not break the connection whose toxic fired.
+                    logger.exception(
+                        "fault event listener %r failed on event %d", listener, event.seq
+                    )
 
     def since(self, cursor: int = 0) -> EventPage:
         """The kept events numbered above `cursor`, oldest first."""

@@ -189,16 +189,28 @@ class Toxic(Generic[A]):
         offset: int,
         *,
         exact: bool = True,
-        bit: int | None = None,
-        value: int | None = None,
-        mode: str | None = None,
         delay_ms: int | None = None,
     ) -> None:
         """Record a decision on this link, if anyone listens."""
         trace = st.trace
-        if trace is None or not trace.active:
-            return
-        event = FaultEvent(
+        if trace is not None and trace.active:
+            trace.emit(self.event(ctx, st, action, offset, exact=exact, delay_ms=delay_ms))
+
+    def event(
+        self,
+        ctx: LinkContext,
+        st: ToxicState,
+        action: FaultAction,
+        offset: int,
+        *,
+        exact: bool = True,
+        bit: int | None = None,
+        value: int | None = None,
+        mode: str | None = None,
+        delay_ms: int | None = None,
+    ) -> FaultEvent:
+        """A decision of this toxic on this link, now."""
+        return FaultEvent(
             action=action,
             proxy=ctx.proxy,
             toxic=st.name,
@@ -213,7 +225,6 @@ class Toxic(Generic[A]):
             mode=mode,
             delay_ms=delay_ms,
         )
-        trace.emit(event)
 
     def eof_time(self, t: float, ctx: LinkContext, st: ToxicState) -> float:
         """The time the end of stream may leave this toxic."""

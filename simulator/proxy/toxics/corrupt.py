@@ -76,18 +76,22 @@ class CorruptToxic(Toxic[CorruptAttributes]):
         data: bytearray,
     ) -> None:
         """Each flip and rewrite, in stream order; a mangling mode once, where it first acts."""
-        for offset, action, number in decisions:
-            if action is FaultAction.BIT_FLIPPED:
-                self.report(ctx, st, action, offset, bit=number)
-            else:
-                self.report(ctx, st, action, offset, value=number)
-        if st.triggered:
-            return
-        first = _first_mangled(data, self.attrs.strip_high_bit, self.attrs.lf_to_crlf)
+        events = [
+            self.event(ctx, st, action, offset, bit=number)
+            if action is FaultAction.BIT_FLIPPED
+            else self.event(ctx, st, action, offset, value=number)
+            for offset, action, number in decisions
+        ]
+        first = None
+        if not st.triggered:
+            first = _first_mangled(data, self.attrs.strip_high_bit, self.attrs.lf_to_crlf)
         if first is not None:
             st.triggered = True
             mode = "strip_high_bit" if first[1] else "lf_to_crlf"
-            self.report(ctx, st, FaultAction.BYTES_MANGLED, st.offset + first[0], mode=mode)
+            offset = st.offset + first[0]
+            events.append(self.event(ctx, st, FaultAction.BYTES_MANGLED, offset, mode=mode))
+        if events and st.trace is not None:
+            st.trace.emit(*events)
 
 
 def _first_mangled(data: bytearray, strip: bool, crlf: bool) -> tuple[int, bool] | None:
