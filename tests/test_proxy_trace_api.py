@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+import re
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import pytest
 
@@ -20,6 +24,18 @@ PAYLOAD = bytes(range(256)) * 256  # 64 KiB
 A = FaultAction
 
 
+class Api(Protocol):
+    """A proxy server's API address: a ProxyServer, or a netfault-proxy process."""
+
+    @property
+    def api_url(self) -> str: ...
+
+
+@dataclass
+class Process:
+    api_url: str
+
+
 @dataclass
 class Reply:
     status: int
@@ -27,7 +43,7 @@ class Reply:
     body: bytes
 
 
-def call(srv: ProxyServer, method: str, path: str, body: Any = None) -> Reply:
+def call(srv: Api, method: str, path: str, body: Any = None) -> Reply:
     data = None if body is None else json.dumps(body).encode()
     request = urllib.request.Request(srv.api_url + path, data=data, method=method)
     try:
@@ -37,7 +53,7 @@ def call(srv: ProxyServer, method: str, path: str, body: Any = None) -> Reply:
         return Reply(exc.code, dict(exc.headers), exc.read())
 
 
-def events(srv: ProxyServer, since: int = 0, proxy: str | None = None) -> list[FaultEvent]:
+def events(srv: Api, since: int = 0, proxy: str | None = None) -> list[FaultEvent]:
     query = f"?since={since}" + (f"&proxy={proxy}" if proxy else "")
     reply = call(srv, "GET", "/events" + query)
     assert reply.status == 200, reply.body
@@ -45,7 +61,7 @@ def events(srv: ProxyServer, since: int = 0, proxy: str | None = None) -> list[F
     return [FaultEvent.from_json(json.loads(line)) for line in reply.body.splitlines()]
 
 
-def add_proxy(srv: ProxyServer, name: str, upstream: int, toxics: list[Any]) -> tuple[str, int]:
+def add_proxy(srv: Api, name: str, upstream: int, toxics: list[Any]) -> tuple[str, int]:
     entry = {
         "name": name,
         "upstream": f"127.0.0.1:{upstream}",
@@ -239,3 +255,26 @@ def test_a_subscriber_on_another_thread_sees_each_decision(
     unsubscribe()
     assert [(e.action, e.offset) for e in seen] == [(A.TOXIC_ADDED, None), (A.LIMIT_REACHED, 3)]
     assert [e.seq for e in server.collection.fault_events()] == [e.seq for e in seen]
+
+
+def test_netfault_proxy_records_from_the_start_with_the_events_flag(echo_port: int) -> None:
+    cmd = [sys.executable, "-m", "netfault.simulator.proxy.cli", "-host", "127.0.0.1"]
+    proc = subprocess.Popen(
+        [*cmd, "-port", "0", "-events", "50"], stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stderr is not None
+        match = re.search(r"(http://\S+) ", proc.stderr.readline())
+        assert match, "netfault-proxy did not print its API address"
+        srv = Process(match.group(1))
+        toxic = {"name": "cap", "type": "limit_data", "attributes": {"bytes": 2}}
+        address = add_proxy(srv, "p", echo_port, [toxic])
+        assert echo_through(address, b"abc") == b"ab"
+        got = [(e.action, e.offset) for e in events(srv)]
+        assert got == [(A.TOXIC_ADDED, None), (A.LIMIT_REACHED, 2)]
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
