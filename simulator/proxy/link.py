@@ -12,7 +12,7 @@ from netfault.simulator.proxy import rng
 from netfault.simulator.proxy.spec import ToxicSpec
 from netfault.simulator.proxy.spin import spinner_for
 from netfault.simulator.proxy.toxics import Chunk, Kind, ToxicState
-from netfault.simulator.proxy.trace import FaultAction, FaultEvent
+from netfault.simulator.proxy.trace import FaultAction, toxic_event
 
 if TYPE_CHECKING:
     from netfault.simulator.proxy.connection import Connection, Endpoint
@@ -306,16 +306,10 @@ class Link:
         active = rng.uniform(self.seed, *keys) < spec.toxicity
         trace = self._conn.trace
         if not active and trace is not None and trace.active:
-            event = FaultEvent(
-                action=FaultAction.TOXIC_SKIPPED,
-                proxy=self.proxy,
-                toxic=spec.name,
-                toxic_type=spec.type,
-                direction=self.direction,
-                connection=self.conn,
-                offset=None,
-                offset_exact=True,
-                time=self._loop.time(),
+            action, now = FaultAction.TOXIC_SKIPPED, self._loop.time()
+            trace.emit(
+                toxic_event(
+                    action, self.proxy, spec.name, spec.type, self.direction, self.conn, now
+                )
             )
-            trace.emit(event)
         return active

@@ -11,7 +11,7 @@ from netfault.simulator.proxy.address import bind, split_host_port
 from netfault.simulator.proxy.connection import Connection, Endpoint
 from netfault.simulator.proxy.link import ByteCounter
 from netfault.simulator.proxy.spec import ToxicSpec
-from netfault.simulator.proxy.trace import FaultAction, FaultEvent, FaultTrace
+from netfault.simulator.proxy.trace import FaultAction, FaultEvent, FaultTrace, toxic_event
 
 STREAMS = ("upstream", "downstream")
 
@@ -134,20 +134,10 @@ class Proxy:
             self.remove_toxic(spec.name)
 
     def _changed(self, action: FaultAction, spec: ToxicSpec) -> None:
-        if not self.trace.active:
-            return
-        event = FaultEvent(
-            action=action,
-            proxy=self.name,
-            toxic=spec.name,
-            toxic_type=spec.type,
-            direction=spec.direction,
-            connection=None,
-            offset=None,
-            offset_exact=True,
-            time=time.monotonic(),  # asyncio's loop clock (uvloop's, to the millisecond)
-        )
-        self.trace.emit(event)
+        if self.trace.active:
+            now = time.monotonic()  # asyncio's loop clock (uvloop's, to the millisecond)
+            event = toxic_event(action, self.name, spec.name, spec.type, spec.direction, None, now)
+            self.trace.emit(event)
 
     def fault_events(self, cursor: int = 0) -> list[FaultEvent]:
         """This proxy's recorded fault events numbered above `cursor` (thread-safe)."""

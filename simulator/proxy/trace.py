@@ -135,6 +135,19 @@ def _int_or_none(value: object) -> int | None:
     return value
 
 
+def toxic_event(
+    action: FaultAction,
+    proxy: str,
+    toxic: str,
+    toxic_type: str,
+    direction: str,
+    connection: int | None,
+    time: float,
+) -> FaultEvent:
+    """A decision about a toxic itself (added, updated, removed, skipped): no byte offset."""
+    return FaultEvent(action, proxy, toxic, toxic_type, direction, connection, None, True, time)
+
+
 Listener = Callable[[FaultEvent], None]
 
 

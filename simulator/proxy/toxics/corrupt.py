@@ -13,6 +13,7 @@ seed reproduces the same damage whatever the chunking or timing.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -22,6 +23,7 @@ from netfault.simulator.proxy.trace import FaultAction
 
 BLOCK = 4096
 _STRIP = bytes(b & 0x7F for b in range(256))
+_HIGH = re.compile(rb"[\x80-\xff]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +98,8 @@ class CorruptToxic(Toxic[CorruptAttributes]):
 
 def _first_mangled(data: bytearray, strip: bool, crlf: bool) -> tuple[int, bool] | None:
     """(index, True if stripped) of the first byte a mangling mode changes, if any."""
-    high = next((i for i, b in enumerate(data) if b & 0x80), None) if strip else None
+    match = _HIGH.search(data) if strip else None
+    high = None if match is None else match.start()
     lf = data.find(b"\n") if crlf else -1
     if lf >= 0 and (high is None or lf < high):
         return lf, False
