@@ -278,3 +278,31 @@ def test_netfault_proxy_records_from_the_start_with_the_events_flag(echo_port: i
         if proc.poll() is None:
             proc.kill()
             proc.wait(timeout=10)
+
+
+def test_toxicity_skips_and_updates_are_events_too(server: ProxyServer, echo_port: int) -> None:
+    toxic = {
+        "name": "mark",
+        "type": "corrupt",
+        "toxicity": 0.0,
+        "attributes": {"rewrite": {"5": 65}},
+    }
+    address = add_proxy(server, "t", echo_port, [toxic])
+    with socket.create_connection(address, timeout=10) as sock:
+        sock.sendall(b"0123")
+        assert sock.recv(4) == b"0123"  # the draw left the toxic inactive
+        reply = call(server, "POST", "/proxies/t/toxics/mark", {"toxicity": 1.0})
+        assert reply.status == 200, reply.body
+        sock.sendall(b"456789ab")
+        out = bytearray()
+        while len(out) < 8:
+            out += sock.recv(8 - len(out))
+    # the toxic counts from its activation: its offset 5 is the stream's offset 9
+    assert bytes(out) == b"45678Aab"
+    got = [(e.action, e.connection, e.offset, e.offset_exact) for e in events(server)]
+    assert got == [
+        (A.TOXIC_ADDED, None, None, True),
+        (A.TOXIC_SKIPPED, 0, None, True),
+        (A.TOXIC_UPDATED, None, None, True),
+        (A.BYTE_REWRITTEN, 0, 5, False),
+    ]
