@@ -306,3 +306,18 @@ def test_toxicity_skips_and_updates_are_events_too(server: ProxyServer, echo_por
         (A.TOXIC_UPDATED, None, None, True),
         (A.BYTE_REWRITTEN, 0, 5, False),
     ]
+
+
+def test_a_small_ring_says_how_many_events_it_overwrote(
+    server: ProxyServer, echo_port: int
+) -> None:
+    assert call(server, "POST", "/events", {"capacity": 2}).status == 204
+    toxic = {"name": "mark", "type": "corrupt", "attributes": {"rewrite": {"0": 65, "1": 66}}}
+    address = add_proxy(server, "small", echo_port, [toxic])
+    assert echo_through(address, b"xyz") == b"ABz"
+    assert echo_through(address, b"xyz") == b"ABz"
+    reply = call(server, "GET", "/events?since=0")
+    kept = [FaultEvent.from_json(json.loads(line)) for line in reply.body.splitlines()]
+    assert [(e.seq, e.connection, e.offset) for e in kept] == [(4, 1, 0), (5, 1, 1)]
+    assert reply.headers["X-Netfault-Events-Cursor"] == "5"
+    assert reply.headers["X-Netfault-Events-Dropped"] == "3"  # toxic_added and connection 0's
