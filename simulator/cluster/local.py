@@ -29,8 +29,10 @@ from netfault.simulator.cluster.routes import (
 from netfault.simulator.cluster.spec import ClusterBase, NodeSpec, normalise_specs, proxy_name
 from netfault.simulator.node import ClientKey, FakeNode
 from netfault.simulator.proxy import ProxyServer
+from netfault.simulator.proxy.trace import FaultEvent
 
 START_TIMEOUT = 30.0
+FAULT_EVENTS = 100_000  # the proxy's fault events kept for fault_events()
 
 
 class LocalCluster(ClusterBase):
@@ -84,7 +86,8 @@ class LocalCluster(ClusterBase):
 
     async def _start_servers(self) -> None:
         assert self.workdir is not None
-        self._proxy = ProxyServer(self.plan.address("hostname", 0), 0, seed=self.seed)
+        host = self.plan.address("hostname", 0)
+        self._proxy = ProxyServer(host, 0, seed=self.seed, events=FAULT_EVENTS)
         key = await asyncio.to_thread(ClientKey.generate, self.workdir)
         for i, spec in enumerate(self.specs):
             host = self.plan.address("backend", i)
@@ -150,6 +153,10 @@ class LocalCluster(ClusterBase):
     def _switch(self, node: str, fn: Callable[[Any], Any]) -> Any:
         fake = self.fakes[node]
         return self._thread.call(lambda: fn(fake.faults))
+
+    def fault_events(self, cursor: int = 0) -> list[FaultEvent]:
+        """The proxy's fault events numbered above ``cursor`` (callable from any thread)."""
+        return [] if self._proxy is None else self._proxy.collection.fault_events(cursor)
 
     def home_path(self, name: str, remote_path: str) -> Path:
         return self.fakes[name].home / self.node(name).base_path / remote_path

@@ -9,6 +9,7 @@ from typing import Any, Protocol, Self
 
 from netfault.engine import NodeConfig, TransportSpec
 from netfault.simulator.cluster.controller import FaultController
+from netfault.simulator.proxy.trace import FaultEvent
 
 SERVICES = ("ssh", "http", "p2p")
 
@@ -54,6 +55,10 @@ class Cluster(Protocol):
 
     async def read_remote(self, name: str, remote_path: str) -> bytes | None: ...
 
+    def fault_events(self, cursor: int = 0) -> list[FaultEvent]:
+        """The fault proxy's decisions numbered above ``cursor``, oldest first."""
+        ...
+
 
 class ClusterBase:
     """What LocalCluster and DockerCluster share: node lookup, faults, routes, async with."""
@@ -83,6 +88,9 @@ class ClusterBase:
             for (n, r, s), name in self.proxies.items()
             if n == node and route in (None, r) and service in (None, s)
         ]
+
+    def fault_events(self, cursor: int = 0) -> list[FaultEvent]:
+        return []  # the Docker backend runs Toxiproxy itself, which records none
 
     async def start(self) -> None:
         raise NotImplementedError
