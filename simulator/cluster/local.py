@@ -43,8 +43,11 @@ class LocalCluster(ClusterBase):
         seed: int = 0,
         tailscale: bool = True,
         base_path: str = "data",
+        ssh_server: str = "asyncssh",
     ) -> None:
-        self.specs = normalise_specs(nodes, tailscale)
+        """``ssh_server`` ("asyncssh" or "openssh") is for nodes given as a count or names;
+        a NodeSpec carries its own."""
+        self.specs = normalise_specs(nodes, tailscale, ssh_server)
         self.seed = seed
         self.base_path = base_path
         self.plan = AddressPlan()
@@ -88,7 +91,9 @@ class LocalCluster(ClusterBase):
         key = await asyncio.to_thread(ClientKey.generate, self.workdir)
         for i, spec in enumerate(self.specs):
             host = self.plan.address("backend", i)
-            self.fakes[spec.name] = FakeNode(spec.name, host=host, client_keys=[key])
+            self.fakes[spec.name] = FakeNode(
+                spec.name, host=host, client_keys=[key], ssh_server=spec.ssh_server
+            )
         await asyncio.gather(self._proxy.start(), *(n.start() for n in self.fakes.values()))
 
     async def _create_routes(self) -> None:

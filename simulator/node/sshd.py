@@ -7,9 +7,10 @@ node's sandbox. Started by an ordinary user it can only log in that user, so suc
 session (tracked by session id, so backgrounded commands go too).
 
 Faults: ``auth_refused`` empties ``authorized_keys``, ``host_key_changed`` rewrites the host key
-file, ``binary_mangling`` makes every session run under a pseudo-terminal (``script``), the field
-failure itself. ``binary_reset_after`` and ``disk_quota`` live inside the asyncssh server and are
-refused here (:class:`SshdFaults`).
+file, ``binary_mangling`` makes every session run under a pseudo-terminal
+(:mod:`~netfault.simulator.node.pty_session`), the field failure itself.
+``binary_reset_after`` and ``disk_quota`` live inside the asyncssh server and are refused here
+(:class:`SshdFaults`).
 """
 
 from __future__ import annotations

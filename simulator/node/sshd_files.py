@@ -11,16 +11,19 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from shlex import quote
 
 import asyncssh
 
+from netfault.simulator.node import pty_session
 from netfault.simulator.node.errors import NodeStartError
 from netfault.simulator.node.keys import write_private_key
 
 PACKAGE = "openssh-server"
+SBIN_PATH = "/usr/sbin:/usr/local/sbin"  # searched after PATH: sshd is rarely on a user's PATH
 SFTP_SERVERS = (
     "/usr/lib/openssh/sftp-server",
     "/usr/libexec/openssh/sftp-server",
@@ -44,7 +47,7 @@ class SshdBinaries:
     @classmethod
     def find(cls, node: str) -> SshdBinaries:
         """The installed sshd and sftp-server, or NodeStartError naming the package."""
-        found = shutil.which("sshd") or shutil.which("sshd", path="/usr/sbin:/usr/local/sbin")
+        found = shutil.which("sshd") or shutil.which("sshd", path=SBIN_PATH)
         sftp = next((Path(p) for p in SFTP_SERVERS if os.access(p, os.X_OK)), None)
         if found is None or sftp is None:
             missing = "sshd" if found is None else "sftp-server"
@@ -116,6 +119,7 @@ class SshdFiles:
     def write_wrapper(self) -> None:
         """The ForceCommand every session runs (shell, exec and the sftp subsystem alike)."""
         home, flag = quote(str(self.home)), quote(str(self.pty_flag))
+        under_pty = f"{quote(sys.executable)} -I {quote(str(pty_session.__file__))}"
         text = f"""#!/bin/sh
 # Every session of this node: record its session id (for cleanup), enter the node's home,
 # then run what the client asked for, under a pseudo-terminal while the pty flag exists.
@@ -123,7 +127,7 @@ echo "$$" >> {quote(str(self.sessions))}
 HOME={home}; export HOME
 cd "$HOME" || {{ echo "netfault node: cannot enter $HOME" >&2; exit 1; }}
 if [ -e {flag} ]; then
-    exec script -qec "${{SSH_ORIGINAL_COMMAND:-exec $SHELL -l}}" /dev/null
+    exec {under_pty} "$SSH_ORIGINAL_COMMAND"
 fi
 if [ -z "$SSH_ORIGINAL_COMMAND" ]; then exec "$SHELL" -l; fi
 exec "$SHELL" -c "$SSH_ORIGINAL_COMMAND"
