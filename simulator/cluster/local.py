@@ -17,6 +17,7 @@ from typing import Any
 from netfault.engine.config import NodeConfig
 from netfault.simulator.cluster.addresses import AddressPlan
 from netfault.simulator.cluster.controller import FaultController
+from netfault.simulator.cluster.faults import FaultError
 from netfault.simulator.cluster.loop_thread import LoopThread
 from netfault.simulator.cluster.routes import (
     config_fields,
@@ -154,7 +155,12 @@ class LocalCluster(ClusterBase):
 
     def _switch(self, node: str, fn: Callable[[Any], Any]) -> Any:
         fake = self.fakes[node]
-        return self._thread.call(lambda: fn(fake.faults))
+        try:
+            return self._thread.call(lambda: fn(fake.faults))
+        except FaultError:
+            raise
+        except ValueError as exc:  # a fault this node's SSH server cannot express
+            raise FaultError(f"node {node}: {exc}") from exc
 
     def home_path(self, name: str, remote_path: str) -> Path:
         return self.fakes[name].home / self.node(name).base_path / remote_path
