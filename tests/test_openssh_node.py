@@ -252,3 +252,20 @@ async def test_asyncssh_only_faults_are_refused_naming_the_server(
             assert resp.status == 400 and "ssh_server 'asyncssh'" in body["error"]
         async with session.get(url) as resp:
             assert (await resp.json())["active"] == {}
+
+
+async def test_forced_pty_base64_over_the_asyncssh_channel_keeps_lines_under_the_tty_limit(
+    node: FakeNode, tmp_path: Path
+) -> None:
+    """Without the ssh binary, base64 chunks go over asyncssh: their lines must stay shorter
+    than the 4,095 bytes a terminal keeps of one line."""
+    data = payload(2 * 1024 * 1024 + 5)
+    src, back = tmp_path / "src.bin", tmp_path / "back.bin"
+    src.write_bytes(data)
+    node.faults.binary_mangling = True
+    t = transport("base64")
+    t.openssh = False  # type: ignore[attr-defined]
+    await t.push(cfg(node), src, "a.bin", CONFIG)
+    assert remote(node, "a.bin").read_bytes() == data
+    await t.pull(cfg(node), "a.bin", back, CONFIG)
+    assert back.read_bytes() == data

@@ -1,9 +1,10 @@
 """The base64 transport: text-safe chunks over an SSH exec channel, memory bounded.
 
-Push encodes 768 KiB chunks locally and streams them to ``base64 -d >> .<name>.nfpart``;
-pull reads ``tail -c +N file | base64`` and decodes as it arrives, ignoring the CR/LF a
-text-mangling channel adds. Only one chunk per direction is in memory at a time; resume
-works from any byte offset of the partial.
+Push encodes 768 KiB chunks locally, in lines of 3,040 characters (a forced terminal's line
+discipline keeps at most 4,095 bytes of one line and drops the rest), and streams them to
+``base64 -d >> .<name>.nfpart``; pull reads ``tail -c +N file | base64`` and decodes as it
+arrives, ignoring the CR/LF a text-mangling channel adds. Only one chunk per direction is in
+memory at a time; resume works from any byte offset of the partial.
 """
 
 from __future__ import annotations
@@ -14,11 +15,13 @@ from collections.abc import Callable
 from netfault.engine.transports.execpath import Codec, ExecTransport
 
 RAW_CHUNK = 3 * 256 * 1024  # a multiple of 3: chunks encode without padding
+LINE_RAW = 57 * 40  # bytes a line (a multiple of 3 too): 3,040 characters and a LF
 _WHITESPACE = b"\r\n\t "
 
 
 def encode_chunk(block: bytes) -> bytes:
-    return binascii.b2a_base64(block, newline=False)
+    pieces = range(0, len(block), LINE_RAW)
+    return b"".join(binascii.b2a_base64(block[i : i + LINE_RAW]) for i in pieces)
 
 
 class StreamDecoder:
