@@ -111,6 +111,9 @@ class SshdFiles:
             # The default 10:30:100 drops a random share of a cluster test's parallel logins.
             "MaxStartups 200",
             "MaxSessions 64",
+            # The node's home from the first process on: bash started by sshd (Debian builds it
+            # with SSH_SOURCE_BASHRC) then reads the node's ~/.bashrc, not the account's.
+            f"SetEnv HOME={self.home}",
             f"Subsystem sftp {sftp_server}",
             f"ForceCommand {self.wrapper}",
         ]
