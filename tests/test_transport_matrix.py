@@ -245,3 +245,31 @@ async def test_cancelled_pull_keeps_no_file_and_the_next_pull_resumes(
         assert 0 < received < len(data)
     assert back.read_bytes() == data
     assert leftovers(tmp_path) == []
+
+
+async def scp(node: FakeNode, legacy: bool, source: str, target: str) -> None:
+    argv = ["scp", *(["-O"] if legacy else []), "-P", str(node.ssh_port)]
+    argv += [*node.openssh_options(), source, target]
+    proc = await asyncio.create_subprocess_exec(
+        *argv, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE
+    )
+    async with asyncio.timeout(CONFIG.operation_timeout):
+        _, err = await proc.communicate()
+    assert proc.returncode == 0, err.decode()
+
+
+@pytest.mark.parametrize("legacy", [False, True], ids=["scp-sftp", "scp-legacy"])
+@pytest.mark.parametrize("size", [0, 1, MIB + 1], ids=["0B", "1B", "1MiB+1"])
+async def test_scp_client_round_trip(
+    node: FakeNode, tmp_path: Path, legacy: bool, size: int
+) -> None:
+    """OpenSSH's scp (SFTP mode, and the legacy protocol over an exec channel) both ways."""
+    data = payload(size)
+    src, back = tmp_path / "src.bin", tmp_path / "back.bin"
+    src.write_bytes(data)
+    # The legacy protocol sends the name through the remote shell: keep it plain there.
+    name = "plain.bin" if legacy else "with space 'q'.bin"
+    await scp(node, legacy, str(src), f"{node.host}:data/{name}")
+    assert remote(node, name).read_bytes() == data
+    await scp(node, legacy, f"{node.host}:data/{name}", str(back))
+    assert back.read_bytes() == data
