@@ -44,7 +44,9 @@ async def test_cluster_mixes_servers_and_reaches_openssh_through_every_proxy_rou
 async def test_cluster_refuses_an_asyncssh_only_fault_on_an_openssh_node() -> None:
     async with LocalCluster(1, ssh_server="openssh") as cluster:
         with pytest.raises(FaultError, match="ssh_server 'asyncssh'"):
-            await asyncio.to_thread(cluster.faults.apply, "disk_full", "node-1", quota_bytes=0)
+            await asyncio.to_thread(
+                cluster.faults.apply, "reset", "node-1", level="ssh", after_bytes=1024
+            )
         assert cluster.faults.active == []
         applied = await asyncio.to_thread(cluster.faults.apply, "auth_refused", "node-1")
         assert cluster.fake("node-1").faults.auth_refused

@@ -14,7 +14,12 @@ import aiohttp
 import pytest
 
 from netfault.engine.config import NodeConfig, TransportConfig
-from netfault.engine.errors import AuthenticationError, IntegrityError, TransportError
+from netfault.engine.errors import (
+    AuthenticationError,
+    IntegrityError,
+    RemoteStorageError,
+    TransportError,
+)
 from netfault.engine.transports import Transport, default_transports
 from netfault.simulator.node import FakeNode, NodeStartError, sshd_files
 from netfault.simulator.node.sshd_files import current_user
@@ -235,12 +240,8 @@ async def test_forced_pty_is_a_real_terminal_and_clears(node: FakeNode) -> None:
     assert off.stdout == b"not a tty\na\nb"
 
 
-@pytest.mark.parametrize(
-    "attr, value", [("binary_reset_after", 4096), ("disk_quota", 0)], ids=["reset", "disk"]
-)
-async def test_asyncssh_only_faults_are_refused_naming_the_server(
-    node: FakeNode, attr: str, value: int
-) -> None:
+async def test_asyncssh_only_fault_is_refused_naming_the_server(node: FakeNode) -> None:
+    attr, value = "binary_reset_after", 4096
     with pytest.raises(ValueError, match="ssh_server 'asyncssh'"):
         setattr(node.faults, attr, value)
     assert getattr(node.faults, attr) is None
@@ -269,3 +270,30 @@ async def test_forced_pty_base64_over_the_asyncssh_channel_keeps_lines_under_the
     assert remote(node, "a.bin").read_bytes() == data
     await t.pull(cfg(node), "a.bin", back, CONFIG)
     assert back.read_bytes() == data
+
+
+@pytest.mark.parametrize("name", [*SSH_LIKE, "http"])
+async def test_disk_full_raises_storage_error_and_leaves_no_file(
+    node: FakeNode, tmp_path: Path, name: str
+) -> None:
+    src = tmp_path / "src.bin"
+    src.write_bytes(os.urandom(2 * 1024 * 1024))
+    node.faults.set_disk_full(256 * 1024)
+    with pytest.raises(RemoteStorageError):
+        await transport(name).push(cfg(node), src, "full.bin", CONFIG)
+    assert not remote(node, "full.bin").exists()
+    assert [p.name for p in (node.home / "data").iterdir()] == []
+    node.faults.disk_quota = None
+    await transport(name).push(cfg(node), src, "full.bin", CONFIG)
+    assert remote(node, "full.bin").read_bytes() == src.read_bytes()
+
+
+def test_rsync_file_io_exit_without_its_message_is_a_storage_error_only_on_push() -> None:
+    """Against sshd the receiver's "File too large" can be lost; exit 11 still says enough."""
+    from netfault.engine.transports.failures import Attempt
+    from netfault.engine.transports.rsync import _rsync_error
+
+    attempt = Attempt(NodeConfig(hostname="127.0.0.1", name="n"), "rsync")
+    pushed = _rsync_error(11, "", attempt, push=True)
+    assert isinstance(pushed, RemoteStorageError) and "message was lost" in str(pushed)
+    assert type(_rsync_error(11, "", attempt, push=False)) is TransportError

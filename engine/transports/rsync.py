@@ -111,7 +111,9 @@ class RsyncTransport(Transport):
                 try:
                     src = local_arg(local_path)
                     dst = remote_spec(endpoint, tmp)
-                    await self._rsync([src, dst], endpoint, config, attempt, _mode(offset))
+                    await self._rsync(
+                        [src, dst], endpoint, config, attempt, _mode(offset), push=True
+                    )
                     await commit_remote(conn, tmp, final, await digest, attempt)
                 except RemoteStorageError:
                     await run_text(conn, rc.cmd_remove(tmp), attempt, "rm")
@@ -204,6 +206,7 @@ class RsyncTransport(Transport):
         config: TransportConfig,
         attempt: Attempt,
         options: Sequence[str] = (),
+        push: bool = False,
     ) -> None:
         argv = [*self.rsync_argv(endpoint, config), *options, "--", *paths]
         proc = await asyncio.create_subprocess_exec(
@@ -225,7 +228,7 @@ class RsyncTransport(Transport):
                     proc.kill()
                 await proc.wait()
         if code != 0:
-            raise _rsync_error(code, stderr.decode("utf-8", "replace"), attempt)
+            raise _rsync_error(code, stderr.decode("utf-8", "replace"), attempt, push)
 
 
 async def _follow_progress(stream: asyncio.StreamReader, attempt: Attempt, start: int) -> None:
@@ -245,10 +248,21 @@ def _mode(offset: int) -> list[str]:
     return ["--partial", "--append-verify"] if offset else ["--whole-file", "--inplace"]
 
 
-def _rsync_error(code: int, stderr: str, attempt: Attempt) -> TransportError:
+RERR_FILEIO = 11  # rsync's "error in file I/O"
+
+
+def _rsync_error(code: int, stderr: str, attempt: Attempt, push: bool = False) -> TransportError:
     error = classify_stderr(stderr or f"rsync exit status {code}", attempt, f"rsync exit {code}")
     if type(error) is not TransportError:
         return error
+    if code == RERR_FILEIO and push:
+        # The receiver's own message ("File too large") can be lost when it dies first
+        # (seen against OpenSSH's sshd); on a push the receiver is the node.
+        detail = stderr.strip() or "its message was lost"
+        return attempt.fail(
+            RemoteStorageError,
+            f"rsync exit {code}: file I/O error on the node, e.g. a full disk ({detail})",
+        )
     if code == 30:
         return classify_stderr("timed out: " + stderr, attempt, "rsync")
     if code in (12, 20, 35, 255):

@@ -9,8 +9,9 @@ session (tracked by session id, so backgrounded commands go too).
 Faults: ``auth_refused`` empties ``authorized_keys``, ``host_key_changed`` rewrites the host key
 file, ``binary_mangling`` makes every session run under a pseudo-terminal
 (:mod:`~netfault.simulator.node.pty_session`), the field failure itself.
-``binary_reset_after`` and ``disk_quota`` live inside the asyncssh server and are refused here
-(:class:`SshdFaults`).
+``disk_quota`` runs each session under ``prlimit --fsize`` set to what is left of the quota,
+as the asyncssh node does; ``binary_reset_after`` lives inside the asyncssh server and is refused
+here (:class:`SshdFaults`).
 """
 
 from __future__ import annotations
@@ -34,7 +35,9 @@ READY_TIMEOUT = 15.0
 STOP_TIMEOUT = 5.0
 LOG_TAIL = 12
 READY_MARK = "Server listening on"
-ASYNCSSH_ONLY = ("binary_reset_after", "disk_quota")
+ASYNCSSH_ONLY = ("binary_reset_after",)
+# Switches that change a file sshd or the session wrapper reads.
+FILE_FAULTS = ("auth_refused", "binary_mangling", "disk_quota")
 
 
 class SshdFaults(NodeFaults):
@@ -45,7 +48,7 @@ class SshdFaults(NodeFaults):
         if problem is not None:
             raise ValueError(problem)
         super().__setattr__(name, value)
-        if name in ("auth_refused", "binary_mangling"):
+        if name in FILE_FAULTS:
             self._notify(name)
 
     @staticmethod
@@ -99,8 +102,8 @@ class OpenSSHServer:
     async def _start_on(self, host: str, port: int, binaries: SshdBinaries) -> None:
         key = self.host_keys.current(self.faults.host_key_changed)
         await asyncio.to_thread(self.files.write_all, host, port, binaries, key)
-        self.apply_fault("auth_refused")
-        self.apply_fault("binary_mangling")
+        for name in FILE_FAULTS:
+            self.apply_fault(name)
         self._log_tail.clear()
         self._proc = await asyncio.create_subprocess_exec(
             str(binaries.sshd), "-D", "-e", "-f", str(self.files.config),
@@ -154,6 +157,8 @@ class OpenSSHServer:
             self.files.write_host_key(self.host_keys.current(self.faults.host_key_changed))
         elif name == "binary_mangling":
             self.files.set_pty(self.faults.binary_mangling)
+        elif name == "disk_quota":
+            self.files.set_quota(self.faults.disk_quota)
 
     async def stop(self) -> None:
         """Kill sshd, its per-connection processes and every session; close its log."""

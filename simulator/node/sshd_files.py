@@ -72,6 +72,7 @@ class SshdFiles:
         self.authorized_keys = directory / "authorized_keys"
         self.wrapper = directory / "session.sh"
         self.pty_flag = directory / "pty"
+        self.quota = directory / "disk_quota"
         self.sessions = directory / "sessions"
 
     def write_all(
@@ -123,17 +124,26 @@ class SshdFiles:
         """The ForceCommand every session runs (shell, exec and the sftp subsystem alike)."""
         home, flag = quote(str(self.home)), quote(str(self.pty_flag))
         under_pty = f"{quote(sys.executable)} -I {quote(str(pty_session.__file__))}"
+        quota = quote(str(self.quota))
         text = f"""#!/bin/sh
 # Every session of this node: record its session id (for cleanup), enter the node's home,
-# then run what the client asked for, under a pseudo-terminal while the pty flag exists.
+# then run what the client asked for: under RLIMIT_FSIZE set to what is left of the disk quota
+# while there is one, and under a pseudo-terminal while the pty flag exists.
 echo "$$" >> {quote(str(self.sessions))}
 HOME={home}; export HOME
 cd "$HOME" || {{ echo "netfault node: cannot enter $HOME" >&2; exit 1; }}
-if [ -e {flag} ]; then
-    exec {under_pty} "$SSH_ORIGINAL_COMMAND"
+limit=
+if [ -e {quota} ]; then
+    used=$(find . -type f -printf '%s\\n' | awk '{{s += $1}} END {{print s + 0}}')
+    left=$(( $(cat {quota}) - used ))
+    [ "$left" -gt 0 ] || left=0
+    limit="prlimit --fsize=$left --"
 fi
-if [ -z "$SSH_ORIGINAL_COMMAND" ]; then exec "$SHELL" -l; fi
-exec "$SHELL" -c "$SSH_ORIGINAL_COMMAND"
+if [ -e {flag} ]; then
+    exec $limit {under_pty} "$SSH_ORIGINAL_COMMAND"
+fi
+if [ -z "$SSH_ORIGINAL_COMMAND" ]; then exec $limit "$SHELL" -l; fi
+exec $limit "$SHELL" -c "$SSH_ORIGINAL_COMMAND"
 """
         _replace(self.wrapper, text, mode=0o755)
 
@@ -151,6 +161,12 @@ exec "$SHELL" -c "$SSH_ORIGINAL_COMMAND"
             self.pty_flag.touch()
         else:
             self.pty_flag.unlink(missing_ok=True)
+
+    def set_quota(self, quota: int | None) -> None:
+        if quota is None:
+            self.quota.unlink(missing_ok=True)
+        else:
+            _replace(self.quota, f"{quota}\n")
 
     def session_ids(self) -> set[int]:
         try:
