@@ -17,6 +17,7 @@ from typing import Any
 from netfault.engine import NodeConfig
 from netfault.simulator.cluster.addresses import AddressPlan
 from netfault.simulator.cluster.controller import FaultController
+from netfault.simulator.cluster.faults import FaultError
 from netfault.simulator.cluster.loop_thread import LoopThread
 from netfault.simulator.cluster.routes import (
     config_fields,
@@ -45,8 +46,11 @@ class LocalCluster(ClusterBase):
         seed: int = 0,
         tailscale: bool = True,
         base_path: str = "data",
+        ssh_server: str = "asyncssh",
     ) -> None:
-        self.specs = normalise_specs(nodes, tailscale)
+        """``ssh_server`` ("asyncssh" or "openssh") is for nodes given as a count or names;
+        a NodeSpec carries its own."""
+        self.specs = normalise_specs(nodes, tailscale, ssh_server)
         self.seed = seed
         self.base_path = base_path
         self.plan = AddressPlan()
@@ -91,7 +95,9 @@ class LocalCluster(ClusterBase):
         key = await asyncio.to_thread(ClientKey.generate, self.workdir)
         for i, spec in enumerate(self.specs):
             host = self.plan.address("backend", i)
-            self.fakes[spec.name] = FakeNode(spec.name, host=host, client_keys=[key])
+            self.fakes[spec.name] = FakeNode(
+                spec.name, host=host, client_keys=[key], ssh_server=spec.ssh_server
+            )
         await asyncio.gather(self._proxy.start(), *(n.start() for n in self.fakes.values()))
 
     async def _create_routes(self) -> None:
@@ -152,7 +158,12 @@ class LocalCluster(ClusterBase):
 
     def _switch(self, node: str, fn: Callable[[Any], Any]) -> Any:
         fake = self.fakes[node]
-        return self._thread.call(lambda: fn(fake.faults))
+        try:
+            return self._thread.call(lambda: fn(fake.faults))
+        except FaultError:
+            raise
+        except ValueError as exc:  # a fault this node's SSH server cannot express
+            raise FaultError(f"node {node}: {exc}") from exc
 
     def fault_events(self, cursor: int = 0) -> list[FaultEvent]:
         """The proxy's fault events numbered above ``cursor`` (callable from any thread)."""

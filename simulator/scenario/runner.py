@@ -48,7 +48,9 @@ def transport_configs(overrides: dict[str, float | None]) -> dict[str, Transport
 
 def make_cluster(scenario: Scenario, backend: str, seed: int) -> Any:
     specs = [
-        NodeSpec(n.name, n.tailscale, tuple(TransportSpec(**t) for t in n.transports))
+        NodeSpec(
+            n.name, n.tailscale, tuple(TransportSpec(**t) for t in n.transports), n.ssh_server
+        )
         for n in scenario.cluster.nodes
     ]
     if backend == "docker":
