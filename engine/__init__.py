@@ -8,18 +8,35 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from netfault.engine.breaker import BreakerRegistry, BreakerState, CircuitBreaker
     from netfault.engine.clock import SYSTEM_CLOCK, Clock, ManualClock, SystemClock
-    from netfault.engine.config import NodeConfig, TransportConfig, TransportSpec
+    from netfault.engine.config import (
+        DEFAULT_FILE_TRANSPORTS,
+        SYNC_ESCALATION_ORDER,
+        TRANSPORT_TYPES,
+        NodeConfig,
+        TransportConfig,
+        TransportSpec,
+    )
     from netfault.engine.errors import (
-        AllTransportsFailed,
+        CANCELLED_KIND,
+        ERROR_KINDS,
+        REQUEST_KINDS,
+        AttemptError,
         AuthenticationError,
+        BadRemotePathError,
         CircuitOpenError,
         ConfigError,
         ConnectError,
         ConnectionReset,
         IntegrityError,
+        IsDirectoryError,
+        LocalPermissionError,
+        MissingKeyError,
         NetfaultError,
         NodeDisabledError,
+        NotFoundError,
         RemoteStorageError,
+        RequestError,
+        ServerError,
         TransportError,
         TransportTimeout,
         TransportUnavailable,
@@ -32,8 +49,12 @@ if TYPE_CHECKING:
         JsonlEventLog,
         read_event_log,
     )
+    from netfault.engine.failover import Escalation
     from netfault.engine.hosts import load_hosts
+    from netfault.engine.paths import confine_remote_path
+    from netfault.engine.race import RaceEntry, RaceOutcome, RaceResult, race
     from netfault.engine.results import Attempt, HttpResult, ProbeResult, TransferResult
+    from netfault.engine.route_memory import RouteMemory, RouteName, RouteStatus
     from netfault.engine.router import TRANSPORT_ESCALATION_ORDER, SyncRouter, get_sync_router
     from netfault.engine.sync import (
         DatabaseSyncManager,
@@ -45,7 +66,8 @@ if TYPE_CHECKING:
     from netfault.engine.sync_sqlite import SQLiteSyncManager
     from netfault.engine.thresholds import Thresholds, load_thresholds
     from netfault.engine.transport import ClusterTransport
-    from netfault.engine.transports.base import Direction, Transport
+    from netfault.engine.transports.base import Direction, Progress, Transport
+    from netfault.engine.yamlsrc import Located, load_located
 
 # Each name is imported from its module on first use, so importing one submodule (the
 # command line, for `netfault --help`) does not pay for asyncssh and aiohttp.
@@ -57,19 +79,32 @@ _EXPORTS = {
     "Clock": "netfault.engine.clock",
     "ManualClock": "netfault.engine.clock",
     "SystemClock": "netfault.engine.clock",
+    "DEFAULT_FILE_TRANSPORTS": "netfault.engine.config",
+    "SYNC_ESCALATION_ORDER": "netfault.engine.config",
+    "TRANSPORT_TYPES": "netfault.engine.config",
     "NodeConfig": "netfault.engine.config",
     "TransportConfig": "netfault.engine.config",
     "TransportSpec": "netfault.engine.config",
-    "AllTransportsFailed": "netfault.engine.errors",
+    "CANCELLED_KIND": "netfault.engine.errors",
+    "ERROR_KINDS": "netfault.engine.errors",
+    "REQUEST_KINDS": "netfault.engine.errors",
+    "AttemptError": "netfault.engine.errors",
     "AuthenticationError": "netfault.engine.errors",
+    "BadRemotePathError": "netfault.engine.errors",
     "CircuitOpenError": "netfault.engine.errors",
     "ConfigError": "netfault.engine.errors",
     "ConnectError": "netfault.engine.errors",
     "ConnectionReset": "netfault.engine.errors",
     "IntegrityError": "netfault.engine.errors",
+    "IsDirectoryError": "netfault.engine.errors",
+    "LocalPermissionError": "netfault.engine.errors",
+    "MissingKeyError": "netfault.engine.errors",
     "NetfaultError": "netfault.engine.errors",
     "NodeDisabledError": "netfault.engine.errors",
+    "NotFoundError": "netfault.engine.errors",
     "RemoteStorageError": "netfault.engine.errors",
+    "RequestError": "netfault.engine.errors",
+    "ServerError": "netfault.engine.errors",
     "TransportError": "netfault.engine.errors",
     "TransportTimeout": "netfault.engine.errors",
     "TransportUnavailable": "netfault.engine.errors",
@@ -79,11 +114,20 @@ _EXPORTS = {
     "EventType": "netfault.engine.events",
     "JsonlEventLog": "netfault.engine.events",
     "read_event_log": "netfault.engine.events",
+    "Escalation": "netfault.engine.failover",
     "load_hosts": "netfault.engine.hosts",
+    "confine_remote_path": "netfault.engine.paths",
+    "RaceEntry": "netfault.engine.race",
+    "RaceOutcome": "netfault.engine.race",
+    "RaceResult": "netfault.engine.race",
+    "race": "netfault.engine.race",
     "Attempt": "netfault.engine.results",
     "HttpResult": "netfault.engine.results",
     "ProbeResult": "netfault.engine.results",
     "TransferResult": "netfault.engine.results",
+    "RouteMemory": "netfault.engine.route_memory",
+    "RouteName": "netfault.engine.route_memory",
+    "RouteStatus": "netfault.engine.route_memory",
     "TRANSPORT_ESCALATION_ORDER": "netfault.engine.router",
     "SyncRouter": "netfault.engine.router",
     "get_sync_router": "netfault.engine.router",
@@ -97,7 +141,10 @@ _EXPORTS = {
     "load_thresholds": "netfault.engine.thresholds",
     "ClusterTransport": "netfault.engine.transport",
     "Direction": "netfault.engine.transports.base",
+    "Progress": "netfault.engine.transports.base",
     "Transport": "netfault.engine.transports.base",
+    "Located": "netfault.engine.yamlsrc",
+    "load_located": "netfault.engine.yamlsrc",
 }
 
 
@@ -111,11 +158,21 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "CANCELLED_KIND",
+    "ERROR_KINDS",
+    "DEFAULT_FILE_TRANSPORTS",
+    "SYNC_ESCALATION_ORDER",
+    "TRANSPORT_TYPES",
+    "Located",
+    "Progress",
+    "load_located",
     "SYSTEM_CLOCK",
     "TRANSPORT_ESCALATION_ORDER",
-    "AllTransportsFailed",
+    "REQUEST_KINDS",
     "Attempt",
+    "AttemptError",
     "AuthenticationError",
+    "BadRemotePathError",
     "BreakerRegistry",
     "BreakerState",
     "CircuitBreaker",
@@ -136,15 +193,28 @@ __all__ = [
     "EventBus",
     "EventRecorder",
     "EventType",
+    "Escalation",
     "HttpResult",
     "IntegrityError",
+    "IsDirectoryError",
+    "LocalPermissionError",
+    "MissingKeyError",
     "JsonlEventLog",
     "ManualClock",
     "NetfaultError",
     "NodeConfig",
     "NodeDisabledError",
+    "NotFoundError",
     "ProbeResult",
+    "RaceEntry",
+    "RaceOutcome",
+    "RaceResult",
     "RemoteStorageError",
+    "RequestError",
+    "RouteMemory",
+    "RouteName",
+    "RouteStatus",
+    "ServerError",
     "SyncRouter",
     "SystemClock",
     "Thresholds",
@@ -155,8 +225,10 @@ __all__ = [
     "TransportTimeout",
     "TransportUnavailable",
     "TransferResult",
+    "confine_remote_path",
     "get_sync_router",
     "load_hosts",
     "load_thresholds",
+    "race",
     "read_event_log",
 ]

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from netfault.engine.cli_args import Parser, transport_names
 from netfault.engine.config import NodeConfig, TransportConfig
-from netfault.engine.errors import NetfaultError
+from netfault.engine.errors import REQUEST_KINDS, NetfaultError
 
 if TYPE_CHECKING:  # the rest is imported when a command runs: `netfault --help` stays fast
     from rich.console import Console
@@ -60,7 +60,8 @@ def add_node_options(parser: argparse.ArgumentParser, *, transfer: bool, order: 
         group.add_argument(
             "--transports",
             type=transport_names,
-            help="comma-separated transport order, e.g. ssh,http (default: the node's order)",
+            help="comma-separated transport order, e.g. ssh,http (default: the node's; "
+            "see config.py, 'Failover order')",
         )
     group.add_argument("--events", type=Path, help="append the event log (JSON lines) here")
     if transfer:
@@ -134,7 +135,7 @@ async def _transfer(args: argparse.Namespace, direction: str) -> int:
             )
     if not result.success:
         console.print(f"[red]{direction} failed[/red]: {result.error}", soft_wrap=True)
-        return 1
+        return 2 if result.error_kind in REQUEST_KINDS else 1  # the request itself is wrong
     tries = len(result.attempts)
     print(
         f"{direction}ed {result.bytes_transferred} bytes via {result.transport_used} "
@@ -161,17 +162,26 @@ async def cmd_probe(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
+    from netfault.engine.route_memory import route_of
+
     table = Table(title=f"transports of {node.name}")
-    for column in ("transport", "result", "ms", "detail"):
+    for column in ("transport", "route", "result", "ms", "detail"):
         table.add_column(column)
     for r in results:
         table.add_row(
             r.transport,
+            str(route_of(r.transport)),
             "[green]OK[/green]" if r.success else "[red]FAILED[/red]",
             f"{r.latency_ms:.1f}",
             r.message,
         )
-    Console().print(table)
+    out = Console()
+    out.print(table)
+    for route, status in ct.routes.summary().get(node.name, {}).items():
+        out.print(
+            f"route {route} demoted ({status.last_error}): operations try it last "
+            f"for the next {status.retry_in:.0f} s"
+        )
     return 0 if all(r.success for r in results) else 1
 
 

@@ -15,6 +15,8 @@ from unittest.mock import ANY
 
 import yaml
 
+from netfault.simulator.node.sshd_files import current_user
+
 TIMEOUT = 60
 
 
@@ -128,3 +130,31 @@ async def test_port_in_use_is_named_in_the_error() -> None:
     assert code == 1
     assert f"cannot listen for HTTP on 127.0.0.1 port {port}" in err
     assert "Address already in use" in err and "Traceback" not in err
+
+
+async def test_openssh_node_prints_a_hosts_file_with_the_current_user_that_probes_clean(
+    tmp_path: Path,
+) -> None:
+    hosts = tmp_path / "hosts.yaml"
+    args = ("--name", "real", "--ssh-server", "openssh", "--hosts-out", str(hosts))
+    async with RunningNode(*args) as node:
+        entry = yaml.safe_load(hosts.read_text())["nodes"]["real"]
+        code, out, err = await netfault("probe", "real", "--hosts", str(hosts))
+
+    assert entry["ssh_user"] == node.ready["ssh_user"] == current_user()
+    assert entry["ssh_port"] == node.ready["ssh_port"] and node.ready["p2p_port"] > 0
+    assert code == 0, out + err
+    for transport in ("ssh", "rsync", "base64", "http", "p2p"):
+        assert f"│ {transport} " in out
+    assert "FAILED" not in out and "demoted" not in out
+    assert node.code == 0
+
+
+async def test_openssh_node_refuses_another_user_in_one_line() -> None:
+    code, out, err = await netfault(
+        "node", "--name", "real", "--ssh-server", "openssh", "--user", "not-" + current_user()
+    )
+
+    assert code == 2
+    assert err.count("\n") == 1 and "can only log in" in err and "Traceback" not in err
+    assert out == ""

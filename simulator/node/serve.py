@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from netfault.engine.cli_args import Parser, node_home, output_file
 from netfault.simulator.node.errors import NodeStartError
+from netfault.simulator.node.faults import SSH_SERVERS
 
 if TYPE_CHECKING:  # imported when the node starts, so `netfault --help` stays fast
     from netfault.simulator.node.node import FakeNode
@@ -57,7 +58,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--home", type=node_home, help="node home directory (default: a temporary directory)"
     )
-    parser.add_argument("--user", default="netfault", help="SSH user name to accept")
+    parser.add_argument(
+        "--user",
+        help="SSH user name to accept (default: netfault; openssh: only the current user)",
+    )
+    parser.add_argument(
+        "--ssh-server",
+        choices=SSH_SERVERS,
+        default="asyncssh",
+        help="SSH server: asyncssh (in process, every node fault) or openssh (the real sshd, "
+        "from the openssh-server package)",
+    )
     parser.add_argument(
         "--authorized-key-file",
         type=Path,
@@ -121,6 +132,7 @@ def build_node(args: argparse.Namespace) -> FakeNode:
         user=args.user,
         authorized_keys=authorized,
         host_key=host_key,
+        ssh_server=args.ssh_server,
     )
 
 
