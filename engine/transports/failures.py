@@ -134,7 +134,15 @@ Attempt = Tracker  # the name the transport modules still import; prefer Tracker
 
 
 def classify(exc: BaseException, attempt: Tracker, *, connecting: bool = False) -> AttemptError:
-    """The typed error for a library/OS exception raised during ``attempt``."""
+    """The typed error for a library/OS exception raised during ``attempt``; with
+    ``connecting``, raised while its connection was being set up."""
+    error = _classify(exc, attempt, connecting)
+    if connecting:
+        error.connecting = True
+    return error
+
+
+def _classify(exc: BaseException, attempt: Tracker, connecting: bool) -> AttemptError:
     if isinstance(exc, AttemptError):
         return exc
     after = f" after {attempt.done:,} bytes" if attempt.done else ""
@@ -224,6 +232,13 @@ def exit_error(stderr: str, exit_status: int | None, attempt: Tracker, what: str
 
 def classify_stderr(stderr: str, attempt: Tracker, what: str) -> AttemptError:
     """The typed error for a remote command or local client that failed with ``stderr``."""
+    error = _classify_stderr(stderr, attempt, what)
+    if any(marker in stderr for marker in SETUP_MARKERS):
+        error.connecting = True
+    return error
+
+
+def _classify_stderr(stderr: str, attempt: Tracker, what: str) -> AttemptError:
     text = " ".join(stderr.split())[-400:]
     if any(marker in stderr for marker in CORRUPTION_MARKERS):
         return attempt.fail(IntegrityError, f"{what}: {text} (damaged in flight)")
@@ -241,6 +256,15 @@ def classify_stderr(stderr: str, attempt: Tracker, what: str) -> AttemptError:
     if "reset by peer" in stderr or "Broken pipe" in stderr or "closed by remote" in stderr:
         return attempt.fail(ConnectionReset, f"{what}: {text}")
     return attempt.fail(TransportError, f"{what}: {text or 'no error output'}")
+
+
+# OpenSSH's words for a connection that failed before its session started
+SETUP_MARKERS = (
+    "ssh: connect to host",
+    "kex_exchange_identification",
+    "ssh_exchange_identification",
+    "during banner exchange",
+)
 
 
 def rsync_error(code: int, stderr: str, attempt: Tracker) -> AttemptError:
