@@ -452,8 +452,15 @@ async def test_slow_close_delays_the_end_of_a_response(cluster: LocalCluster) ->
             "latency",
             "node-1",
             {"delay": 5},
-            "unknown parameter(s) ['delay'] (known: ['jitter_ms', 'latency_ms'])",
+            "fault latency has no parameter 'delay' (known: latency_ms, jitter_ms)",
             id="unknown-param",
+        ),
+        pytest.param(
+            "reset",
+            "node-1",
+            {"level": "bogus"},
+            "fault reset: level 'bogus' is not one of: tcp, ssh",
+            id="level-outside-its-choices",
         ),
         pytest.param(
             "latency",

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 SERVICES = ("ssh", "http", "p2p")
+LEVELS = ("tcp", "ssh")
 ROUTES = ("hostname", "tailscale")
 
 
@@ -21,6 +22,7 @@ class Param:
     kind: type
     default: Any
     help: str
+    choices: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -43,7 +45,7 @@ FAULT_KINDS: dict[str, FaultKind] = {
             "after that many bytes; level=ssh resets only channels carrying binary data",
             {
                 "after_bytes": Param(int, 0, "bytes passed before the reset"),
-                "level": Param(str, "tcp", "tcp | ssh"),
+                "level": Param(str, "tcp", "tcp | ssh", LEVELS),
             },
         ),
         FaultKind(
@@ -52,7 +54,7 @@ FAULT_KINDS: dict[str, FaultKind] = {
             "bytes damaged in transit (tcp: seeded bit flips; "
             "ssh: 7-bit channel that strips the high bit)",
             {
-                "level": Param(str, "tcp", "tcp | ssh"),
+                "level": Param(str, "tcp", "tcp | ssh", LEVELS),
                 "probability": Param(float, 0.001, "per-byte flip chance (tcp level)"),
             },
         ),
@@ -105,26 +107,45 @@ class FaultError(ValueError):
     """A fault was named or parameterised wrongly."""
 
 
+class FaultParamError(FaultError):
+    """One parameter of a fault is wrong; ``param`` names it."""
+
+    def __init__(self, message: str, param: str) -> None:
+        super().__init__(message)
+        self.param = param
+
+
+def check_param(kind: str, name: str, value: Any) -> Any:
+    """One parameter of fault ``kind``, converted; FaultParamError naming it when wrong."""
+    spec = FAULT_KINDS[kind]
+    param = spec.params.get(name)
+    if param is None:
+        known = ", ".join(spec.params) or "none"
+        raise FaultParamError(f"fault {kind} has no parameter {name!r} (known: {known})", name)
+    if param.kind is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if not isinstance(value, param.kind) or isinstance(value, bool) != (param.kind is bool):
+        raise FaultParamError(
+            f"fault {kind}: {name} must be {param.kind.__name__}, got {value!r}", name
+        )
+    if param.choices and value not in param.choices:
+        raise FaultParamError(
+            f"fault {kind}: {name} {value!r} is not one of: {', '.join(param.choices)}", name
+        )
+    return value
+
+
 def check_params(kind: str, params: dict[str, Any]) -> dict[str, Any]:
-    """Known fault, known parameters of the right type; defaults filled in."""
+    """Known fault, known parameters of the right type and value; defaults filled in."""
     spec = FAULT_KINDS.get(kind)
     if spec is None:
         raise FaultError(f"unknown fault {kind!r} (known: {', '.join(FAULT_KINDS)})")
-    values = {}
-    for name, param in spec.params.items():
-        value = params.get(name, param.default)
-        if param.kind is float and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
-        if not isinstance(value, param.kind) or isinstance(value, bool) != (param.kind is bool):
-            raise FaultError(f"fault {kind}: {name} must be {param.kind.__name__}, got {value!r}")
-        values[name] = value
-    unknown = set(params) - set(spec.params)
-    if unknown:
-        raise FaultError(
-            f"fault {kind}: unknown parameter(s) {sorted(unknown)} "
-            f"(known: {sorted(spec.params) or 'none'})"
-        )
-    return values
+    for name, value in params.items():
+        check_param(kind, name, value)
+    return {
+        name: check_param(kind, name, params[name]) if name in params else param.default
+        for name, param in spec.params.items()
+    }
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from netfault.engine.events import Event
+from netfault.engine.events import Event, EventType
 from netfault.engine.router import SyncRouter
 from netfault.engine.transport import ClusterTransport
 from netfault.simulator.scenario.model import Condition
@@ -27,7 +27,8 @@ class World:
 
 
 def event_matches(event: Event, spec: dict[str, Any]) -> bool:
-    return all(str(getattr(event, key, None)) == str(value) for key, value in spec.items())
+    """Every field of ``spec`` equals the event's (the type as an ``EventType`` member)."""
+    return all(getattr(event, key, None) == value for key, value in spec.items())
 
 
 def subset_mismatch(expected: Any, seen: Any, path: str = "") -> str | None:
@@ -56,17 +57,18 @@ async def check_condition(world: World, cond: Condition) -> str | None:
     if kind == "breaker":
         seen = world.transport.get_health_summary().get(args["node"], {"state": "closed"})
         return None if seen["state"] == args["state"] else f"breaker is {seen['state']}"
-    if kind in ("disabled", "enabled"):
+    if kind == "enabled":
         disabled = world.router.is_disabled(args)
-        ok = disabled if kind == "disabled" else not disabled
-        return None if ok else f"{args} is {'disabled' if disabled else 'enabled'}"
+        return f"{args} is disabled" if disabled else None
+    if kind == "disabled":
+        return disabled_mismatch(world, args)
     if kind == "can_attempt":
         return None if world.transport.can_attempt(args) else f"breaker of {args} refuses calls"
     if kind == "event":
         found = any(event_matches(e, args) for e in world.events)
         return None if found else "no such event yet"
     if kind == "stats":
-        return subset_mismatch(args, world.router.get_stats())
+        return stats_mismatch(args, world.router.get_stats())
     if kind == "file":
         return await _file_equal(world, args["node"], args["path"])
     if kind == "intact":
@@ -95,10 +97,39 @@ async def _intact(world: World, node: str) -> str | None:
     return None
 
 
+def disabled_mismatch(world: World, spec: dict[str, Any]) -> str | None:
+    """None when ``spec['node']`` is disabled with the reason/transports ``spec`` names."""
+    node = spec["node"]
+    disabled = world.router.get_disabled_nodes()
+    if node not in disabled:
+        return f"{node} is enabled"
+    wanted = {k: v for k, v in spec.items() if k != "node"}
+    return subset_mismatch(wanted, disabled[node])
+
+
+def alert_names(alerts: list[dict[str, Any]]) -> list[str]:
+    return sorted({str(a["metric"]) for a in alerts})
+
+
+def alerts_seen(events: list[Event]) -> set[str]:
+    """The names of the alerts raised so far."""
+    return {e.outcome for e in events if e.type is EventType.ALERT and e.outcome}
+
+
+def stats_mismatch(expected: dict[str, Any], stats: dict[str, Any]) -> str | None:
+    """Router stats compared to a subset; ``alerts`` compared by name, like ``expect.alerts``."""
+    rest = {k: v for k, v in expected.items() if k != "alerts"}
+    if "alerts" in expected:
+        seen = alert_names(stats.get("alerts", []))
+        if sorted(set(expected["alerts"])) != seen:
+            return f"alerts: expected {sorted(set(expected['alerts']))}, seen {seen}"
+    return subset_mismatch(rest, stats)
+
+
 def breaker_sequence(events: list[Event], node: str) -> list[str]:
     states = ["closed"]
     for e in events:
-        if e.type == "BREAKER_TRANSITION" and e.node == node:
+        if e.type is EventType.BREAKER_TRANSITION and e.node == node:
             states.append(str(e.data.get("to")))
     return states
 
@@ -111,4 +142,10 @@ def find_in_order(events: list[Event], specs: list[dict[str, Any]]) -> str | Non
             i += 1
     if i == len(specs):
         return None
-    return f"missing {specs[i]} (after {i} of {len(specs)} matched)"
+    return f"missing {describe_event(specs[i])} (after {i} of {len(specs)} matched)"
+
+
+def describe_event(spec: dict[str, Any]) -> str:
+    """An event spec as written: ``ATTEMPT_FAILED(transport=ssh, error_kind=reset)``."""
+    rest = ", ".join(f"{k}={v}" for k, v in spec.items() if k != "type")
+    return f"{spec['type']}({rest})" if rest else str(spec["type"])

@@ -10,11 +10,14 @@ from netfault.simulator.scenario import schema as s
 from netfault.simulator.scenario.expect_schema import validate_expect
 from netfault.simulator.scenario.model import (
     ClusterSpec,
+    Condition,
     NodeEntry,
     Scenario,
     Where,
 )
 from netfault.simulator.scenario.step_schema import (
+    CONFIG,
+    PRESET,
     TRANSPORT,
     StepContext,
     parse_condition,
@@ -22,10 +25,6 @@ from netfault.simulator.scenario.step_schema import (
     parse_step,
 )
 
-CONFIG = s.v_map(
-    {k: s.v_duration for k in ("connect_timeout", "operation_timeout", "http_timeout")}
-    | {"integrity_retries": s.v_int()}
-)
 BREAKER = s.v_map(
     {
         "failure_threshold": s.v_int(1),
@@ -80,7 +79,7 @@ def _cluster(item: Located) -> ClusterSpec:
     raw = s.v_map(
         {
             "nodes": s.v_any,
-            "preset": s.v_str(("scenario", "quick", "large", "default")),
+            "preset": PRESET,
             "config": CONFIG,
             "breaker": BREAKER,
             "router": ROUTER,
@@ -93,7 +92,7 @@ def _cluster(item: Located) -> ClusterSpec:
         raw.get("config", {}),
         raw.get("breaker", {}),
         raw.get("router", {}),
-        raw.get("preset", "scenario"),
+        raw.get("preset"),
     )
 
 
@@ -129,44 +128,60 @@ TOP = (
 
 
 def load_scenario(path: str | Path, text: str | None = None) -> Scenario:
-    """Parse and validate one scenario file; raises ConfigError naming file:line: key."""
+    """Parse and validate one scenario file.
+
+    Raises ConfigError naming file:line: key; a file with several mistakes raises
+    ``ScenarioErrors`` listing every one of them, in line order.
+    """
     root = load_located(path, text)
-    top = root.mapping()
+    with s.collecting():
+        return _scenario(Path(path), root, root.mapping())
+    raise AssertionError("unreachable: collecting() raises when an error was recorded")
+
+
+def _scenario(path: Path, root: Located, top: dict[str, Located]) -> Scenario:
     for key, item in top.items():
         if key not in TOP:
-            raise s.fail(item, key, f"unknown key (known: {', '.join(TOP)})")
+            s.record(s.fail(item, key, f"unknown key (known: {', '.join(TOP)})"))
     for key in ("name", "cluster", "steps"):
         if key not in top:
-            raise s.fail(root, key, "missing required key")
-    ctx = StepContext(Path(path))
-    cluster = _cluster(top["cluster"])
-    ctx.nodes = [n.name for n in cluster.nodes]
+            s.record(s.fail(root, key, "missing required key"))
+    ctx = StepContext(path)
+    cluster = s.attempt(lambda: _cluster(top["cluster"])) if "cluster" in top else None
+    ctx.nodes = [n.name for n in cluster.nodes] if cluster else []
     if "use" in top:
-        _load_library(ctx, top["use"])
-    steps = tuple(
-        parse_step(ctx, child, f"steps[{i}]")
-        for i, child in enumerate(top["steps"].sequence("steps"))
+        s.attempt(lambda: _load_library(ctx, top["use"]))
+    steps = s.attempt(
+        lambda: s.v_list(lambda child, key: parse_step(ctx, child, key))(top["steps"], "steps")
     )
+    name = s.attempt(lambda: s.v_str()(top["name"], "name")) if "name" in top else None
+    seed = s.attempt(lambda: s.v_int()(top["seed"], "seed")) if "seed" in top else 0
+    expect = s.attempt(lambda: validate_expect(ctx.node, top["expect"])) if "expect" in top else {}
+    always = s.attempt(lambda: _conditions(ctx, top, "always")) if "always" in top else ()
+    eventually = (
+        s.attempt(lambda: _conditions(ctx, top, "eventually")) if "eventually" in top else ()
+    )
+    tags = s.attempt(lambda: s.v_list(s.v_str())(top["tags"], "tags")) if "tags" in top else []
+    if cluster is None or steps is None or name is None or seed is None or expect is None:
+        raise s.Reported()
+    if always is None or eventually is None or tags is None:
+        raise s.Reported()
     return Scenario(
-        name=s.v_str()(top["name"], "name"),
+        name=name,
         description=str(top["description"].value) if "description" in top else "",
-        path=Path(path),
-        seed=s.v_int()(top["seed"], "seed") if "seed" in top else 0,
+        path=path,
+        seed=seed,
         cluster=cluster,
-        steps=steps,
-        expect=validate_expect(ctx.node, top["expect"]) if "expect" in top else {},
-        always=tuple(
-            parse_condition(c, f"always[{i}]")
-            for i, c in enumerate(top["always"].sequence("always"))
-        )
-        if "always" in top
-        else (),
-        eventually=tuple(
-            parse_condition(c, f"eventually[{i}]", True)
-            for i, c in enumerate(top["eventually"].sequence("eventually"))
-        )
-        if "eventually" in top
-        else (),
-        tags=tuple(s.v_list(s.v_str())(top["tags"], "tags")) if "tags" in top else (),
+        steps=tuple(steps),
+        expect=expect,
+        always=always,
+        eventually=eventually,
+        tags=tuple(tags),
         expect_where=Where(str(path), top["expect"].line if "expect" in top else root.line),
     )
+
+
+def _conditions(ctx: StepContext, top: dict[str, Located], key: str) -> tuple[Condition, ...]:
+    within = key == "eventually"
+    conditions = s.v_list(lambda child, where: parse_condition(ctx, child, where, within))
+    return tuple(conditions(top[key], key))

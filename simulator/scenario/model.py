@@ -65,7 +65,7 @@ class ClusterSpec:
     config: dict[str, float]
     breaker: dict[str, float]
     router: dict[str, Any]
-    preset: str = "scenario"
+    preset: str | None = None
 
 
 @dataclass(frozen=True)

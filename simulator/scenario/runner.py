@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from netfault.engine.clock import ManualClock
-from netfault.engine.config import NodeConfig, TransportConfig, TransportSpec
+from netfault.engine.config import NodeConfig, TransportSpec
 from netfault.engine.events import EventBus, EventRecorder
 from netfault.engine.router import TRANSPORT_ESCALATION_ORDER, SyncRouter
 from netfault.engine.thresholds import Thresholds
@@ -22,27 +22,18 @@ from netfault.engine.transport import ClusterTransport
 from netfault.simulator.cluster.spec import NodeSpec
 from netfault.simulator.scenario.checks import (
     World,
+    alerts_seen,
     breaker_sequence,
     check_condition,
+    describe_event,
     event_matches,
     find_in_order,
     subset_mismatch,
 )
 from netfault.simulator.scenario.model import Condition, Scenario, Step
+from netfault.simulator.scenario.presets import effective_config
 from netfault.simulator.scenario.results import Failure, ScenarioResult, StepOutcome
 from netfault.simulator.scenario.steps import StepFailed, StepRunner
-
-SCENARIO_CONFIG = TransportConfig(connect_timeout=3.0, operation_timeout=15.0, http_timeout=3.0)
-
-
-def transport_configs(overrides: dict[str, float]) -> dict[str, TransportConfig]:
-    base = {
-        "scenario": SCENARIO_CONFIG,
-        "quick": TransportConfig.for_quick_requests(),
-        "large": TransportConfig.for_large_transfers(),
-        "default": TransportConfig(),
-    }
-    return {k: TransportConfig(**{**vars(v), **overrides}) for k, v in base.items()}
 
 
 def make_cluster(scenario: Scenario, backend: str, seed: int) -> Any:
@@ -84,7 +75,7 @@ class ScenarioRunner:
             self.result.seconds = time.perf_counter() - started
         return self.result
 
-    def _engine(self, cluster: Any) -> tuple[ManualClock, World, dict[str, TransportConfig]]:
+    def _engine(self, cluster: Any) -> tuple[ManualClock, World]:
         spec = self.scenario.cluster
         clock = ManualClock()
         recorder = EventRecorder()
@@ -97,9 +88,11 @@ class ScenarioRunner:
             sync_failover_threshold=int(spec.router.get("failover_threshold", 1)),
             sync_backup_transport=spec.router.get("backup_transport"),
         )
-        configs = transport_configs(spec.config)
         transport = ClusterTransport(
-            clock=clock, thresholds=thresholds, events=bus, config=configs[spec.preset]
+            clock=clock,
+            thresholds=thresholds,
+            events=bus,
+            config=effective_config(spec.preset, spec.config),
         )
         nodes: list[NodeConfig] = list(cluster.nodes.values())
         router = SyncRouter(
@@ -109,15 +102,15 @@ class ScenarioRunner:
             escalation_order=spec.router.get("escalation_order", TRANSPORT_ESCALATION_ORDER),
         )
         self.result.events = recorder.events
-        return clock, World(transport, router, recorder.events, cluster), configs
+        return clock, World(transport, router, recorder.events, cluster)
 
     async def _run_in(self, cluster: Any, workdir: Path) -> None:
-        clock, world, configs = self._engine(cluster)
+        clock, world = self._engine(cluster)
 
         async def on_tick() -> None:
             await self._check_invariants(world, clock, None)
 
-        runner = StepRunner(world, clock, self.seed, workdir, configs, on_tick)
+        runner = StepRunner(world, clock, self.seed, workdir, self.scenario.cluster, on_tick)
         try:
             for step in self.scenario.steps:
                 await self._run_step(runner, step, clock)
@@ -203,12 +196,12 @@ def check_expectations(expect: dict[str, Any], world: World) -> list[str]:
             problems.append(f"events: {missing}")
     for spec in expect.get("no_events", []):
         if any(event_matches(e, spec) for e in world.events):
-            problems.append(f"no_events: {spec} was emitted")
+            problems.append(f"no_events: {describe_event(spec)} was emitted")
     if "stats" in expect:
         mismatch = subset_mismatch(expect["stats"], world.router.get_stats())
         if mismatch:
             problems.append(f"stats {mismatch}")
-    seen_alerts = {e.outcome for e in world.events if e.type == "ALERT" and e.outcome}
+    seen_alerts = alerts_seen(world.events)
     for metric in expect.get("alerts", []):
         if metric not in seen_alerts:
             problems.append(f"alerts: expected {metric}, seen {sorted(seen_alerts) or 'none'}")

@@ -2,58 +2,79 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-from netfault.engine.config import TRANSPORT_TYPES
+from netfault.engine.errors import ConfigError
 from netfault.engine.yamlsrc import Located
 from netfault.simulator.cluster.faults import (
     FAULT_KINDS,
     ROUTES,
     SERVICES,
     FaultError,
+    FaultParamError,
     check_params,
     node_level,
 )
 from netfault.simulator.scenario import schema as s
-from netfault.simulator.scenario.expect_schema import event_spec
+from netfault.simulator.scenario import vocab
+from netfault.simulator.scenario.expect_schema import disabled_spec, event_spec, stats_spec
 from netfault.simulator.scenario.model import (
     Condition,
     Step,
     Where,
 )
+from netfault.simulator.scenario.presets import CONFIG_FIELDS, PRESETS
 
-TRANSPORTS = TRANSPORT_TYPES
-STATES = ("closed", "open", "half_open")
-TRANSPORT = s.v_str(TRANSPORTS)
-
-OP_EXPECT = s.v_map(
-    {
-        "success": s.v_bool,
-        "transport_used": s.v_optional(s.v_str()),
-        "tried": s.v_list(s.v_str()),
-        "failed": s.v_list(s.v_str()),
-        "error_kind": s.v_optional(s.v_str()),
-        "attempts": s.v_int(),
-        "status": s.v_int(),
-        "route": s.v_optional(s.v_str(ROUTES)),
-        "content_equal": s.v_bool,
-    }
+TRANSPORT = s.v_str(vocab.transports())
+ERROR_KIND = s.v_str(vocab.error_kinds())
+PRESET = s.v_str(PRESETS)
+CONFIG = s.v_map(
+    {k: s.v_duration for k in CONFIG_FIELDS if k != "integrity_retries"}
+    | {"integrity_retries": s.v_int()}
 )
 
-CONDITIONS: dict[str, s.Validator] = {
-    "breaker": s.v_map({"node": s.v_str(), "state": s.v_str(STATES)}, ["node", "state"]),
-    "disabled": s.v_str(),
-    "enabled": s.v_str(),
-    "can_attempt": s.v_str(),
-    "event": event_spec,
-    "file": s.v_map({"node": s.v_str(), "path": s.v_str()}, ["node", "path"]),
-    "intact": s.v_str(),
-    "stats": s.v_map({}, extra=s.v_any),
-}
+
+def op_expect(used: s.Validator, tried: s.Validator) -> s.Validator:
+    """A step's ``expect:``; ``used``/``tried`` check what the operation names its attempts."""
+    return s.v_map(
+        {
+            "success": s.v_bool,
+            "transport_used": s.v_optional(used),
+            "tried": s.v_list(tried),
+            "failed": s.v_list(tried),
+            "error_kind": s.v_optional(ERROR_KIND),
+            "attempts": s.v_int(),
+            "status": s.v_int(),
+            "route": s.v_optional(s.v_str(vocab.http_route_names())),
+            "content_equal": s.v_bool,
+        }
+    )
 
 
-def parse_condition(item: Located, key: str, with_within: bool = False) -> Condition:
+OP_EXPECT = op_expect(TRANSPORT, TRANSPORT)
+HTTP_EXPECT = op_expect(s.v_str(vocab.http_route_names()), s.v_str(vocab.attempt_names()))
+
+
+def _conditions(ctx: StepContext) -> dict[str, s.Validator]:
+    return {
+        "breaker": s.v_map(
+            {"node": ctx.node, "state": s.v_str(vocab.BREAKER_STATES)}, ["node", "state"]
+        ),
+        "disabled": lambda item, key: disabled_spec(ctx.node, item, key),
+        "enabled": ctx.node,
+        "can_attempt": ctx.node,
+        "event": lambda item, key: event_spec(ctx.node, item, key),
+        "file": s.v_map({"node": ctx.node, "path": s.v_str()}, ["node", "path"]),
+        "intact": ctx.node_or_all,
+        "stats": stats_spec,
+    }
+
+
+def parse_condition(
+    ctx: StepContext, item: Located, key: str, with_within: bool = False
+) -> Condition:
     entries = dict(item.mapping(key))
     within = None
     if "within" in entries:
@@ -62,7 +83,7 @@ def parse_condition(item: Located, key: str, with_within: bool = False) -> Condi
         within = s.v_duration(entries.pop("within"), f"{key}.within")
     elif with_within:
         raise s.fail(item, key, "missing required key 'within' (virtual time, e.g. 30s)")
-    kind, args, _ = s.one_key(Located(entries, item.line, item.file), key, CONDITIONS)
+    kind, args, _ = s.one_key(Located(entries, item.line, item.file), key, _conditions(ctx))
     return Condition(kind, args, Where(item.file, item.line), within)
 
 
@@ -81,38 +102,78 @@ class StepContext:
             raise s.fail(item, key, f"unknown node {name!r} (cluster has: {', '.join(self.nodes)})")
         return name
 
+    def node_or_all(self, item: Located, key: str) -> str:
+        return "all" if item.value == "all" else self.node(item, key)
+
 
 def parse_fault(
     ctx: StepContext, item: Located, key: str, need_node: bool = True
 ) -> dict[str, Any]:
     entries = item.mapping(key)
-    meta = {"kind", "node", "route", "service", "as"}
-    fields: dict[str, Any] = {}
-    for name in ("kind", "route", "service", "as"):
-        if name in entries:
-            choices = {"kind": FAULT_KINDS, "route": ROUTES, "service": SERVICES}.get(name)
-            fields[name] = s.v_str(choices)(entries[name], f"{key}.{name}")
-    if "kind" not in fields:
-        raise s.fail(item, key, f"missing required key 'kind' (one of: {', '.join(FAULT_KINDS)})")
-    if "node" in entries:
-        fields["node"] = ctx.node(entries["node"], f"{key}.node")
-    elif need_node:
-        raise s.fail(item, key, "missing required key 'node'")
-    params = {k: v.plain() for k, v in entries.items() if k not in meta}
-    try:
-        fields["params"] = check_params(fields["kind"], params)
-    except FaultError as exc:
-        bad = next((k for k in params if k in str(exc)), None)
-        where = entries[bad] if bad else item
-        raise s.fail(where, f"{key}.{bad}" if bad else key, str(exc)) from None
-    narrowed = next((k for k in ("route", "service") if k in fields), None)
+    checks = {
+        "kind": s.v_str(FAULT_KINDS),
+        "route": s.v_str(ROUTES),
+        "service": s.v_str(SERVICES),
+        "as": s.v_str(),
+        "node": ctx.node,
+    }
+    fields: dict[str, Any] = {
+        name: s.attempt(partial(check, entries[name], f"{key}.{name}"))
+        for name, check in checks.items()
+        if name in entries
+    }
+    if "node" not in entries and need_node:
+        s.record(s.fail(item, key, "missing required key 'node'"))
+    if "kind" not in entries:
+        known = ", ".join(FAULT_KINDS)
+        s.record(s.fail(item, key, f"missing required key 'kind' (one of: {known})"))
+    if fields.get("kind") is None:
+        raise s.Reported()
+    fields["params"] = _fault_params(fields["kind"], entries, key)
+    narrowed = next((k for k in ("route", "service") if fields.get(k)), None)
     if narrowed and node_level(fields["kind"], fields["params"]):
-        raise s.fail(
-            entries[narrowed],
-            f"{key}.{narrowed}",
-            f"fault {fields['kind']} acts inside the node; it cannot be narrowed to a {narrowed}",
+        s.record(
+            s.fail(
+                entries[narrowed],
+                f"{key}.{narrowed}",
+                f"fault {fields['kind']} acts inside the node; it cannot be narrowed to a "
+                f"{narrowed}",
+            )
         )
+    if None in fields.values():
+        raise s.Reported()
     return fields
+
+
+FAULT_META = ("kind", "node", "route", "service", "as")
+
+
+def _fault_params(kind: str, entries: dict[str, Located], key: str) -> dict[str, Any]:
+    """The fault's parameters, written inline next to ``kind:``; each bad one reported."""
+    params = {k: v.plain() for k, v in entries.items() if k not in FAULT_META}
+    if "params" in entries:
+        raise s.fail(
+            entries["params"],
+            f"{key}.params",
+            f"write the fault's parameters inline next to kind: (e.g. {{kind: {kind}, "
+            f"{', '.join(f'{n}: ...' for n in FAULT_KINDS[kind].params) or 'no parameters'}}}), "
+            "not under params:",
+        )
+    try:
+        return check_params(kind, params)
+    except FaultParamError:
+        failed = False
+        for name in params:
+            try:
+                check_params(kind, {name: params[name]})
+            except FaultParamError as exc:
+                s.record(s.fail(entries[name], f"{key}.{name}", str(exc)))
+                failed = True
+        if failed:
+            raise s.Reported() from None
+        raise
+    except FaultError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def _transfer(ctx: StepContext, item: Located, key: str) -> dict[str, Any]:
@@ -124,7 +185,8 @@ def _transfer(ctx: StepContext, item: Located, key: str) -> dict[str, Any]:
             "size": s.v_size,
             "transports": s.v_list(TRANSPORT),
             "expect": OP_EXPECT,
-            "preset": s.v_str(("scenario", "quick", "large", "default")),
+            "preset": PRESET,
+            "config": CONFIG,
         },
         ["node", "path"],
     )
@@ -142,6 +204,8 @@ def _sync(ctx: StepContext, item: Located, key: str) -> dict[str, Any]:
             "size": s.v_size,
             "force_transport": TRANSPORT,
             "expect": OP_EXPECT,
+            "preset": PRESET,
+            "config": CONFIG,
         },
         ["node", "path"],
     )(item, key)
@@ -152,7 +216,7 @@ def _sync(ctx: StepContext, item: Located, key: str) -> dict[str, Any]:
 DB_EXPECT = s.v_map(
     {
         "outcome": s.v_str(),
-        "transport": s.v_optional(s.v_str()),
+        "transport": s.v_optional(TRANSPORT),
         "records": s.v_int(),
         "changes": s.v_int(),
     }
@@ -161,7 +225,14 @@ DB_EXPECT = s.v_map(
 
 def _db_sync(ctx: StepContext, item: Located, key: str) -> dict[str, Any]:
     args: dict[str, Any] = s.v_map(
-        {"node": ctx.node, "rows": s.v_int(), "expect": DB_EXPECT}, ["node"]
+        {
+            "node": ctx.node,
+            "rows": s.v_int(),
+            "expect": DB_EXPECT,
+            "preset": PRESET,
+            "config": CONFIG,
+        },
+        ["node"],
     )(item, key)
     args.setdefault("rows", 100)
     return args
@@ -174,7 +245,9 @@ def _http(ctx: StepContext, item: Located, key: str) -> dict[str, Any]:
             "endpoint": s.v_str(),
             "method": s.v_str(),
             "port": s.v_str(("http", "p2p")),
-            "expect": OP_EXPECT,
+            "expect": HTTP_EXPECT,
+            "preset": PRESET,
+            "config": CONFIG,
         },
         ["node"],
     )(item, key)
@@ -184,9 +257,6 @@ def _http(ctx: StepContext, item: Located, key: str) -> dict[str, Any]:
 
 
 def _step_validators(ctx: StepContext) -> dict[str, s.Validator]:
-    def node_or_all(item: Located, key: str) -> str:
-        return "all" if item.value == "all" else ctx.node(item, key)
-
     def fault_set(item: Located, key: str) -> dict[str, Any]:
         args: dict[str, Any] = s.v_map(
             {"set": s.v_str(), "node": ctx.node, "as": s.v_str()}, ["set", "node"]
@@ -209,7 +279,7 @@ def _step_validators(ctx: StepContext) -> dict[str, s.Validator]:
                 args[name] = validator(entries.pop(name), f"{key}.{name}")
         if "repeat" in entries:
             args["repeat"] = parse_step(ctx, entries.pop("repeat"), f"{key}.repeat")
-        args["condition"] = parse_condition(Located(entries, item.line, item.file), key)
+        args["condition"] = parse_condition(ctx, Located(entries, item.line, item.file), key)
         return args
 
     def repeat(item: Located, key: str) -> dict[str, Any]:
@@ -217,10 +287,8 @@ def _step_validators(ctx: StepContext) -> dict[str, s.Validator]:
         args: dict[str, Any] = s.v_map({"times": s.v_int(1), "steps": s.v_any}, ["times", "steps"])(
             item, key
         )
-        args["steps"] = tuple(
-            parse_step(ctx, child, f"{key}.steps[{i}]")
-            for i, child in enumerate(entries["steps"].sequence(key))
-        )
+        steps = s.v_list(lambda child, where: parse_step(ctx, child, where))
+        args["steps"] = tuple(steps(entries["steps"], f"{key}.steps"))
         return args
 
     return {
@@ -233,14 +301,14 @@ def _step_validators(ctx: StepContext) -> dict[str, s.Validator]:
         "db_sync": lambda item, key: _db_sync(ctx, item, key),
         "http": lambda item, key: _http(ctx, item, key),
         "wait_for": wait_for,
-        "check": lambda item, key: parse_condition(item, key),
+        "check": lambda item, key: parse_condition(ctx, item, key),
         "repeat": repeat,
         "reenable": ctx.node,
         "prefer": s.v_map(
             {"node": ctx.node, "transport": s.v_optional(TRANSPORT)}, ["node", "transport"]
         ),
         "reset_transport_failures": ctx.node,
-        "reset_breakers": node_or_all,
+        "reset_breakers": ctx.node_or_all,
         "test_transport": s.v_map(
             {"node": ctx.node, "transport": TRANSPORT, "expect": OP_EXPECT}, ["node", "transport"]
         ),

@@ -14,7 +14,8 @@ from netfault.engine.results import HttpResult, ProbeResult, TransferResult
 from netfault.simulator.cluster.controller import AppliedFault
 from netfault.simulator.scenario.checks import World, check_condition
 from netfault.simulator.scenario.db_step import DbSync
-from netfault.simulator.scenario.model import Step
+from netfault.simulator.scenario.model import ClusterSpec, Step
+from netfault.simulator.scenario.presets import effective_config
 
 MAX_WAIT_TICKS = 10_000
 
@@ -37,17 +38,22 @@ class StepRunner:
         clock: ManualClock,
         seed: int,
         workdir: Path,
-        configs: dict[str, TransportConfig],
+        cluster: ClusterSpec,
         on_tick: Any,
     ) -> None:
         self.world = world
         self.clock = clock
         self.seed = seed
         self.workdir = workdir
-        self.configs = configs
+        self.cluster = cluster
         self.named: dict[str, list[AppliedFault]] = {}
         self.on_tick = on_tick
         self.db: DbSync | None = None
+
+    def config(self, args: dict[str, Any]) -> TransportConfig:
+        """The operation's timeouts (precedence in ``presets``)."""
+        spec = self.cluster
+        return effective_config(spec.preset, spec.config, args.get("preset"), args.get("config"))
 
     async def run(self, step: Step) -> str:
         handler = getattr(self, f"_do_{step.kind}")
@@ -107,7 +113,7 @@ class StepRunner:
             path,
             cfg,
             args["direction"],
-            self.configs[args.get("preset", "scenario")],
+            self.config(args),
             transports=args.get("transports"),
         )
         if result.success and args["direction"] == "push":
@@ -151,7 +157,7 @@ class StepRunner:
             local,
             args.get("force_transport"),
             remote_path=path,
-            config=self.configs["scenario"],
+            config=self.config(args),
         )
         if result.success:
             self.world.remember_push(node, path, data)
@@ -160,7 +166,7 @@ class StepRunner:
 
     async def _do_db_sync(self, args: dict[str, Any]) -> str:
         if self.db is None:
-            self.db = DbSync(self.world, self.workdir, self.seed, self.configs["scenario"])
+            self.db = DbSync(self.world, self.workdir, self.seed, self.config(args))
         seen, detail = await self.db.run(args)
         problems = [
             f"{k}: expected {v!r}, seen {seen[k]!r}"
@@ -175,7 +181,7 @@ class StepRunner:
         node = self.world.router._node(args["node"])
         port = node.p2p_port if args.get("port") == "p2p" else None
         result = await self.world.transport.http_request_with_failover(
-            node, args["endpoint"], args["method"], config=self.configs["scenario"], port=port
+            node, args["endpoint"], args["method"], config=self.config(args), port=port
         )
         check_operation(result, dict(args.get("expect", {})))
         return summarize(result)

@@ -1,0 +1,72 @@
+"""The timeouts of a scenario's operations: one precedence, each level proven, and the
+library's large-preset scenario failing without its preset."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from netfault.simulator.scenario.loader import load_scenario
+from netfault.simulator.scenario.presets import effective_config
+from netfault.simulator.scenario.runner import run_scenario
+
+LIBRARY = Path(__file__).resolve().parent.parent / "scenarios"
+
+
+def operation_timeout(*levels: object) -> float:
+    return effective_config(*levels).operation_timeout  # type: ignore[arg-type]
+
+
+def test_built_in_defaults_apply_when_nothing_is_set() -> None:
+    config = effective_config()
+    assert (config.connect_timeout, config.operation_timeout, config.http_timeout) == (3, 15, 3)
+
+
+def test_cluster_preset_beats_the_built_in_defaults() -> None:
+    assert operation_timeout("large") == 600.0
+    assert operation_timeout("quick") == 30.0
+
+
+def test_cluster_config_beats_the_cluster_preset() -> None:
+    assert operation_timeout("large", {"operation_timeout": 2.0}) == 2.0
+    assert effective_config("large", {"operation_timeout": 2.0}).connect_timeout == 60.0
+
+
+def test_step_preset_beats_the_cluster_config() -> None:
+    config = effective_config("quick", {"operation_timeout": 2.0, "connect_timeout": 1.0}, "large")
+    assert (config.connect_timeout, config.operation_timeout) == (60.0, 600.0)
+
+
+def test_step_config_beats_the_step_preset() -> None:
+    config = effective_config("quick", {"operation_timeout": 2.0}, "large", {"http_timeout": 5.0})
+    assert (config.operation_timeout, config.http_timeout) == (600.0, 5.0)
+    assert effective_config(None, {"operation_timeout": 2.0}, None, {"connect_timeout": 1.0}) == (
+        effective_config(None, {"operation_timeout": 2.0, "connect_timeout": 1.0})
+    )
+
+
+def test_step_preset_and_config_are_loaded() -> None:
+    scenario = load_scenario(
+        "ok.yaml",
+        "name: p\nseed: 1\ncluster: {nodes: 1, preset: quick, config: {operation_timeout: 2s}}\n"
+        "steps:\n  - transfer: {node: node-1, path: a, preset: large, "
+        "config: {connect_timeout: 500ms}}\n",
+    )
+    spec, args = scenario.cluster, scenario.steps[0].args
+    config = effective_config(spec.preset, spec.config, args["preset"], args["config"])
+    assert (config.connect_timeout, config.operation_timeout) == (0.5, 600.0)
+
+
+@pytest.mark.parametrize(
+    ("preset", "passes"),
+    [pytest.param("preset: large", True, id="large"), pytest.param("", False, id="cluster-2s")],
+)
+async def test_large_file_scenario_needs_its_large_preset(preset: str, passes: bool) -> None:
+    path = LIBRARY / "large-file-with-large-preset-survives-bandwidth-limit.yaml"
+    text = path.read_text()
+    assert text.count("preset: large") == 1
+    result = await run_scenario(load_scenario(path, text.replace("preset: large", preset)))
+    assert result.passed is passes, result.report()
+    if not passes:
+        assert "operation exceeded 2.0s" in result.report()
