@@ -10,6 +10,7 @@ import pytest
 from netfault.simulator.scenario.loader import load_scenario
 from netfault.simulator.scenario.presets import effective_config
 from netfault.simulator.scenario.runner import run_scenario
+from netfault.simulator.scenario.steps.transfer import TransferStep
 
 LIBRARY = Path(__file__).resolve().parent.parent / "scenarios"
 
@@ -53,8 +54,12 @@ def test_step_preset_and_config_are_loaded() -> None:
         "steps:\n  - transfer: {node: node-1, path: a, preset: large, "
         "config: {connect_timeout: 500ms}}\n",
     )
-    spec, args = scenario.cluster, scenario.steps[0].args
-    config = effective_config(spec.preset, spec.config, args["preset"], args["config"])
+    spec, step = scenario.cluster, scenario.steps[0]
+    assert isinstance(step, TransferStep)
+    args = step.transfer
+    config = effective_config(
+        spec.preset, spec.config.overrides(), args.preset, args.config.overrides()
+    )
     assert (config.connect_timeout, config.operation_timeout) == (0.5, 600.0)
 
 

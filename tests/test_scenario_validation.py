@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from netfault.engine.errors import ConfigError
-from netfault.simulator.scenario.loader import load_scenario
-from netfault.simulator.scenario.schema import ScenarioErrors
+from netfault.simulator.scenario.loader import ScenarioErrors, load_scenario
+from netfault.simulator.scenario.steps.check import CheckStep
 
 ROOT = Path(__file__).resolve().parent.parent
 HEAD = """name: typo
@@ -118,12 +118,13 @@ TYPOS = [
     ),
     pytest.param(
         "steps:\n  - fault: {kind: reset, node: node-1, level: bogus}\n",
-        "typo.yaml:6: steps[0].fault.level: fault reset: level 'bogus' is not one of: tcp, ssh",
+        "typo.yaml:6: steps[0].fault.level: 'bogus' is not one of: tcp, ssh",
         id="fault-level",
     ),
     pytest.param(
         "steps:\n  - fault: {kind: corrupt_binary, node: node-1, params: {level: ssh}}\n",
-        "typo.yaml:6: steps[0].fault.params: write the fault's parameters inline next to kind:",
+        "typo.yaml:6: steps[0].fault.params: unknown key (known: kind, node, route, service, as,"
+        " level, probability)",
         id="fault-params-key",
     ),
     pytest.param(
@@ -175,12 +176,16 @@ def test_disabled_check_takes_reason_and_failed_transports() -> None:
         HEAD + "steps:\n  - check: {disabled: {node: node-1, reason: all_transports_exhausted,"
         " failed_transports: [ssh, http]}}\n",
     )
-    condition = scenario.steps[0].args
-    assert condition.args == {
-        "node": "node-1",
+    step = scenario.steps[0]
+    assert isinstance(step, CheckStep) and step.check.disabled is not None
+    assert step.check.disabled.wanted() == {
         "reason": "all_transports_exhausted",
         "failed_transports": ["ssh", "http"],
     }
+    assert step.describe() == (
+        "check disabled(node=node-1, reason=all_transports_exhausted, "
+        "failed_transports=['ssh', 'http'])"
+    )
 
 
 def _readme_scenario_example() -> str:

@@ -1,0 +1,93 @@
+"""A step's ``expect:`` over an operation's result, and the pieces operations share."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from pydantic import Field
+
+from netfault.engine.results import HttpResult, TransferResult
+from netfault.simulator.scenario.fields import (
+    AttemptName,
+    Count,
+    Duration,
+    ErrorKind,
+    Flag,
+    RouteName,
+    Transport,
+)
+from netfault.simulator.scenario.presets import Overrides
+from netfault.simulator.scenario.steps.base import StepFailed
+from netfault.simulator.scenario.typed import ScenarioModel
+
+
+class Timeouts(ScenarioModel):
+    """``config:`` of a cluster or a step: the timeouts that differ from the preset."""
+
+    connect_timeout: Duration | None = None
+    operation_timeout: Duration | None = None
+    http_timeout: Duration | None = None
+    integrity_retries: Count | None = None
+
+    def overrides(self) -> Overrides:
+        return {k: float(v) for k, v in self.model_dump(exclude_none=True).items()}
+
+
+class OperationExpect(ScenarioModel):
+    """What an operation must have done; omitted keys are not checked."""
+
+    success: Flag | None = None
+    transport_used: Transport | None = None
+    tried: list[Transport] | None = None
+    failed: list[Transport] | None = None
+    error_kind: ErrorKind | None = None
+    attempts: Count | None = None
+    status: Count | None = None
+    route: RouteName | None = None
+    content_equal: Flag = Field(
+        default=True, description="compare the bytes on the far side after a success"
+    )
+
+    def check(self, result: TransferResult | HttpResult) -> None:
+        keys = self.model_fields_set - {"content_equal"}
+        check_operation(result, self.model_dump(include=keys))
+
+
+class HttpExpect(OperationExpect):
+    """As for files, but an HTTP request's attempts are named ``http:ROUTE``."""
+
+    transport_used: RouteName | None = None
+    tried: list[AttemptName] | None = None
+    failed: list[AttemptName] | None = None
+
+
+def payload(seed: int, node: str, path: str, size: int) -> bytes:
+    """The deterministic content a scenario moves for (seed, node, path)."""
+    return random.Random(f"{seed}:{node}:{path}").randbytes(size)
+
+
+def summarize(result: TransferResult | HttpResult) -> str:
+    tried = " -> ".join(
+        a.transport + ("" if a.success else f"({a.error_kind})") for a in result.attempts
+    )
+    if result.success:
+        return f"{result.transport_used} won [{tried}]"
+    return f"failed ({result.error_kind}) [{tried or 'no attempt'}]"
+
+
+def check_operation(result: TransferResult | HttpResult, expect: dict[str, Any]) -> None:
+    """Compare an operation's result with the expected values, all problems at once."""
+    seen: dict[str, Any] = {
+        "success": result.success,
+        "transport_used": result.transport_used,
+        "route": result.transport_used,
+        "tried": [a.transport for a in result.attempts],
+        "failed": [a.transport for a in result.attempts if not a.success],
+        "error_kind": result.error_kind,
+        "attempts": len(result.attempts),
+        "status": getattr(result, "status", None),
+    }
+    problems = [f"{k}: expected {v!r}, seen {seen[k]!r}" for k, v in expect.items() if seen[k] != v]
+    if problems:
+        raise StepFailed("; ".join(problems) + f" [{summarize(result)}; error: {result.error}]")

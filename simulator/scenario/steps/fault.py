@@ -1,0 +1,114 @@
+"""The ``fault`` step: one named fault on a node, its parameters written inline.
+
+The fault models are built from ``FAULT_KINDS`` (one model per kind, discriminated by
+``kind``), so a parameter, its type and its allowed values are declared once, in
+``simulator/cluster/faults.py``, and reach validation and the JSON Schema from there.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Union
+
+from pydantic import Field, StrictBool, StrictInt, StrictStr, create_model, model_validator
+from pydantic_core import PydanticCustomError
+
+from netfault.simulator.cluster.faults import FAULT_KINDS, ROUTES, SERVICES, Param, node_level
+from netfault.simulator.scenario.fields import NodeName
+from netfault.simulator.scenario.steps.base import StepContext, StepModel
+from netfault.simulator.scenario.typed import ScenarioModel
+
+META = ("kind", "node", "route", "service", "as")
+
+
+class FaultBase(ScenarioModel):
+    """What every fault has besides its own parameters."""
+
+    kind: str
+    node: NodeName | None = None
+    route: Literal[ROUTES] | None = None  # type: ignore[valid-type]
+    service: Literal[SERVICES] | None = None  # type: ignore[valid-type]
+    name: str | None = Field(default=None, alias="as", description="name for a later clear:")
+
+    @model_validator(mode="after")
+    def _not_narrowed_inside_the_node(self) -> FaultBase:
+        narrowed = self.route or self.service
+        if narrowed and node_level(self.kind, self.params()):
+            raise PydanticCustomError(
+                "narrowed_node_fault",
+                f"fault {self.kind} acts inside the node; it cannot be narrowed to a route or "
+                "service (drop route:/service:)",
+            )
+        return self
+
+    def params(self) -> dict[str, Any]:
+        return self.model_dump(exclude={"kind", "node", "route", "service", "name"})
+
+    def describe(self) -> str:
+        where = "/".join(x for x in (self.node, self.route, self.service) if x)
+        return f"{self.kind} {where}".strip()
+
+
+def _param_type(param: Param) -> Any:
+    if param.choices:
+        return Literal[param.choices]
+    if param.kind is bool:
+        return StrictBool
+    if param.kind is int:
+        return StrictInt
+    if param.kind is float:
+        return Annotated[float, Field(strict=False)]
+    return StrictStr
+
+
+def _fault_model(kind: str) -> type[FaultBase]:
+    spec = FAULT_KINDS[kind]
+    fields: dict[str, Any] = {"kind": (Literal[kind], ...)}
+    for name, param in spec.params.items():
+        fields[name] = (_param_type(param), Field(default=param.default, description=param.help))
+    model: type[FaultBase] = create_model(
+        f"Fault_{kind}", __base__=FaultBase, __doc__=spec.help, **fields
+    )
+    return model
+
+
+FAULT_MODELS = tuple(_fault_model(kind) for kind in FAULT_KINDS)
+if TYPE_CHECKING:
+    FaultSpec = FaultBase
+else:
+    FaultSpec = Annotated[Union[FAULT_MODELS], Field(discriminator="kind")]  # noqa: UP007
+
+
+async def apply_fault(ctx: StepContext, fault: FaultBase, node: str, name: str) -> str:
+    """Switch ``fault`` on for ``node``, remembered under ``name`` for ``clear:``."""
+    applied = await ctx.in_thread(
+        ctx.world.cluster.faults.apply,
+        fault.kind,
+        node,
+        route=fault.route,
+        service=fault.service,
+        **fault.params(),
+    )
+    ctx.named.setdefault(name, []).append(applied)
+    described: str = applied.describe()
+    return described
+
+
+class FaultStep(StepModel):
+    """``fault: {kind, node, [route], [service], [as], ...its parameters}``."""
+
+    key: ClassVar[str] = "fault"
+    fault: FaultSpec
+
+    @model_validator(mode="after")
+    def _has_node(self) -> FaultStep:
+        if self.fault.node is None:
+            raise PydanticCustomError("missing_node", "missing required key 'node'")
+        return self
+
+    async def run(self, ctx: StepContext) -> str:
+        assert self.fault.node is not None
+        name = self.fault.name or self.fault.kind
+        return await apply_fault(ctx, self.fault, self.fault.node, name)
+
+    def describe(self) -> str:
+        return f"fault {self.fault.describe()}"
