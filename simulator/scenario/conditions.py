@@ -32,13 +32,13 @@ from netfault.simulator.scenario.model import Where
 from netfault.simulator.scenario.typed import ScenarioModel
 
 
-def _named(field: str) -> Any:
-    """Accept a bare value as ``{field: value}`` (``ATTEMPT_FAILED`` or ``node-1``)."""
+def _named(field: str, bare: Any) -> Any:
+    """Accept a bare value (of type ``bare``) as ``{field: value}``."""
 
     def wrap(value: Any) -> Any:
         return {field: value} if isinstance(value, str) else value
 
-    return BeforeValidator(wrap)
+    return BeforeValidator(wrap, json_schema_input_type=bare)
 
 
 class EventFields(ScenarioModel):
@@ -61,7 +61,7 @@ class EventFields(ScenarioModel):
         return f"{self.type}({rest})" if rest else str(self.type)
 
 
-EventSpec = Annotated[EventFields, _named("type")]
+EventSpec = Annotated[EventFields, _named("type", EventType | EventFields)]
 
 
 class DisabledFields(ScenarioModel):
@@ -75,7 +75,7 @@ class DisabledFields(ScenarioModel):
         return self.model_dump(include=self.model_fields_set - {"node"})
 
 
-DisabledSpec = Annotated[DisabledFields, _named("node")]
+DisabledSpec = Annotated[DisabledFields, _named("node", NodeName | DisabledFields)]
 
 
 class BreakerFields(ScenarioModel):

@@ -3,6 +3,8 @@ JSON Schema (``netfault schema``) that editors use to complete and check scenari
 
 from __future__ import annotations
 
+import json
+from functools import cache
 from typing import Annotated, Any
 
 from pydantic import BeforeValidator, Field, model_validator
@@ -26,6 +28,14 @@ from netfault.simulator.scenario.steps.fault import FaultSpec
 from netfault.simulator.scenario.typed import ScenarioModel
 
 
+def _as_list(value: Any) -> Any:
+    return [value] if isinstance(value, str) else value
+
+
+def _as_type(value: Any) -> Any:
+    return {"type": value} if isinstance(value, str) else value
+
+
 class TransportEntry(ScenarioModel):
     type: Transport
     priority: Count | None = None
@@ -36,7 +46,12 @@ class TransportEntry(ScenarioModel):
 class ClusterNode(ScenarioModel):
     name: Text
     tailscale: Flag = True
-    transports: list[Annotated[TransportEntry, BeforeValidator(lambda v: _as_type(v))]] = []
+    transports: list[
+        Annotated[
+            TransportEntry,
+            BeforeValidator(_as_type, json_schema_input_type=Transport | TransportEntry),
+        ]
+    ] = []
 
     def entry(self) -> NodeEntry:
         specs = [
@@ -44,10 +59,6 @@ class ClusterNode(ScenarioModel):
             for i, t in enumerate(self.transports)
         ]
         return NodeEntry(self.name, self.tailscale, tuple(specs))
-
-
-def _as_type(value: Any) -> Any:
-    return {"type": value} if isinstance(value, str) else value
 
 
 def _count_to_nodes(value: Any) -> Any:
@@ -72,7 +83,11 @@ class RouterSettings(ScenarioModel):
 class ClusterModel(ScenarioModel):
     """The fake cluster: nodes (a count or a list), and the engine's settings on it."""
 
-    nodes: Annotated[list[ClusterNode], BeforeValidator(_count_to_nodes), Field(min_length=1)]
+    nodes: Annotated[
+        list[ClusterNode],
+        BeforeValidator(_count_to_nodes, json_schema_input_type=Positive | list[ClusterNode]),
+        Field(min_length=1, description="a count (node-1, node-2, ...) or a list of nodes"),
+    ]
     preset: Preset | None = None
     config: Timeouts = Timeouts()
     breaker: BreakerSettings = BreakerSettings()
@@ -96,13 +111,29 @@ class ScenarioFile(ScenarioModel):
     name: Text
     description: str = ""
     seed: Count = 0
-    use: Annotated[list[Text], BeforeValidator(lambda v: [v] if isinstance(v, str) else v)] = []
+    use: Annotated[
+        list[Text],
+        BeforeValidator(_as_list, json_schema_input_type=Text | list[Text]),
+        Field(description="fault libraries (files with sets:), relative to this file"),
+    ] = []
     tags: list[Text] = []
     cluster: ClusterModel
     steps: list[AnyStep] = Field(min_length=1)
     expect: ScenarioExpect = ScenarioExpect()
     always: list[Invariant] = []
     eventually: list[Eventually] = []
+
+
+@cache
+def json_schema() -> str:
+    """The JSON Schema of scenario files (``netfault schema``), as stable, indented JSON."""
+    schema = ScenarioFile.model_json_schema(by_alias=True, mode="validation")
+    schema = {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": "https://netfault.invalid/scenario.schema.json",
+        **schema,
+    }
+    return json.dumps(schema, indent=2, sort_keys=True) + "\n"
 
 
 class FaultLibrary(ScenarioModel):
