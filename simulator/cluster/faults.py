@@ -23,6 +23,8 @@ class Param:
     default: Any
     help: str
     choices: tuple[str, ...] = ()
+    # a scenario may write it as a percentage of the operation's size ("60%")
+    relative: bool = False
 
 
 @dataclass(frozen=True)
@@ -44,7 +46,9 @@ FAULT_KINDS: dict[str, FaultKind] = {
             "connections reset (RST); after_bytes cuts each connection "
             "after that many bytes; level=ssh resets only channels carrying binary data",
             {
-                "after_bytes": Param(int, 0, "bytes passed before the reset"),
+                "after_bytes": Param(
+                    int, 0, "bytes passed before the reset (or N% of the transfer)", relative=True
+                ),
                 "level": Param(str, "tcp", "tcp | ssh", LEVELS),
             },
         ),

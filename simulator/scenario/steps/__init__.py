@@ -19,6 +19,7 @@ from netfault.simulator.scenario.steps.db_sync import DbSyncStep
 from netfault.simulator.scenario.steps.fault import FaultStep
 from netfault.simulator.scenario.steps.faults import FaultsStep
 from netfault.simulator.scenario.steps.http import HttpStep
+from netfault.simulator.scenario.steps.parallel import ParallelArgs, ParallelStep
 from netfault.simulator.scenario.steps.prefer import PreferStep
 from netfault.simulator.scenario.steps.reenable import ReenableStep
 from netfault.simulator.scenario.steps.repeat import RepeatArgs, RepeatStep
@@ -44,6 +45,7 @@ STEP_TYPES: tuple[type[StepModel], ...] = (
     WaitForStep,
     CheckStep,
     RepeatStep,
+    ParallelStep,
     ReenableStep,
     PreferStep,
     ResetTransportFailuresStep,
@@ -76,7 +78,9 @@ else:
     ]
     RepeatArgs.model_rebuild(_types_namespace={"AnyStep": AnyStep})
     WaitForArgs.model_rebuild(_types_namespace={"AnyStep": AnyStep})
+    ParallelArgs.model_rebuild(_types_namespace={"AnyStep": AnyStep})
     RepeatStep.model_rebuild()
+    ParallelStep.model_rebuild()
     WaitForStep.model_rebuild()
 
 __all__ = ["STEP_KINDS", "STEP_TYPES", "AnyStep", "StepContext", "StepFailed", "StepModel"]

@@ -12,7 +12,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from pydantic import PrivateAttr
 
@@ -33,6 +33,14 @@ class StepFailed(AssertionError):
     """A step's expectation did not hold; the message says expected vs seen."""
 
 
+class ScopedFault(Protocol):
+    """A fault whose life follows the operations: resized before, counted down after."""
+
+    async def before(self, ctx: StepContext, size: int) -> None: ...
+
+    async def after(self, ctx: StepContext, count: int) -> None: ...
+
+
 @dataclass
 class StepContext:
     """What steps act on: the engine and cluster (``world``), the virtual clock, the seed,
@@ -47,7 +55,24 @@ class StepContext:
     on_tick: Callable[[], Awaitable[None]]
     fault_sets: dict[str, list[FaultBase]] = field(default_factory=dict)
     named: dict[str, list[AppliedFault]] = field(default_factory=dict)
+    scoped: dict[str, ScopedFault] = field(default_factory=dict)
     db: DbSync | None = None
+
+    async def before_operation(self, size: int) -> None:
+        """Faults sized relative to the operation (``after_bytes: 60%``) follow its size."""
+        for scoped in list(self.scoped.values()):
+            await scoped.before(self, size)
+
+    async def after_operations(self, count: int) -> None:
+        """Faults scoped to a number of operations (``for_operations: N``) count down."""
+        for scoped in list(self.scoped.values()):
+            await scoped.after(self, count)
+
+    async def clear(self, name: str) -> None:
+        """Switch off the faults applied under ``name`` and forget its scope."""
+        self.scoped.pop(name, None)
+        for fault in self.named.pop(name, []):
+            await self.in_thread(self.world.cluster.faults.clear, fault)
 
     def config(self, preset: str | None = None, config: Overrides | None = None) -> TransportConfig:
         """An operation's timeouts (precedence in ``presets``)."""

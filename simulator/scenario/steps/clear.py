@@ -17,11 +17,12 @@ class ClearStep(StepModel):
         if self.clear == "all":
             await ctx.in_thread(controller.clear_all)
             ctx.named.clear()
+            ctx.scoped.clear()
             return "all faults cleared"
-        if self.clear not in ctx.named:
-            raise StepFailed(f"no active fault named {self.clear!r} (have: {sorted(ctx.named)})")
-        for fault in ctx.named.pop(self.clear):
-            await ctx.in_thread(controller.clear, fault)
+        active = set(ctx.named) | set(ctx.scoped)
+        if self.clear not in active:
+            raise StepFailed(f"no active fault named {self.clear!r} (have: {sorted(active)})")
+        await ctx.clear(self.clear)
         return f"cleared {self.clear}"
 
     def describe(self) -> str:

@@ -36,7 +36,10 @@ class DbSyncStep(StepModel):
         if ctx.db is None:
             ctx.db = DbSync(ctx.world, ctx.workdir, ctx.seed, config)
         ctx.db.manager.config = config
-        seen, detail = await ctx.db.run(args.node, args.rows)
+        try:
+            seen, detail = await ctx.db.run(args.node, args.rows)
+        finally:
+            await ctx.after_operations(1)
         wanted = args.expect.model_dump(include=args.expect.model_fields_set)
         problems = [
             f"{k}: expected {v!r}, seen {seen[k]!r}" for k, v in wanted.items() if seen[k] != v

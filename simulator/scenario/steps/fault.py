@@ -7,17 +7,19 @@ The fault models are built from ``FAULT_KINDS`` (one model per kind, discriminat
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Union
 
 from pydantic import Field, StrictBool, StrictInt, StrictStr, create_model, model_validator
 from pydantic_core import PydanticCustomError
 
 from netfault.simulator.cluster.faults import FAULT_KINDS, ROUTES, SERVICES, Param, node_level
-from netfault.simulator.scenario.fields import NodeName
+from netfault.simulator.scenario.fields import NodeName, Positive
 from netfault.simulator.scenario.steps.base import StepContext, StepModel
 from netfault.simulator.scenario.typed import ScenarioModel
 
-META = ("kind", "node", "route", "service", "as")
+META = ("kind", "node", "route", "service", "name", "for_operations")
+Percent = Annotated[str, Field(pattern=r"^\s*\d+(\.\d+)?\s*%\s*$", examples=["60%"])]
 
 
 class FaultBase(ScenarioModel):
@@ -28,6 +30,9 @@ class FaultBase(ScenarioModel):
     route: Literal[ROUTES] | None = None  # type: ignore[valid-type]
     service: Literal[SERVICES] | None = None  # type: ignore[valid-type]
     name: str | None = Field(default=None, alias="as", description="name for a later clear:")
+    for_operations: Positive | None = Field(
+        default=None, description="active for the next N operations, then cleared by itself"
+    )
 
     @model_validator(mode="after")
     def _not_narrowed_inside_the_node(self) -> FaultBase:
@@ -40,8 +45,20 @@ class FaultBase(ScenarioModel):
             )
         return self
 
-    def params(self) -> dict[str, Any]:
-        return self.model_dump(exclude={"kind", "node", "route", "service", "name"})
+    def params(self, size: int | None = None) -> dict[str, Any]:
+        """The fault's parameters; percentages resolved against ``size`` bytes."""
+        values = self.model_dump(exclude=set(META))
+        for key, value in values.items():
+            if isinstance(value, str) and value.strip().endswith("%"):
+                percent = float(value.strip().rstrip("%"))
+                values[key] = round((size or 0) * percent / 100)
+        return values
+
+    def relative(self) -> bool:
+        """Whether a parameter is a percentage of the operation's size."""
+        return any(
+            isinstance(v, str) and v.strip().endswith("%") for v in self.model_dump().values()
+        )
 
     def describe(self) -> str:
         where = "/".join(x for x in (self.node, self.route, self.service) if x)
@@ -54,7 +71,7 @@ def _param_type(param: Param) -> Any:
     if param.kind is bool:
         return StrictBool
     if param.kind is int:
-        return StrictInt
+        return StrictInt | Percent if param.relative else StrictInt
     if param.kind is float:
         return Annotated[float, Field(strict=False)]
     return StrictStr
@@ -78,7 +95,9 @@ else:
     FaultSpec = Annotated[Union[FAULT_MODELS], Field(discriminator="kind")]  # noqa: UP007
 
 
-async def apply_fault(ctx: StepContext, fault: FaultBase, node: str, name: str) -> str:
+async def apply_fault(
+    ctx: StepContext, fault: FaultBase, node: str, name: str, size: int | None = None
+) -> str:
     """Switch ``fault`` on for ``node``, remembered under ``name`` for ``clear:``."""
     applied = await ctx.in_thread(
         ctx.world.cluster.faults.apply,
@@ -86,11 +105,46 @@ async def apply_fault(ctx: StepContext, fault: FaultBase, node: str, name: str) 
         node,
         route=fault.route,
         service=fault.service,
-        **fault.params(),
+        **fault.params(size),
     )
     ctx.named.setdefault(name, []).append(applied)
     described: str = applied.describe()
     return described
+
+
+@dataclass
+class Scope:
+    """A fault sized to each operation (``N%``) and/or living for N operations."""
+
+    fault: FaultBase
+    node: str
+    name: str
+    remaining: int | None
+    size: int | None = None
+
+    async def before(self, ctx: StepContext, size: int) -> None:
+        if not self.fault.relative() or size == self.size:
+            return
+        for applied in ctx.named.pop(self.name, []):
+            await ctx.in_thread(ctx.world.cluster.faults.clear, applied)
+        await apply_fault(ctx, self.fault, self.node, self.name, size)
+        self.size = size
+
+    async def after(self, ctx: StepContext, count: int) -> None:
+        if self.remaining is None:
+            return
+        self.remaining -= count
+        if self.remaining <= 0:
+            await ctx.clear(self.name)
+
+    def describe(self) -> str:
+        parts = []
+        if self.fault.relative():
+            relative = {k: v for k, v in self.fault.model_dump().items() if str(v).endswith("%")}
+            parts.append(", ".join(f"{k} {v} of each operation" for k, v in relative.items()))
+        if self.remaining is not None:
+            parts.append(f"for the next {self.remaining} operations")
+        return "; ".join(parts)
 
 
 class FaultStep(StepModel):
@@ -106,9 +160,16 @@ class FaultStep(StepModel):
         return self
 
     async def run(self, ctx: StepContext) -> str:
-        assert self.fault.node is not None
-        name = self.fault.name or self.fault.kind
-        return await apply_fault(ctx, self.fault, self.fault.node, name)
+        fault = self.fault
+        assert fault.node is not None
+        name = fault.name or fault.kind
+        scope = Scope(fault, fault.node, name, fault.for_operations)
+        if fault.relative() or fault.for_operations:
+            ctx.scoped[name] = scope
+        if fault.relative():
+            return f"{fault.describe()} armed: {scope.describe()}"
+        described = await apply_fault(ctx, fault, fault.node, name)
+        return f"{described} ({scope.describe()})" if fault.for_operations else described
 
     def describe(self) -> str:
         return f"fault {self.fault.describe()}"

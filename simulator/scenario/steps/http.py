@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
+from netfault.engine.results import HttpResult
 from netfault.simulator.scenario.fields import NodeName, Preset, Text
-from netfault.simulator.scenario.steps.base import StepContext, StepModel
-from netfault.simulator.scenario.steps.expect import HttpExpect, Timeouts, summarize
+from netfault.simulator.scenario.steps.base import StepContext
+from netfault.simulator.scenario.steps.expect import HttpExpect, OperationExpect, Timeouts
+from netfault.simulator.scenario.steps.operation import OperationStep
 from netfault.simulator.scenario.typed import ScenarioModel
 
 
@@ -20,11 +22,14 @@ class HttpArgs(ScenarioModel):
     config: Timeouts = Timeouts()
 
 
-class HttpStep(StepModel):
+class HttpStep(OperationStep):
     key: ClassVar[str] = "http"
     http: HttpArgs
 
-    async def run(self, ctx: StepContext) -> str:
+    def expectation(self) -> OperationExpect:
+        return self.http.expect
+
+    async def perform(self, ctx: StepContext, copy: int | None = None) -> HttpResult:
         args = self.http
         node = ctx.world.cluster.node(args.node)
         result = await ctx.world.transport.http_request_with_failover(
@@ -34,8 +39,7 @@ class HttpStep(StepModel):
             config=ctx.config(args.preset, args.config.overrides()),
             port=node.p2p_port if args.port == "p2p" else None,
         )
-        args.expect.check(result)
-        return summarize(result)
+        return result
 
     def describe(self) -> str:
         return f"http {self.http.node} {self.http.endpoint}"

@@ -5,14 +5,11 @@ from __future__ import annotations
 import hashlib
 from typing import ClassVar
 
+from netfault.engine.results import TransferResult
 from netfault.simulator.scenario.fields import NodeName, Preset, Size, Text, Transport
-from netfault.simulator.scenario.steps.base import StepContext, StepModel
-from netfault.simulator.scenario.steps.expect import (
-    OperationExpect,
-    Timeouts,
-    payload,
-    summarize,
-)
+from netfault.simulator.scenario.steps.base import StepContext
+from netfault.simulator.scenario.steps.expect import OperationExpect, Timeouts, payload
+from netfault.simulator.scenario.steps.operation import OperationStep, copy_path
 from netfault.simulator.scenario.typed import ScenarioModel
 
 
@@ -26,26 +23,32 @@ class SyncArgs(ScenarioModel):
     config: Timeouts = Timeouts()
 
 
-class SyncStep(StepModel):
+class SyncStep(OperationStep):
     key: ClassVar[str] = "sync"
     sync: SyncArgs
 
-    async def run(self, ctx: StepContext) -> str:
+    def size(self) -> int:
+        return self.sync.size
+
+    def expectation(self) -> OperationExpect:
+        return self.sync.expect
+
+    async def perform(self, ctx: StepContext, copy: int | None = None) -> TransferResult:
         args = self.sync
-        data = payload(ctx.seed, args.node, args.path, args.size)
-        local = ctx.workdir / hashlib.sha1(f"sync:{args.node}:{args.path}".encode()).hexdigest()
+        path = copy_path(args.path, copy)
+        data = payload(ctx.seed, args.node, path, args.size)
+        local = ctx.workdir / hashlib.sha1(f"sync:{args.node}:{path}".encode()).hexdigest()
         await ctx.in_thread(local.write_bytes, data)
         result = await ctx.world.router.sync_to_node(
             args.node,
             local,
             args.force_transport,
-            remote_path=args.path,
+            remote_path=path,
             config=ctx.config(args.preset, args.config.overrides()),
         )
         if result.success:
-            ctx.world.remember_push(args.node, args.path, data)
-        args.expect.check(result)
-        return summarize(result)
+            ctx.world.remember_push(args.node, path, data)
+        return result
 
     def describe(self) -> str:
         return f"sync {self.sync.node} {self.sync.path}"

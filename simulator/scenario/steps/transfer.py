@@ -6,14 +6,11 @@ import hashlib
 from pathlib import Path
 from typing import ClassVar, Literal
 
+from netfault.engine.results import TransferResult
 from netfault.simulator.scenario.fields import NodeName, Preset, Size, Text, Transport
-from netfault.simulator.scenario.steps.base import StepContext, StepFailed, StepModel
-from netfault.simulator.scenario.steps.expect import (
-    OperationExpect,
-    Timeouts,
-    payload,
-    summarize,
-)
+from netfault.simulator.scenario.steps.base import StepContext, StepFailed
+from netfault.simulator.scenario.steps.expect import OperationExpect, Timeouts, payload
+from netfault.simulator.scenario.steps.operation import OperationStep, copy_path
 from netfault.simulator.scenario.typed import ScenarioModel
 
 
@@ -28,13 +25,19 @@ class TransferArgs(ScenarioModel):
     config: Timeouts = Timeouts()
 
 
-class TransferStep(StepModel):
+class TransferStep(OperationStep):
     key: ClassVar[str] = "transfer"
     transfer: TransferArgs
 
-    async def run(self, ctx: StepContext) -> str:
+    def size(self) -> int:
+        return self.transfer.size
+
+    def expectation(self) -> OperationExpect:
+        return self.transfer.expect
+
+    async def perform(self, ctx: StepContext, copy: int | None = None) -> TransferResult:
         args = self.transfer
-        node, path = args.node, args.path
+        node, path = args.node, copy_path(args.path, copy)
         data = payload(ctx.seed, node, path, args.size)
         local = ctx.workdir / hashlib.sha1(f"{node}:{path}".encode()).hexdigest()
         if args.direction == "push":
@@ -54,8 +57,7 @@ class TransferStep(StepModel):
             ctx.world.remember_push(node, path, data)
         if args.expect.content_equal and result.success:
             await check_content(ctx, args.direction, node, path, local, data)
-        args.expect.check(result)
-        return summarize(result)
+        return result
 
     def describe(self) -> str:
         return f"transfer {self.transfer.node} {self.transfer.direction} {self.transfer.path}"
