@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from netfault.engine.events import Event, EventType
 from netfault.engine.router import SyncRouter
 from netfault.engine.transport import ClusterTransport
+from netfault.engine.transports.remote import part_name
 from netfault.simulator.cluster.spec import Cluster
+from netfault.simulator.node.paths import partial_path
 
 
 @dataclass
@@ -65,6 +70,44 @@ async def intact(world: World, node: str) -> str | None:
         if seen is not None and seen not in history:
             return f"{name}:{path} holds a partial or corrupt file under its final name"
     return None
+
+
+def _pattern(naming: Callable[[str], str]) -> tuple[str, str]:
+    """(prefix, suffix) of the temporary names a naming function gives."""
+    prefix, _, suffix = naming("NAME").rpartition("/")[2].partition("NAME")
+    return prefix, suffix
+
+
+# How the engine's exec transports and the node's HTTP agent name a file being received.
+PARTIAL_NAMES = (
+    _pattern(part_name),
+    _pattern(lambda name: partial_path(PurePosixPath(name)).name),  # type: ignore[arg-type]
+)
+
+
+def partial_files(root: Path) -> list[tuple[str, int]]:
+    """Temporary or partial files under ``root`` (relative path, size)."""
+    found = []
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        name = path.name
+        if any(name.startswith(a) and name.endswith(b) for a, b in PARTIAL_NAMES):
+            found.append((str(path.relative_to(root)), path.stat().st_size))
+    return found
+
+
+async def no_partials(world: World, node: str) -> str | None:
+    """No temporary or partial file anywhere under the node's files, and every final name
+    holds a complete pushed version."""
+    names = list(world.cluster.nodes) if node == "all" else [node]
+    for name in names:
+        root = world.cluster.home_path(name, "")
+        if root is None:
+            return "no_partials needs a backend whose node files are reachable here"
+        found = await asyncio.to_thread(partial_files, root)
+        if found:
+            listed = ", ".join(f"{p} ({size} bytes)" for p, size in found[:3])
+            return f"{name} holds {len(found)} partial file(s): {listed}"
+    return await intact(world, node)
 
 
 def disabled_mismatch(world: World, node: str, wanted: dict[str, Any]) -> str | None:

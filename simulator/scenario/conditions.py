@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, PrivateAttr, model_validator
+from pydantic import BeforeValidator, Field, PrivateAttr, model_validator
 from pydantic_core import PydanticCustomError
 
 from netfault.engine.events import Event, EventType
@@ -14,6 +14,7 @@ from netfault.simulator.scenario.checks import (
     disabled_mismatch,
     file_equal,
     intact,
+    no_partials,
     stats_mismatch,
 )
 from netfault.simulator.scenario.fields import (
@@ -111,6 +112,7 @@ CONDITION_KEYS = (
     "event",
     "file",
     "intact",
+    "no_partials",
     "stats",
 )
 
@@ -125,6 +127,9 @@ class Condition(ScenarioModel):
     event: EventSpec | None = None
     file: FileFields | None = None
     intact: NodeOrAll | None = None
+    no_partials: NodeOrAll | None = Field(
+        default=None, description="no temporary or partial file anywhere under the node's files"
+    )
     stats: StatsFields | None = None
     _where: Where = PrivateAttr(default=Where("", 0))
 
@@ -178,6 +183,8 @@ class Condition(ScenarioModel):
             return stats_mismatch(self.stats.wanted(), world.router.get_stats())
         if self.file is not None:
             return await file_equal(world, self.file.node, self.file.path)
+        if self.no_partials is not None:
+            return await no_partials(world, self.no_partials)
         assert self.intact is not None
         return await intact(world, self.intact)
 

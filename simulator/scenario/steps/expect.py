@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import Field
 
-from netfault.engine.results import HttpResult, TransferResult
+from netfault.engine.results import Attempt, HttpResult, TransferResult
 from netfault.simulator.scenario.fields import (
     AttemptName,
     Count,
@@ -34,6 +34,34 @@ class Timeouts(ScenarioModel):
         return {k: float(v) for k, v in self.model_dump(exclude_none=True).items()}
 
 
+class AttemptExpect(ScenarioModel):
+    """One attempt of an operation; omitted keys are not checked."""
+
+    transport: AttemptName | None = None
+    success: Flag | None = None
+    error_kind: ErrorKind | None = None
+    bytes: Count | None = Field(default=None, description="bytes the attempt moved")
+
+    def mismatch(self, attempt: Attempt) -> str | None:
+        wanted = self.model_dump(include=self.model_fields_set)
+        wrong = {k: v for k, v in wanted.items() if getattr(attempt, k) != v}
+        if not wrong:
+            return None
+        return ", ".join(
+            f"{k} expected {v!r}, seen {getattr(attempt, k)!r}" for k, v in wrong.items()
+        )
+
+
+def attempts_mismatch(expected: list[AttemptExpect], attempts: list[Attempt]) -> str | None:
+    if len(expected) != len(attempts):
+        return f"attempts: expected {len(expected)}, seen {len(attempts)}"
+    for i, (want, seen) in enumerate(zip(expected, attempts, strict=True)):
+        wrong = want.mismatch(seen)
+        if wrong:
+            return f"attempts[{i}] ({seen.transport}): {wrong}"
+    return None
+
+
 class OperationExpect(ScenarioModel):
     """What an operation must have done; omitted keys are not checked."""
 
@@ -42,7 +70,9 @@ class OperationExpect(ScenarioModel):
     tried: list[Transport] | None = None
     failed: list[Transport] | None = None
     error_kind: ErrorKind | None = None
-    attempts: Count | None = None
+    attempts: Count | list[AttemptExpect] | None = Field(
+        default=None, description="how many attempts, or each attempt in order"
+    )
     status: Count | None = None
     route: RouteName | None = None
     content_equal: Flag = Field(
@@ -51,7 +81,11 @@ class OperationExpect(ScenarioModel):
 
     def check(self, result: TransferResult | HttpResult) -> None:
         keys = self.model_fields_set - {"content_equal"}
-        check_operation(result, self.model_dump(include=keys))
+        per_attempt = None
+        if isinstance(self.attempts, list):
+            keys -= {"attempts"}
+            per_attempt = attempts_mismatch(self.attempts, result.attempts)
+        check_operation(result, self.model_dump(include=keys), per_attempt)
 
 
 class HttpExpect(OperationExpect):
@@ -76,7 +110,9 @@ def summarize(result: TransferResult | HttpResult) -> str:
     return f"failed ({result.error_kind}) [{tried or 'no attempt'}]"
 
 
-def check_operation(result: TransferResult | HttpResult, expect: dict[str, Any]) -> None:
+def check_operation(
+    result: TransferResult | HttpResult, expect: dict[str, Any], extra: str | None = None
+) -> None:
     """Compare an operation's result with the expected values, all problems at once."""
     seen: dict[str, Any] = {
         "success": result.success,
@@ -89,5 +125,6 @@ def check_operation(result: TransferResult | HttpResult, expect: dict[str, Any])
         "status": getattr(result, "status", None),
     }
     problems = [f"{k}: expected {v!r}, seen {seen[k]!r}" for k, v in expect.items() if seen[k] != v]
+    problems += [extra] if extra else []
     if problems:
         raise StepFailed("; ".join(problems) + f" [{summarize(result)}; error: {result.error}]")
