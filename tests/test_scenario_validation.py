@@ -123,7 +123,8 @@ TYPOS = [
     ),
     pytest.param(
         "steps:\n  - fault: {kind: corrupt_binary, node: node-1, params: {level: ssh}}\n",
-        "typo.yaml:6: steps[0].fault.params: unknown key (known: kind, node, route, service, as,"
+        "typo.yaml:6: steps[0].fault.params: unknown key (known: kind, node, route, service, as, "
+        "for_operations,"
         " level, probability)",
         id="fault-params-key",
     ),
