@@ -80,3 +80,29 @@ async def test_per_attempt_expectation_names_the_attempt_that_differs() -> None:
     )
     assert not result.passed
     assert "attempts[0] (http): error_kind expected 'reset', seen 'integrity'" in result.report()
+
+
+async def test_probability_zero_at_ssh_level_corrupts_nothing() -> None:
+    result = await run_variant(
+        "pty-mangled-ssh-channel-falls-back-to-base64",
+        ("level: ssh, mode: pty}", "level: ssh, mode: pty, probability: 0}"),
+    )
+    assert not result.passed
+    assert "transport_used: expected 'base64', seen 'ssh'" in result.report()
+
+
+async def test_base64_reset_leaves_the_ssh_channel_alone_and_cuts_base64() -> None:
+    result = await run_variant(
+        "base64-only-channel-reset-falls-over-to-http",
+        ("transport: base64, after_bytes", "transport: ssh, after_bytes"),
+    )
+    assert not result.passed
+    report = result.report()
+    assert "step transfer node-1 push data/first.bin" in report
+    assert "transport_used: expected 'ssh', seen 'base64'" in report
+
+
+def test_mode_needs_the_ssh_level() -> None:
+    text = (LIBRARY / "pty-mangled-ssh-channel-falls-back-to-base64.yaml").read_text()
+    with pytest.raises(Exception, match="mode acts on the node's SSH channels; add level: ssh"):
+        load_scenario(LIBRARY / "x.yaml", text.replace("level: ssh, mode: pty", "mode: pty"))

@@ -12,6 +12,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from netfault.simulator.node.faults import (
+    CHANNEL_TRANSPORTS,
+    MANGLING_MODES,
+    ChannelMangling,
+    ChannelReset,
+)
+
 SERVICES = ("ssh", "http", "p2p")
 LEVELS = ("tcp", "ssh")
 ROUTES = ("hostname", "tailscale")
@@ -44,22 +51,32 @@ FAULT_KINDS: dict[str, FaultKind] = {
             "reset",
             "mixed",
             "connections reset (RST); after_bytes cuts each connection "
-            "after that many bytes; level=ssh resets only channels carrying binary data",
+            "after that many bytes; level=ssh resets only channels carrying binary data, "
+            "or with transport: only the exec channels of that transport",
             {
                 "after_bytes": Param(
                     int, 0, "bytes passed before the reset (or N% of the transfer)", relative=True
                 ),
                 "level": Param(str, "tcp", "tcp | ssh", LEVELS),
+                "transport": Param(
+                    str, None, "level ssh: only this transport's channels", CHANNEL_TRANSPORTS
+                ),
             },
         ),
         FaultKind(
             "corrupt_binary",
             "mixed",
-            "bytes damaged in transit (tcp: seeded bit flips; "
-            "ssh: 7-bit channel that strips the high bit)",
+            "bytes damaged in transit (tcp: seeded bit flips; ssh: the SSH channel rewrites "
+            "bytes in a mode: strip_high_bit (7-bit path), lf_to_crlf, pty (forced terminal))",
             {
                 "level": Param(str, "tcp", "tcp | ssh", LEVELS),
-                "probability": Param(float, 0.001, "per-byte flip chance (tcp level)"),
+                "probability": Param(
+                    float, None, "per-byte chance (default: tcp 0.001, ssh 1: every byte)"
+                ),
+                "mode": Param(str, None, "level ssh: how bytes are rewritten", MANGLING_MODES),
+                "transport": Param(
+                    str, None, "level ssh: only this transport's channels", CHANNEL_TRANSPORTS
+                ),
             },
         ),
         FaultKind(
@@ -126,6 +143,8 @@ def check_param(kind: str, name: str, value: Any) -> Any:
     if param is None:
         known = ", ".join(spec.params) or "none"
         raise FaultParamError(f"fault {kind} has no parameter {name!r} (known: {known})", name)
+    if value is None and param.default is None:
+        return None  # "not set": the fault's own default applies
     if param.kind is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
     if not isinstance(value, param.kind) or isinstance(value, bool) != (param.kind is bool):
@@ -139,6 +158,18 @@ def check_param(kind: str, name: str, value: Any) -> Any:
     return value
 
 
+SSH_ONLY = ("mode", "transport")
+
+
+def check_combination(kind: str, params: dict[str, Any]) -> None:
+    """Parameters that only mean something together (mode/transport need level: ssh)."""
+    for name in SSH_ONLY:
+        if params.get(name) is not None and params.get("level", "tcp") != "ssh":
+            raise FaultParamError(
+                f"fault {kind}: {name} acts on the node's SSH channels; add level: ssh", name
+            )
+
+
 def check_params(kind: str, params: dict[str, Any]) -> dict[str, Any]:
     """Known fault, known parameters of the right type and value; defaults filled in."""
     spec = FAULT_KINDS.get(kind)
@@ -146,6 +177,7 @@ def check_params(kind: str, params: dict[str, Any]) -> dict[str, Any]:
         raise FaultError(f"unknown fault {kind!r} (known: {', '.join(FAULT_KINDS)})")
     for name, value in params.items():
         check_param(kind, name, value)
+    check_combination(kind, params)
     return {
         name: check_param(kind, name, params[name]) if name in params else param.default
         for name, param in spec.params.items()
@@ -167,7 +199,8 @@ def toxics_for(kind: str, params: dict[str, Any]) -> list[ToxicPlan] | None:
             return [ToxicPlan("limit_data", s, {"bytes": params["after_bytes"]}) for s in both]
         return [ToxicPlan("reset_peer", s, {"timeout": 0}) for s in both]
     if kind == "corrupt_binary" and params["level"] == "tcp":
-        return [ToxicPlan("corrupt", s, {"probability": params["probability"]}) for s in both]
+        chance = 0.001 if params["probability"] is None else params["probability"]
+        return [ToxicPlan("corrupt", s, {"probability": chance}) for s in both]
     if kind == "timeout":
         return [ToxicPlan("timeout", s, {"timeout": params["timeout_ms"]}) for s in both]
     if kind == "latency":
@@ -183,8 +216,14 @@ def toxics_for(kind: str, params: dict[str, Any]) -> list[ToxicPlan] | None:
 NodeSwitch = Callable[[Any], Callable[[Any], None]]
 
 
-def node_switch(kind: str, params: dict[str, Any]) -> Callable[[Any], Callable[[], None]] | None:
-    """For a node-level fault: a function that sets it on NodeFaults and returns its undo."""
+def node_switch(
+    kind: str, params: dict[str, Any], seed: int = 0
+) -> Callable[[Any], Callable[[], None]] | None:
+    """For a node-level fault: a function that sets it on NodeFaults and returns its undo.
+
+    The classic SSH faults (every binary channel, every byte) keep the node's channel-wide
+    switches; a mode, a probability below 1 or a transport goes to the exec-channel faults.
+    """
 
     def setter(attr: str, value: Any) -> Callable[[Any], Callable[[], None]]:
         def apply(faults: Any) -> Callable[[], None]:
@@ -195,9 +234,19 @@ def node_switch(kind: str, params: dict[str, Any]) -> Callable[[Any], Callable[[
         return apply
 
     if kind == "reset" and params["level"] == "ssh":
+        if params.get("transport") is not None:
+            return setter("channel_reset", ChannelReset(params["after_bytes"], params["transport"]))
         return setter("binary_reset_after", params["after_bytes"])
     if kind == "corrupt_binary" and params["level"] == "ssh":
-        return setter("binary_mangling", True)
+        mangling = ChannelMangling(
+            params.get("mode") or "strip_high_bit",
+            1.0 if params.get("probability") is None else params["probability"],
+            params.get("transport"),
+            seed,
+        )
+        if (mangling.mode, mangling.probability, mangling.transport) == ("strip_high_bit", 1, None):
+            return setter("binary_mangling", True)
+        return setter("channel_mangling", mangling)
     table: dict[str, tuple[str, Any]] = {
         "auth_refused": ("auth_refused", True),
         "host_key_changed": ("host_key_changed", True),

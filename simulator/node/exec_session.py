@@ -11,11 +11,15 @@ import asyncio
 import contextlib
 import os
 import signal
+import socket
+import struct
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import asyncssh
+
+from netfault.simulator.node.faults import NodeFaults
 
 CHUNK = 256 * 1024
 REAP_TIMEOUT = 2.0
@@ -94,6 +98,43 @@ def shell_argv(command: str | None, fsize_limit: int | None) -> list[str]:
     return argv
 
 
+class ChannelFaults:
+    """The node's channel faults aimed at this exec request's transport (by its command)."""
+
+    def __init__(self, process: asyncssh.SSHServerProcess[bytes]) -> None:
+        faults: NodeFaults | None = getattr(process.channel, "netfault_faults", None)
+        targeted = faults.targets(process.command) if faults is not None else (None, None)
+        self.mangling, self.reset = targeted
+        self.seen = 0
+        self._channel = process.channel
+
+    def inbound(self, data: bytes) -> bytes | None:
+        """Client -> command; None once the connection was reset."""
+        if self._reset_now(data):
+            return None
+        return self.mangling.inbound(data) if self.mangling else data
+
+    def outbound(self, data: bytes) -> bytes | None:
+        """Command -> client; None once the connection was reset."""
+        if self._reset_now(data):
+            return None
+        return self.mangling.outbound(data) if self.mangling else data
+
+    def _reset_now(self, data: bytes) -> bool:
+        if self.reset is None:
+            return False
+        self.seen += len(data)
+        if self.seen <= self.reset.after_bytes:
+            return False
+        conn = self._channel.get_connection()
+        sock = conn.get_extra_info("socket")
+        if sock is not None:  # RST, not FIN: what a middlebox killing the stream does
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        conn.abort()
+        return True
+
+
 class ExecSession:
     """One exec (or shell) request: spawn, pump stdin/stdout/stderr, report the exit status."""
 
@@ -111,6 +152,7 @@ class ExecSession:
         self._env = env
         self._registry = registry
         self._fsize_limit = fsize_limit
+        self._faults = ChannelFaults(process)
 
     async def run(self) -> None:
         try:
@@ -144,7 +186,7 @@ class ExecSession:
         closed = asyncio.create_task(self._process.wait_closed())
         try:
             outputs: asyncio.Future[Any] = asyncio.gather(
-                _pump(proc.stdout, self._process.stdout),
+                _pump(proc.stdout, self._process.stdout, self._faults.outbound),
                 _pump(proc.stderr, self._process.stderr),
             )
             waiting: list[asyncio.Future[Any]] = [outputs, closed]
@@ -176,7 +218,10 @@ class ExecSession:
                     continue
                 if not data:
                     break
-                proc.stdin.write(data)
+                passed = self._faults.inbound(data)
+                if passed is None:
+                    return  # the channel fault reset the connection
+                proc.stdin.write(passed)
                 await proc.stdin.drain()
             # Flush the pipe completely before closing it, so no tail of the upload is lost.
             proc.stdin.transport.set_write_buffer_limits(high=0)
@@ -187,9 +232,16 @@ class ExecSession:
             proc.stdin.close()
 
 
-async def _pump(reader: asyncio.StreamReader, writer: asyncssh.SSHWriter[bytes]) -> None:
+async def _pump(
+    reader: asyncio.StreamReader,
+    writer: asyncssh.SSHWriter[bytes],
+    fault: Callable[[bytes], bytes | None] | None = None,
+) -> None:
     while data := await reader.read(CHUNK):
-        writer.write(data)
+        passed = fault(data) if fault is not None else data
+        if passed is None:
+            raise BrokenPipeError("the connection was reset by a channel fault")
+        writer.write(passed)
         await writer.drain()
 
 

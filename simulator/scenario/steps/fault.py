@@ -13,7 +13,15 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Union
 from pydantic import Field, StrictBool, StrictInt, StrictStr, create_model, model_validator
 from pydantic_core import PydanticCustomError
 
-from netfault.simulator.cluster.faults import FAULT_KINDS, ROUTES, SERVICES, Param, node_level
+from netfault.simulator.cluster.faults import (
+    FAULT_KINDS,
+    ROUTES,
+    SERVICES,
+    FaultParamError,
+    Param,
+    check_combination,
+    node_level,
+)
 from netfault.simulator.scenario.fields import NodeName, Positive
 from netfault.simulator.scenario.steps.base import StepContext, StepModel
 from netfault.simulator.scenario.typed import ScenarioModel
@@ -36,6 +44,10 @@ class FaultBase(ScenarioModel):
 
     @model_validator(mode="after")
     def _not_narrowed_inside_the_node(self) -> FaultBase:
+        try:
+            check_combination(self.kind, self.params())
+        except FaultParamError as exc:
+            raise PydanticCustomError("fault_combination", str(exc)) from None
         narrowed = self.route or self.service
         if narrowed and node_level(self.kind, self.params()):
             raise PydanticCustomError(
@@ -66,6 +78,11 @@ class FaultBase(ScenarioModel):
 
 
 def _param_type(param: Param) -> Any:
+    kind = _value_type(param)
+    return kind | None if param.default is None else kind
+
+
+def _value_type(param: Param) -> Any:
     if param.choices:
         return Literal[param.choices]
     if param.kind is bool:
