@@ -106,3 +106,13 @@ def test_mode_needs_the_ssh_level() -> None:
     text = (LIBRARY / "pty-mangled-ssh-channel-falls-back-to-base64.yaml").read_text()
     with pytest.raises(Exception, match="mode acts on the node's SSH channels; add level: ssh"):
         load_scenario(LIBRARY / "x.yaml", text.replace("level: ssh, mode: pty", "mode: pty"))
+
+
+async def test_full_disk_is_reported_as_enospc_of_kind_storage_by_every_transport() -> None:
+    path = LIBRARY / "failed-transfer-to-a-full-disk-leaves-no-partial-file.yaml"
+    result = await run_scenario(load_scenario(path))
+    assert result.passed, result.report()
+    failed = [e for e in result.events if e.type == "ATTEMPT_FAILED"]
+    assert [e.transport for e in failed] == ["ssh", "base64", "http"]
+    assert all(e.error_kind == "storage" for e in failed)
+    assert all(e.error and "No space left on device" in e.error for e in failed)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import signal
 import socket
 import struct
@@ -98,15 +99,39 @@ def shell_argv(command: str | None, fsize_limit: int | None) -> list[str]:
     return argv
 
 
-class ChannelFaults:
-    """The node's channel faults aimed at this exec request's transport (by its command)."""
+# A command that writes what it reads on stdin into a file (``cat > F``, ``base64 -d >> F``).
+_WRITES_STDIN = re.compile(r"\b(cat|base64\s+(-d|--decode))\s*>>?\s")
+ENOSPC_EXIT = 1
 
-    def __init__(self, process: asyncssh.SSHServerProcess[bytes]) -> None:
+
+class ChannelFaults:
+    """The node's channel faults aimed at this exec request's transport (by its command),
+    and its disk quota as a full disk shows it to a writer: ENOSPC."""
+
+    def __init__(
+        self, process: asyncssh.SSHServerProcess[bytes], room: int | None = None
+    ) -> None:
         faults: NodeFaults | None = getattr(process.channel, "netfault_faults", None)
         targeted = faults.targets(process.command) if faults is not None else (None, None)
         self.mangling, self.reset = targeted
         self.seen = 0
         self._channel = process.channel
+        command = process.command or ""
+        writes = _WRITES_STDIN.search(command)
+        self.room = room if writes else None
+        self.ratio = 0.75 if writes and writes.group(1) == "base64" else 1.0  # decoded/sent
+        self.disk_full = False
+
+    def fit(self, data: bytes) -> bytes:
+        """What of ``data`` still fits in the quota; marks the disk full when not all of it."""
+        if self.room is None:
+            return data
+        fits = max(0, int(self.room / self.ratio))
+        if len(data) <= fits:
+            self.room -= int(len(data) * self.ratio)
+            return data
+        self.room, self.disk_full = 0, True
+        return data[:fits]
 
     def inbound(self, data: bytes) -> bytes | None:
         """Client -> command; None once the connection was reset."""
@@ -152,7 +177,7 @@ class ExecSession:
         self._env = env
         self._registry = registry
         self._fsize_limit = fsize_limit
-        self._faults = ChannelFaults(process)
+        self._faults = ChannelFaults(process, fsize_limit)
 
     async def run(self) -> None:
         try:
@@ -172,6 +197,12 @@ class ExecSession:
         self._registry.add(proc)
         try:
             code = await self._serve(proc)
+            if self._faults.disk_full:
+                tool = (self._process.command or "cat").split(";")[-1].split()[0]
+                self._process.stderr.write(
+                    f"{tool}: write error: No space left on device\n".encode()
+                )
+                code = ENOSPC_EXIT
             self._process.exit(code)
         except (OSError, asyncssh.Error):
             # The client went away: nobody is left to read the output.
@@ -221,7 +252,12 @@ class ExecSession:
                 passed = self._faults.inbound(data)
                 if passed is None:
                     return  # the channel fault reset the connection
+                passed = self._faults.fit(passed)
                 proc.stdin.write(passed)
+                if self._faults.disk_full:
+                    await proc.stdin.drain()
+                    kill_group(proc)  # the writer stops at a full disk
+                    return
                 await proc.stdin.drain()
             # Flush the pipe completely before closing it, so no tail of the upload is lost.
             proc.stdin.transport.set_write_buffer_limits(high=0)

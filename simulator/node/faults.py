@@ -21,10 +21,13 @@ apart by the command, see :func:`channel_transport`) or of every transport: mang
 chosen mode (``strip_high_bit``, ``lf_to_crlf``, ``pty``) with a per-byte probability, and a
 reset after N bytes whether or not they are binary. ``exec_session`` applies them.
 
-``disk_quota`` (bytes, ``None`` = unlimited) caps the total size of the node's home: HTTP PUT
-answers 507, SFTP writes fail with "No space left on device", and exec requests run under
-``RLIMIT_FSIZE`` set to the remaining quota (``prlimit --fsize``), so a process writing a file
-past it gets SIGXFSZ (exit 153) or EFBIG. The exec limit is per file, not cumulative.
+``disk_quota`` (bytes, ``None`` = unlimited) caps the total size of the node's home -- every
+regular file under it counts, ``.ssh`` and earlier uploads included: HTTP PUT answers 507
+"No space left on device", SFTP writes fail with ENOSPC, and an exec request that writes its
+stdin to a file (``cat > F``, ``base64 -d > F``) gets what still fits, then stops with
+"write error: No space left on device" (exit 1), as a writer on a full disk does. Other exec
+requests run under ``RLIMIT_FSIZE`` set to the remaining quota (``prlimit --fsize``) as a
+backstop: a process writing a file past it gets SIGXFSZ (exit 153) or EFBIG.
 """
 
 from __future__ import annotations
