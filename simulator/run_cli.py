@@ -40,6 +40,12 @@ def register(sub: Any) -> None:
     run.add_argument(
         "--timeline", type=Path, metavar="DIR", help="write an SVG timeline per scenario into DIR"
     )
+    run.add_argument(
+        "--trace",
+        type=Path,
+        metavar="DIR",
+        help="write each scenario's full trace (engine and fault events) as DIR/NAME.jsonl",
+    )
     run.set_defaults(handler=cmd_run)
     schema = sub.add_parser(
         "schema", help="print the JSON Schema of scenario files (for editors: VS Code YAML)"
@@ -173,3 +179,9 @@ def _outputs(args: argparse.Namespace, results: list[ScenarioResult]) -> None:
         for r in results:
             write_timeline_svg(r, args.timeline / f"{r.name}.svg")
         console.print(f"{len(results)} timelines written to {args.timeline}/")
+    if args.trace:
+        from netfault.simulator.scenario.trace import write_trace
+
+        for r in results:
+            write_trace(args.trace / f"{r.name}.jsonl", r.events, r.fault_trace)
+        console.print(f"{len(results)} traces written to {args.trace}/")

@@ -18,6 +18,7 @@ from netfault.simulator.scenario.runner import run_scenario
 from netfault.simulator.scenario.timeline import BREAKER_COLOURS, write_timeline_svg
 
 SVG = "{http://www.w3.org/2000/svg}"
+LIBRARY = Path(__file__).resolve().parent.parent / "scenarios"
 WRONG_WINNER = """\
 name: expects-the-wrong-winner
 seed: 4
@@ -161,3 +162,25 @@ def test_timeline_svg_colours_breaker_states_per_node(tmp_path: Path) -> None:
     ]
     lanes = [t.text for t in svg.getroot().iter(f"{SVG}text") if t.get("class") == "lane-label"]
     assert lanes == ["ssh", "base64", "tailscale"]
+
+
+async def test_json_report_and_trace_hold_every_engine_event_and_fault_decision(
+    tmp_path: Path,
+) -> None:
+    from netfault.simulator.scenario.trace import write_trace
+
+    result = await run_scenario(
+        load_scenario(LIBRARY / "tailscale-down-for-two-operations-then-back.yaml")
+    )
+    assert result.passed, result.report()
+    record = json.loads(write_json([result], tmp_path / "r.json").read_text())["scenarios"][0]
+    types = [e["type"] for e in record["events"]]
+    for kind in ("ATTEMPT_STARTED", "ATTEMPT_FAILED", "OPERATION_SUCCEEDED", "FAULT_APPLIED"):
+        assert kind in types
+    # the fault expires after the second operation, before the third starts
+    expired = types.index("FAULT_EXPIRED")
+    assert types[expired + 1] == "FAULT_CLEARED"
+    assert types[:expired].count("OPERATION_SUCCEEDED") == 2
+    assert types[expired:].count("OPERATION_SUCCEEDED") == 1
+    lines = write_trace(tmp_path / "t.jsonl", result.events, result.fault_trace).read_text()
+    assert [json.loads(line)["type"] for line in lines.splitlines()] == types

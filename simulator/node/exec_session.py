@@ -116,11 +116,25 @@ class ChannelFaults:
         self.mangling, self.reset = targeted
         self.seen = 0
         self._channel = process.channel
+        self._node_faults = faults
+        self._hits = self.mangling.hits if self.mangling else 0
         command = process.command or ""
         writes = _WRITES_STDIN.search(command)
         self.room = room if writes else None
         self.ratio = 0.75 if writes and writes.group(1) == "base64" else 1.0  # decoded/sent
         self.disk_full = False
+
+    def _fired(self, record: dict[str, object]) -> None:
+        if self._node_faults is not None:
+            self._node_faults.fired.append(record)
+
+    def done(self) -> None:
+        """Record how many bytes the mangling rewrote on this channel, if any."""
+        if self.mangling is not None and self.mangling.hits > self._hits:
+            rewritten = self.mangling.hits - self._hits
+            self._fired(
+                {"fault": "corrupt_binary", "mode": self.mangling.mode, "rewritten": rewritten}
+            )
 
     def fit(self, data: bytes) -> bytes:
         """What of ``data`` still fits in the quota; marks the disk full when not all of it."""
@@ -151,6 +165,7 @@ class ChannelFaults:
         self.seen += len(data)
         if self.seen <= self.reset.after_bytes:
             return False
+        self._fired({"fault": "reset", "channel": self.reset.transport, "offset": self.seen})
         conn = self._channel.get_connection()
         sock = conn.get_extra_info("socket")
         if sock is not None:  # RST, not FIN: what a middlebox killing the stream does
@@ -208,6 +223,7 @@ class ExecSession:
             # The client went away: nobody is left to read the output.
             self._process.close()
         finally:
+            self._faults.done()
             await _reap(proc)
             self._registry.discard(proc)
 

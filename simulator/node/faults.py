@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import random
 import re
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -87,6 +88,7 @@ class ChannelMangling:
     transport: str | None = None
     seed: int = 0
     rng: random.Random = field(init=False, repr=False)
+    hits: int = field(init=False, default=0)  # bytes rewritten, dropped or inserted so far
 
     def __post_init__(self) -> None:
         self.rng = random.Random(f"{self.seed}:mangle:{self.mode}:{self.transport}")
@@ -95,12 +97,15 @@ class ChannelMangling:
         return f"{self.mode} p={self.probability:g} on {self.transport or 'every'} channel"
 
     def _hit(self) -> bool:
-        return self.probability >= 1.0 or self.rng.random() < self.probability
+        hit = self.probability >= 1.0 or self.rng.random() < self.probability
+        self.hits += hit
+        return hit
 
     def inbound(self, data: bytes) -> bytes:
         """Client -> node."""
         if self.mode == "strip_high_bit":
             if self.probability >= 1.0:
+                self.hits += sum(1 for b in data if b >= 0x80)
                 return data.translate(_STRIP_TABLE)
             return bytes(b & 0x7F if b >= 0x80 and self._hit() else b for b in data)
         if self.mode == "pty":
@@ -148,6 +153,8 @@ class NodeFaults:
         self._http_mode = "up"
         self.channel_mangling: ChannelMangling | None = None
         self.channel_reset: ChannelReset | None = None
+        # what the channel faults did, for the scenario's fault trace (drained by the runner)
+        self.fired: deque[dict[str, object]] = deque()
 
     def targets(self, command: str | None) -> tuple[ChannelMangling | None, ChannelReset | None]:
         """The channel faults that apply to an exec request running ``command``."""

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from netfault.simulator.scenario.results import ScenarioResult
+from netfault.simulator.scenario.trace import merged
 
 SUITE_NAME = "netfault"
 # characters XML 1.0 cannot carry at all; error messages quoting binary data may hold them
@@ -59,6 +60,7 @@ def scenario_record(result: ScenarioResult) -> dict[str, Any]:
             for s in result.steps
         ],
         "timeline": result.timeline(),
+        "events": merged(result.events, result.fault_trace),
     }
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from netfault.engine.events import Event
 from netfault.simulator.scenario.model import Scenario, Where
+from netfault.simulator.scenario.trace import FaultEvent
 
 
 @dataclass
@@ -37,6 +38,7 @@ class ScenarioResult:
     steps: list[StepOutcome] = field(default_factory=list)
     failures: list[Failure] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
+    fault_trace: list[FaultEvent] = field(default_factory=list)
     seconds: float = 0.0
     error: str | None = None
 
@@ -47,6 +49,10 @@ class ScenarioResult:
     @property
     def name(self) -> str:
         return self.scenario.name
+
+    def decisions(self) -> list[tuple[Any, ...]]:
+        """Fault decisions and engine decisions: equal for equal seeds (see ``trace``)."""
+        return [f.decision() for f in self.fault_trace] + self.trace()
 
     def trace(self) -> list[tuple[Any, ...]]:
         """The engine's event trace without timings: equal for equal seeds."""

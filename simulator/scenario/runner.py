@@ -114,6 +114,7 @@ class ScenarioRunner:
             on_tick,
             fault_sets=self.scenario.fault_sets,
         )
+        self.result.fault_trace = ctx.trace
         try:
             for step in self.scenario.steps:
                 await self._run_step(ctx, step)
@@ -130,11 +131,13 @@ class ScenarioRunner:
         try:
             outcome.detail = await step.run(ctx)
         except StepFailed as exc:
+            drain_node_faults(ctx)
             outcome.ok, outcome.detail = False, str(exc)
             self.result.failures.append(Failure(step.where, f"step {step.describe()}", str(exc)))
             raise
         finally:
             outcome.seconds = time.perf_counter() - started
+        drain_node_faults(ctx)
 
     async def _check_invariants(
         self, world: World, clock: ManualClock, step: StepModel | None
@@ -161,6 +164,19 @@ class ScenarioRunner:
                 )
         for problem in await self.scenario.expect.problems(world):
             self.result.failures.append(Failure(self.scenario.expect_where, "expect", problem))
+
+
+def drain_node_faults(ctx: StepContext) -> None:
+    """Move what the nodes' channel faults did into the trace (local backend only: the
+    Docker backend's nodes do not report it)."""
+    cluster = ctx.world.cluster
+    if not isinstance(cluster, LocalCluster):
+        return
+    for name, fake in cluster.fakes.items():
+        while fake.faults.fired:
+            record = dict(fake.faults.fired.popleft())
+            inexact = ("offset",) if "offset" in record else ()
+            ctx.record("fired", str(record.pop("fault")), name, record, inexact)
 
 
 async def run_scenario(

@@ -23,6 +23,7 @@ from netfault.simulator.scenario.checks import World
 from netfault.simulator.scenario.db_step import DbSync
 from netfault.simulator.scenario.model import Where
 from netfault.simulator.scenario.presets import Overrides, effective_config
+from netfault.simulator.scenario.trace import FaultEvent
 from netfault.simulator.scenario.typed import ScenarioModel
 
 if TYPE_CHECKING:
@@ -57,6 +58,19 @@ class StepContext:
     named: dict[str, list[AppliedFault]] = field(default_factory=dict)
     scoped: dict[str, ScopedFault] = field(default_factory=dict)
     db: DbSync | None = None
+    trace: list[FaultEvent] = field(default_factory=list)
+
+    def record(
+        self,
+        kind: str,
+        fault: str,
+        node: str | None,
+        data: dict[str, Any] | None = None,
+        inexact: tuple[str, ...] = (),
+    ) -> None:
+        """Add a fault decision to the trace, at this virtual moment and engine event."""
+        now, seq = self.clock.monotonic(), len(self.world.events)
+        self.trace.append(FaultEvent(kind, fault, node, now, seq, data or {}, inexact))
 
     async def before_operation(self, size: int) -> None:
         """Faults sized relative to the operation (``after_bytes: 60%``) follow its size."""
@@ -73,6 +87,7 @@ class StepContext:
         self.scoped.pop(name, None)
         for fault in self.named.pop(name, []):
             await self.in_thread(self.world.cluster.faults.clear, fault)
+            self.record("cleared", fault.kind, fault.node, {"as": name})
 
     def config(self, preset: str | None = None, config: Overrides | None = None) -> TransportConfig:
         """An operation's timeouts (precedence in ``presets``)."""

@@ -16,6 +16,7 @@ class ClearStep(StepModel):
         controller = ctx.world.cluster.faults
         if self.clear == "all":
             await ctx.in_thread(controller.clear_all)
+            ctx.record("cleared", "all", None)
             ctx.named.clear()
             ctx.scoped.clear()
             return "all faults cleared"

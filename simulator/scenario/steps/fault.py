@@ -125,6 +125,8 @@ async def apply_fault(
         **fault.params(size),
     )
     ctx.named.setdefault(name, []).append(applied)
+    data = {"as": name, "params": applied.params, "route": fault.route, "service": fault.service}
+    ctx.record("applied" if size is None else "resized", fault.kind, node, data)
     described: str = applied.describe()
     return described
 
@@ -152,6 +154,7 @@ class Scope:
             return
         self.remaining -= count
         if self.remaining <= 0:
+            ctx.record("expired", self.fault.kind, self.node, {"as": self.name})
             await ctx.clear(self.name)
 
     def describe(self) -> str:
