@@ -184,3 +184,25 @@ async def test_json_report_and_trace_hold_every_engine_event_and_fault_decision(
     assert types[expired:].count("OPERATION_SUCCEEDED") == 1
     lines = write_trace(tmp_path / "t.jsonl", result.events, result.fault_trace).read_text()
     assert [json.loads(line)["type"] for line in lines.splitlines()] == types
+
+
+async def test_timeline_draws_alerts_and_refusals_and_explains_every_glyph(
+    tmp_path: Path,
+) -> None:
+    alert = await run_scenario(
+        load_scenario(
+            LIBRARY / "disabling-over-a-fifth-of-the-cluster-raises-the-disabled-nodes-alert.yaml"
+        )
+    )
+    refused = await run_scenario(
+        load_scenario(LIBRARY / "failed-half-open-probe-reopens-the-breaker.yaml")
+    )
+    for result, kind in ((alert, "alert"), (refused, "operation_failed")):
+        root = ET.parse(write_timeline_svg(result, tmp_path / f"{result.name}.svg")).getroot()
+        texts = ["".join(t.itertext()) for t in root.iter(f"{SVG}text")]
+        legend = [t.text for t in root.iter(f"{SVG}text") if t.get("class") == "legend"]
+        assert {"node disabled", "node re-enabled", "alert", "attempt failed"} <= set(legend)
+        assert "operation refused (no attempt)" in legend
+        drawn = [t for t in root.iter(f"{SVG}text") if t.get("class") == kind]
+        assert drawn, f"{result.name}: no {kind} mark"
+        assert "virtual time (s, to scale)" in texts
