@@ -38,8 +38,8 @@ def one_of(values: Callable[[], tuple[str, ...]]) -> Any:
 
 
 def _node(value: str, info: ValidationInfo) -> str:
-    nodes: list[str] = (info.context or {}).get("nodes", [])
-    if value not in nodes:
+    nodes: list[str] | None = (info.context or {}).get("nodes")
+    if nodes is not None and value not in nodes:
         raise PydanticCustomError(
             "unknown_node", f"unknown node {value!r} (cluster has: {', '.join(nodes)})"
         )

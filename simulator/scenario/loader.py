@@ -38,7 +38,7 @@ def load_scenario(path: str | Path, text: str | None = None) -> Scenario:
     if not isinstance(data, dict):
         raise root.error("a scenario is a mapping with name, cluster and steps")
     errors: list[ConfigError] = []
-    nodes = _cluster_nodes(root, data, errors)
+    nodes = _cluster_nodes(data)
     fault_sets = _fault_sets(Path(path), root, data, errors)
     context = {"nodes": nodes, "fault_sets": fault_sets}
     try:
@@ -51,11 +51,13 @@ def load_scenario(path: str | Path, text: str | None = None) -> Scenario:
     return _scenario(Path(path), root, model, fault_sets)
 
 
-def _cluster_nodes(root: Located, data: dict[str, Any], errors: list[ConfigError]) -> list[str]:
+def _cluster_nodes(data: dict[str, Any]) -> list[str] | None:
+    """The node names, validated first: every other key is checked against them (None: the
+    cluster is invalid, its own errors are reported, node names go unchecked)."""
     try:
         return ClusterModel.model_validate(data.get("cluster")).node_names
     except ValidationError:
-        return []  # reported with the whole file
+        return None
 
 
 def _fault_sets(
@@ -63,14 +65,16 @@ def _fault_sets(
 ) -> dict[str, list[FaultBase]]:
     sets: dict[str, list[FaultBase]] = {}
     use = data.get("use", [])
-    for i, entry in enumerate([use] if isinstance(use, str) else use or []):
+    entries = [use] if isinstance(use, str) else use if isinstance(use, list) else []
+    for i, entry in enumerate(entries):
         library = (path.parent / str(entry)).resolve()
         try:
             located = load_located(library)
             model = FaultLibrary.model_validate(located.plain(), context={"nodes": []})
         except ConfigError as exc:
-            errors.append(ConfigError(f"cannot load fault library {entry}: {exc}", file=str(path),
-                                      line=_walk(root, ("use", i))[0].line, key=f"use[{i}]"))
+            item = _walk(root, ("use", i))[0]
+            message = f"cannot load fault library {entry}: {exc}"
+            errors.append(ConfigError(message, file=str(path), line=item.line, key=f"use[{i}]"))
             continue
         except ValidationError as exc:
             errors += [_config_error(located, e) for e in exc.errors()]

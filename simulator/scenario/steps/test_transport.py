@@ -20,7 +20,6 @@ class TestTransportArgs(ScenarioModel):
 
 
 class TestTransportStep(StepModel):
-    __test__ = False  # not a pytest test class
     key: ClassVar[str] = "test_transport"
     test_transport: TestTransportArgs
 
