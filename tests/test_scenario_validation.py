@@ -124,8 +124,7 @@ TYPOS = [
     pytest.param(
         "steps:\n  - fault: {kind: corrupt_binary, node: node-1, params: {level: ssh}}\n",
         "typo.yaml:6: steps[0].fault.params: unknown key (known: kind, node, route, service, as, "
-        "for_operations,"
-        " level, probability)",
+        "for_operations, level, probability, mode, transport)",
         id="fault-params-key",
     ),
     pytest.param(
