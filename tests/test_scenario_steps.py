@@ -116,3 +116,35 @@ async def test_full_disk_is_reported_as_enospc_of_kind_storage_by_every_transpor
     assert [e.transport for e in failed] == ["ssh", "base64", "http"]
     assert all(e.error_kind == "storage" for e in failed)
     assert all(e.error and "No space left on device" in e.error for e in failed)
+
+
+async def test_fault_set_member_scoped_to_operations_expires_alone(tmp_path: Path) -> None:
+    library = tmp_path / "faults" / "lib.yaml"
+    library.parent.mkdir()
+    library.write_text(
+        "sets:\n"
+        "  flaky-tailscale:\n"
+        "    - {kind: down, route: tailscale, for_operations: 1}\n"
+        "    - {kind: latency, latency_ms: 1}\n"
+    )
+    text = (
+        "name: set-scope\nseed: 3\nuse: [faults/lib.yaml]\n"
+        "cluster: {nodes: [{name: node-1}]}\n"
+        "steps:\n"
+        "  - faults: {set: flaky-tailscale, node: node-1, as: flaky}\n"
+        "  - transfer: {node: node-1, path: a.bin, size: 4KiB,"
+        " expect: {success: true, transport_used: ssh}}\n"
+        "  - transfer: {node: node-1, path: a.bin, size: 4KiB,"
+        " expect: {success: true, transport_used: tailscale}}\n"
+        "  - clear: flaky\n"
+    )
+    result = await run_scenario(load_scenario(tmp_path / "s.yaml", text))
+    assert result.passed, result.report()
+    trace = [(f.kind, f.fault) for f in result.fault_trace]
+    assert trace == [
+        ("applied", "down"),
+        ("applied", "latency"),
+        ("expired", "down"),
+        ("cleared", "down"),
+        ("cleared", "latency"),
+    ]

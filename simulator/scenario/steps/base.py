@@ -56,7 +56,7 @@ class StepContext:
     on_tick: Callable[[], Awaitable[None]]
     fault_sets: dict[str, list[FaultBase]] = field(default_factory=dict)
     named: dict[str, list[AppliedFault]] = field(default_factory=dict)
-    scoped: dict[str, ScopedFault] = field(default_factory=dict)
+    scoped: dict[str, list[ScopedFault]] = field(default_factory=dict)
     db: DbSync | None = None
     trace: list[FaultEvent] = field(default_factory=list)
 
@@ -74,13 +74,15 @@ class StepContext:
 
     async def before_operation(self, size: int) -> None:
         """Faults sized relative to the operation (``after_bytes: 60%``) follow its size."""
-        for scoped in list(self.scoped.values()):
-            await scoped.before(self, size)
+        for scopes in list(self.scoped.values()):
+            for scoped in list(scopes):
+                await scoped.before(self, size)
 
     async def after_operations(self, count: int) -> None:
         """Faults scoped to a number of operations (``for_operations: N``) count down."""
-        for scoped in list(self.scoped.values()):
-            await scoped.after(self, count)
+        for scopes in list(self.scoped.values()):
+            for scoped in list(scopes):
+                await scoped.after(self, count)
 
     async def clear(self, name: str) -> None:
         """Switch off the faults applied under ``name`` and forget its scope."""

@@ -7,12 +7,13 @@ The fault models are built from ``FAULT_KINDS`` (one model per kind, discriminat
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Union
 
 from pydantic import Field, StrictBool, StrictInt, StrictStr, create_model, model_validator
 from pydantic_core import PydanticCustomError
 
+from netfault.simulator.cluster.controller import AppliedFault
 from netfault.simulator.cluster.faults import (
     FAULT_KINDS,
     ROUTES,
@@ -114,9 +115,9 @@ else:
 
 async def apply_fault(
     ctx: StepContext, fault: FaultBase, node: str, name: str, size: int | None = None
-) -> str:
+) -> AppliedFault:
     """Switch ``fault`` on for ``node``, remembered under ``name`` for ``clear:``."""
-    applied = await ctx.in_thread(
+    applied: AppliedFault = await ctx.in_thread(
         ctx.world.cluster.faults.apply,
         fault.kind,
         node,
@@ -127,8 +128,20 @@ async def apply_fault(
     ctx.named.setdefault(name, []).append(applied)
     data = {"as": name, "params": applied.params, "route": fault.route, "service": fault.service}
     ctx.record("applied" if size is None else "resized", fault.kind, node, data)
+    return applied
+
+
+async def start_fault(ctx: StepContext, fault: FaultBase, node: str, name: str) -> str:
+    """Apply ``fault`` now, or arm it when it is sized per operation; scope it if asked."""
+    scope = Scope(fault, node, name, fault.for_operations)
+    if fault.relative() or fault.for_operations:
+        ctx.scoped.setdefault(name, []).append(scope)
+    if fault.relative():
+        return f"{fault.describe()} armed: {scope.describe()}"
+    applied = await apply_fault(ctx, fault, node, name)
+    scope.applied.append(applied)
     described: str = applied.describe()
-    return described
+    return f"{described} ({scope.describe()})" if fault.for_operations else described
 
 
 @dataclass
@@ -140,13 +153,13 @@ class Scope:
     name: str
     remaining: int | None
     size: int | None = None
+    applied: list[AppliedFault] = field(default_factory=list)
 
     async def before(self, ctx: StepContext, size: int) -> None:
         if not self.fault.relative() or size == self.size:
             return
-        for applied in ctx.named.pop(self.name, []):
-            await ctx.in_thread(ctx.world.cluster.faults.clear, applied)
-        await apply_fault(ctx, self.fault, self.node, self.name, size)
+        await self._clear_own(ctx)
+        self.applied.append(await apply_fault(ctx, self.fault, self.node, self.name, size))
         self.size = size
 
     async def after(self, ctx: StepContext, count: int) -> None:
@@ -155,7 +168,24 @@ class Scope:
         self.remaining -= count
         if self.remaining <= 0:
             ctx.record("expired", self.fault.kind, self.node, {"as": self.name})
-            await ctx.clear(self.name)
+            await self._clear_own(ctx)
+            scopes = ctx.scoped.get(self.name, [])
+            if self in scopes:
+                scopes.remove(self)
+            if not scopes:
+                ctx.scoped.pop(self.name, None)
+
+    async def _clear_own(self, ctx: StepContext) -> None:
+        """Clear the faults this scope applied (not the others under the same name)."""
+        named = ctx.named.get(self.name, [])
+        for applied in self.applied:
+            await ctx.in_thread(ctx.world.cluster.faults.clear, applied)
+            ctx.record("cleared", applied.kind, applied.node, {"as": self.name})
+            if applied in named:
+                named.remove(applied)
+        if not named:
+            ctx.named.pop(self.name, None)
+        self.applied = []
 
     def describe(self) -> str:
         parts = []
@@ -182,14 +212,7 @@ class FaultStep(StepModel):
     async def run(self, ctx: StepContext) -> str:
         fault = self.fault
         assert fault.node is not None
-        name = fault.name or fault.kind
-        scope = Scope(fault, fault.node, name, fault.for_operations)
-        if fault.relative() or fault.for_operations:
-            ctx.scoped[name] = scope
-        if fault.relative():
-            return f"{fault.describe()} armed: {scope.describe()}"
-        described = await apply_fault(ctx, fault, fault.node, name)
-        return f"{described} ({scope.describe()})" if fault.for_operations else described
+        return await start_fault(ctx, fault, fault.node, fault.name or fault.kind)
 
     def describe(self) -> str:
         return f"fault {self.fault.describe()}"

@@ -9,7 +9,7 @@ from pydantic_core import PydanticCustomError
 
 from netfault.simulator.scenario.fields import NodeName, Text
 from netfault.simulator.scenario.steps.base import StepContext, StepModel
-from netfault.simulator.scenario.steps.fault import FaultSpec, apply_fault
+from netfault.simulator.scenario.steps.fault import FaultSpec, start_fault
 from netfault.simulator.scenario.typed import ScenarioModel
 
 
@@ -39,7 +39,7 @@ class FaultsStep(StepModel):
         args = self.faults
         name = args.name or args.set
         faults = ctx.fault_sets[args.set]
-        applied = [await apply_fault(ctx, f, args.node, name) for f in faults]
+        applied = [await start_fault(ctx, f, args.node, name) for f in faults]
         return "; ".join(applied)
 
     def describe(self) -> str:
