@@ -213,40 +213,41 @@ def toxics_for(kind: str, params: dict[str, Any]) -> list[ToxicPlan] | None:
     return None
 
 
-NodeSwitch = Callable[[Any], Callable[[Any], None]]
+Switch = Callable[[Any], Callable[[], None]]
 
 
-def node_switch(
-    kind: str, params: dict[str, Any], seed: int = 0
-) -> Callable[[Any], Callable[[], None]] | None:
-    """For a node-level fault: a function that sets it on NodeFaults and returns its undo.
+def _setter(attr: str, value: Any) -> Switch:
+    def apply(faults: Any) -> Callable[[], None]:
+        old = getattr(faults, attr)
+        setattr(faults, attr, value)
+        return lambda: setattr(faults, attr, old)
 
-    The classic SSH faults (every binary channel, every byte) keep the node's channel-wide
-    switches; a mode, a probability below 1 or a transport goes to the exec-channel faults.
-    """
+    return apply
 
-    def setter(attr: str, value: Any) -> Callable[[Any], Callable[[], None]]:
-        def apply(faults: Any) -> Callable[[], None]:
-            old = getattr(faults, attr)
-            setattr(faults, attr, value)
-            return lambda: setattr(faults, attr, old)
 
-        return apply
-
-    if kind == "reset" and params["level"] == "ssh":
+def _ssh_switch(kind: str, params: dict[str, Any], seed: int) -> Switch:
+    """The classic SSH faults (every binary channel, every byte) keep the node's channel-wide
+    switches; a mode, a probability below 1 or a transport goes to the exec-channel faults."""
+    if kind == "reset":
         if params.get("transport") is not None:
-            return setter("channel_reset", ChannelReset(params["after_bytes"], params["transport"]))
-        return setter("binary_reset_after", params["after_bytes"])
-    if kind == "corrupt_binary" and params["level"] == "ssh":
-        mangling = ChannelMangling(
-            params.get("mode") or "strip_high_bit",
-            1.0 if params.get("probability") is None else params["probability"],
-            params.get("transport"),
-            seed,
-        )
-        if (mangling.mode, mangling.probability, mangling.transport) == ("strip_high_bit", 1, None):
-            return setter("binary_mangling", True)
-        return setter("channel_mangling", mangling)
+            reset = ChannelReset(params["after_bytes"], params["transport"])
+            return _setter("channel_reset", reset)
+        return _setter("binary_reset_after", params["after_bytes"])
+    mangling = ChannelMangling(
+        params.get("mode") or "strip_high_bit",
+        1.0 if params.get("probability") is None else params["probability"],
+        params.get("transport"),
+        seed,
+    )
+    if (mangling.mode, mangling.probability, mangling.transport) == ("strip_high_bit", 1, None):
+        return _setter("binary_mangling", True)
+    return _setter("channel_mangling", mangling)
+
+
+def node_switch(kind: str, params: dict[str, Any], seed: int = 0) -> Switch | None:
+    """For a node-level fault: a function that sets it on NodeFaults and returns its undo."""
+    if kind in ("reset", "corrupt_binary") and params["level"] == "ssh":
+        return _ssh_switch(kind, params, seed)
     table: dict[str, tuple[str, Any]] = {
         "auth_refused": ("auth_refused", True),
         "host_key_changed": ("host_key_changed", True),
@@ -256,7 +257,7 @@ def node_switch(
         "http_hang": ("http_mode", "hang"),
     }
     if kind in table:
-        return setter(*table[kind])
+        return _setter(*table[kind])
     return None
 
 
