@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def readme_example() -> str:
+    section = README.read_text().split("### In Python tests", 1)[1]
+    match = re.search(r"```python\n(.*?)```", section, re.S)
+    assert match is not None
+    return "import pytest\n\n" + match.group(1)
+
 
 USER_TESTS = """
 import pytest
@@ -48,6 +59,7 @@ def test_fixtures_share_one_cluster_per_module_and_clear_faults_between_tests(
     tmp_path: Path,
 ) -> None:
     (tmp_path / "test_user.py").write_text(USER_TESTS)
+    (tmp_path / "test_readme_example.py").write_text(readme_example())
     run = subprocess.run(
         [
             sys.executable,
@@ -60,7 +72,7 @@ def test_fixtures_share_one_cluster_per_module_and_clear_faults_between_tests(
             "7",
             "-o",
             "asyncio_mode=auto",
-            str(tmp_path / "test_user.py"),
+            str(tmp_path),
         ],
         cwd=tmp_path,
         capture_output=True,
@@ -68,4 +80,4 @@ def test_fixtures_share_one_cluster_per_module_and_clear_faults_between_tests(
         timeout=300,
     )
     assert run.returncode == 0, run.stdout + run.stderr
-    assert "4 passed" in run.stdout
+    assert "5 passed" in run.stdout
