@@ -214,3 +214,21 @@ def test_readme_fault_keys_are_the_loaders() -> None:
         load_scenario(
             "ok.yaml", HEAD + f"steps:\n  - fault: {{kind: reset, node: node-1, {key}: {value}}}\n"
         )
+
+
+@pytest.mark.parametrize(
+    ("step", "message"),
+    [
+        (
+            "  - tranfer: {node: node-1, path: a}\n",
+            "steps[0]: unknown step 'tranfer' (steps: fault,",
+        ),
+        (
+            "  - transfer: {node: node-1, path: a}\n    expect: {success: true}\n",
+            "steps[0]: a step has exactly one key, the step kind; found transfer, expect",
+        ),
+        ("  - advance\n", "steps[0]: a step is a mapping with one key, got 'advance'"),
+    ],
+)
+def test_a_step_that_is_not_one_known_key_says_what_a_step_is(step: str, message: str) -> None:
+    assert message in errors_of("steps:\n" + step)

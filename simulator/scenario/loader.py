@@ -17,7 +17,7 @@ from netfault.engine.errors import ConfigError
 from netfault.engine.yamlsrc import Located, load_located
 from netfault.simulator.scenario.model import Scenario, Where
 from netfault.simulator.scenario.scenario_file import ClusterModel, FaultLibrary, ScenarioFile
-from netfault.simulator.scenario.steps import StepModel
+from netfault.simulator.scenario.steps import STEP_KINDS, StepModel
 from netfault.simulator.scenario.steps.fault import FaultBase
 
 
@@ -102,6 +102,8 @@ def _config_error(root: Located, error: ErrorDetails) -> ConfigError:
 
 def _message(error: ErrorDetails) -> str:
     kind, loc = error["type"], error["loc"]
+    if kind == "unknown_step":
+        return _unknown_step(error["input"])
     if kind == "missing":
         return f"missing required key {loc[-1]!r}"
     if kind == "extra_forbidden":
@@ -131,6 +133,16 @@ _EXPECTED = {
     "bool_type": "true or false",
     "float_type": "a number",
 }
+
+
+def _unknown_step(value: Any) -> str:
+    known = ", ".join(STEP_KINDS)
+    if not isinstance(value, dict):
+        return f"a step is a mapping with one key, got {_shown(value)} (steps: {known})"
+    keys = [str(k) for k in value]
+    if len(keys) == 1:
+        return f"unknown step {keys[0]!r} (steps: {known})"
+    return f"a step has exactly one key, the step kind; found {', '.join(keys)} (steps: {known})"
 
 
 def _listed(expected: str) -> str:
