@@ -5,39 +5,26 @@
     # robust_*: rsync, then scp, then base64
 
 Push and pull take the same arguments (``local`` is the source of a push, the destination of
-a pull). The blocking functions run their own event loop; inside async code await the
-``transfer_async``. Every method verifies sha256 and renames atomically, like the engine's
-transports; a relative ``remote_path`` is relative to the login directory.
+a pull). The blocking functions run their own event loop; inside async code await
+``transfer_async``. Each call is one ``ClusterTransport.transfer_file`` over the methods (the
+engine's failover loop, sha256 check and atomic rename) and returns its ``TransferResult``.
+The host has no base path: a relative ``remote_path`` is relative to the login directory, an
+absolute one is used as given.
 """
 
 from __future__ import annotations
 
 import asyncio
-import shutil
-import time
-from collections.abc import Coroutine
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from netfault.engine.config import NodeConfig
-from netfault.engine.config import TransportConfig as EngineConfig
-from netfault.engine.errors import TransportError
-from netfault.engine.transports import remote as rc
+from netfault.engine.config import SCRIPT_METHODS, NodeConfig, TransportConfig
+from netfault.engine.results import TransferResult
+from netfault.engine.transport import ClusterTransport
 from netfault.engine.transports.base import Transport
 from netfault.engine.transports.base64 import Base64Transport
-from netfault.engine.transports.execpath import commit_remote
-from netfault.engine.transports.failures import Attempt, boundary, classify_stderr, mismatch
-from netfault.engine.transports.integrity import (
-    commit_local,
-    local_part,
-    remove_local,
-    sha256_file,
-)
-from netfault.engine.transports.rsync import RsyncTransport, local_arg, remote_spec, ssh_options
-from netfault.engine.transports.sshconn import SshEndpoint, run_text, ssh_connection
-
-METHODS = ("rsync", "scp", "base64")
+from netfault.engine.transports.rsync import RsyncTransport
+from netfault.engine.transports.scp import ScpTransport
 
 
 @dataclass(frozen=True)
@@ -49,7 +36,7 @@ class TransferConfig:
     known_hosts: Path | None = None
     connect_timeout: float = 30.0
     timeout: float = 180.0
-    methods: tuple[str, ...] = METHODS
+    methods: tuple[str, ...] = SCRIPT_METHODS
 
     def node(self, host: str, port: int) -> NodeConfig:
         return NodeConfig(
@@ -61,127 +48,12 @@ class TransferConfig:
             base_path="",
         )
 
-    def engine(self) -> EngineConfig:
-        return EngineConfig(connect_timeout=self.connect_timeout, operation_timeout=self.timeout)
+    def engine(self) -> TransportConfig:
+        return TransportConfig(connect_timeout=self.connect_timeout, operation_timeout=self.timeout)
 
 
-@dataclass
-class TransferResult:
-    success: bool
-    method: str | None
-    bytes_transferred: int = 0
-    duration_s: float = 0.0
-    error: str | None = None
-    errors: dict[str, str] = field(default_factory=dict)
-
-
-class ScpTransport(Transport):
-    """OpenSSH ``scp`` (SFTP mode) into the ``.nfpart`` name, then sha256 check and rename."""
-
-    name = "scp"
-
-    def available(self, node: NodeConfig) -> bool:
-        return shutil.which("scp") is not None
-
-    async def _scp(
-        self, endpoint: SshEndpoint, src: str, dst: str, attempt: Attempt, config: EngineConfig
-    ) -> None:
-        argv = ["scp", "-q", "-P", str(endpoint.port), *ssh_options(endpoint, config), src, dst]
-        proc = await asyncio.create_subprocess_exec(
-            *argv,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        try:
-            _, stderr = await proc.communicate()
-        finally:
-            if proc.returncode is None:
-                proc.kill()
-                await proc.wait()
-        if proc.returncode != 0:
-            raise classify_stderr(stderr.decode("utf-8", "replace"), attempt, "scp")
-
-    async def push(
-        self,
-        node: NodeConfig,
-        local_path: Path,
-        remote_path: str,
-        config: EngineConfig,
-        progress: Any = None,
-    ) -> int:
-        attempt, ep = Attempt(node, self.name, progress), SshEndpoint.direct(node)
-        final = rc.remote_path_for(node, remote_path)
-        tmp = rc.part_name(final)
-        with boundary(attempt):
-            async with (
-                asyncio.timeout(config.operation_timeout),
-                ssh_connection(ep, config, attempt) as conn,
-            ):
-                await run_text(conn, rc.cmd_prepare_push(final), attempt, "mkdir")
-                digest = await sha256_file(local_path)
-                await self._scp(ep, local_arg(local_path), _spec(ep, tmp), attempt, config)
-                await commit_remote(conn, tmp, final, digest, attempt)
-        size = (await asyncio.to_thread(local_path.stat)).st_size
-        attempt.advance(size)
-        return size
-
-    async def pull(
-        self,
-        node: NodeConfig,
-        remote_path: str,
-        local_path: Path,
-        config: EngineConfig,
-        progress: Any = None,
-    ) -> int:
-        attempt, ep = Attempt(node, self.name, progress), SshEndpoint.direct(node)
-        source, part = rc.remote_path_for(node, remote_path), local_part(local_path)
-        with boundary(attempt):
-            async with (
-                asyncio.timeout(config.operation_timeout),
-                ssh_connection(ep, config, attempt) as conn,
-            ):
-                want = rc.parse_sha(await run_text(conn, rc.cmd_sha(source), attempt, "sha"))
-                await self._scp(ep, _spec(ep, source), local_arg(part), attempt, config)
-            got = await sha256_file(part)
-            if got != want:
-                await remove_local(part)
-                raise mismatch(attempt, want, got)
-            size = (await asyncio.to_thread(part.stat)).st_size
-            await commit_local(part, local_path)
-        attempt.advance(size)
-        return size
-
-    async def probe(self, node: NodeConfig, config: EngineConfig) -> str:
-        return "scp is probed through ssh"
-
-
-def _spec(endpoint: SshEndpoint, path: str) -> str:
-    spec = remote_spec(endpoint, path)
-    return f"{endpoint.user}@{spec}" if endpoint.user else spec
-
-
-_TRANSPORTS: dict[str, type[Transport]] = {
-    "rsync": RsyncTransport,
-    "scp": ScpTransport,
-    "base64": Base64Transport,
-}
-
-
-async def _attempt(
-    method: str,
-    direction: str,
-    local: str | Path,
-    host: str,
-    port: int,
-    remote_path: str,
-    config: TransferConfig,
-) -> int:
-    transport = _TRANSPORTS[method]()
-    node, engine = config.node(host, port), config.engine()
-    if direction == "push":
-        return await transport.push(node, Path(local), remote_path, engine)
-    return await transport.pull(node, remote_path, Path(local), engine)
+def script_transports() -> dict[str, Transport]:
+    return {"rsync": RsyncTransport(), "scp": ScpTransport(), "base64": Base64Transport()}
 
 
 async def transfer_async(
@@ -193,49 +65,39 @@ async def transfer_async(
     config: TransferConfig | None = None,
     methods: tuple[str, ...] | None = None,
 ) -> TransferResult:
-    """Try each method in turn; the first that verifies wins."""
+    """Try each method in turn; the first whose copy verifies wins."""
     config = config or TransferConfig()
-    started = time.monotonic()
-    errors: dict[str, str] = {}
-    for method in methods or config.methods:
-        if not _TRANSPORTS[method]().available(config.node(host, port)):
-            errors[method] = "not installed"
-            continue
-        try:
-            moved = await _attempt(method, direction, local, host, port, remote_path, config)
-        except TransportError as exc:
-            errors[method] = str(exc)
-            continue
-        return TransferResult(True, method, moved, time.monotonic() - started, None, errors)
-    last = next(reversed(errors.values()), "no method available")
-    return TransferResult(False, None, 0, time.monotonic() - started, last, errors)
-
-
-def _run(coro: Coroutine[Any, Any, TransferResult]) -> TransferResult:
-    return asyncio.run(coro)
+    async with ClusterTransport(script_transports(), config=config.engine()) as ct:
+        return await ct.transfer_file(
+            local,
+            remote_path,
+            config.node(host, port),
+            direction,
+            transports=methods or config.methods,
+        )
 
 
 def base64_push(
     local: str | Path, host: str, port: int, remote_path: str, config: TransferConfig | None = None
 ) -> TransferResult:
     """``cat file | base64 | ssh host 'base64 -d > file'``, chunked and verified."""
-    return _run(transfer_async("push", local, host, port, remote_path, config, ("base64",)))
+    return asyncio.run(transfer_async("push", local, host, port, remote_path, config, ("base64",)))
 
 
 def base64_pull(
     local: str | Path, host: str, port: int, remote_path: str, config: TransferConfig | None = None
 ) -> TransferResult:
-    return _run(transfer_async("pull", local, host, port, remote_path, config, ("base64",)))
+    return asyncio.run(transfer_async("pull", local, host, port, remote_path, config, ("base64",)))
 
 
 def robust_push(
     local: str | Path, host: str, port: int, remote_path: str, config: TransferConfig | None = None
 ) -> TransferResult:
     """rsync, then scp, then base64: the first that arrives intact wins."""
-    return _run(transfer_async("push", local, host, port, remote_path, config))
+    return asyncio.run(transfer_async("push", local, host, port, remote_path, config))
 
 
 def robust_pull(
     local: str | Path, host: str, port: int, remote_path: str, config: TransferConfig | None = None
 ) -> TransferResult:
-    return _run(transfer_async("pull", local, host, port, remote_path, config))
+    return asyncio.run(transfer_async("pull", local, host, port, remote_path, config))

@@ -17,11 +17,13 @@ from typing import Any
 
 import pytest
 
-from netfault.engine.clock import ManualClock
-from netfault.engine.config import TransportConfig
-from netfault.engine.errors import ConfigError
-from netfault.engine.router import SyncRouter
-from netfault.engine.transport import ClusterTransport
+from netfault.engine import (
+    ClusterTransport,
+    ConfigError,
+    ManualClock,
+    SyncRouter,
+    TransportConfig,
+)
 from netfault.simulator.cluster.controller import FaultController
 from netfault.simulator.cluster.local import LocalCluster
 from netfault.simulator.cluster.spec import NodeSpec

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from netfault.engine import ConfigError
 from netfault.simulator.scenario.loader import load_scenario
 from netfault.simulator.scenario.presets import effective_config
 from netfault.simulator.scenario.runner import run_scenario
@@ -75,3 +76,39 @@ async def test_large_file_scenario_needs_its_large_preset(preset: str, passes: b
     assert result.passed is passes, result.report()
     if not passes:
         assert "operation exceeded 2.0s" in result.report()
+
+
+def test_race_delay_follows_the_precedence_and_off_means_sequential() -> None:
+    scenario = load_scenario(
+        "race.yaml",
+        "name: r\ncluster: {nodes: 1, config: {race_delay: off, route_cooldown: 30s}}\n"
+        "steps:\n"
+        "  - transfer: {node: node-1, path: a}\n"
+        "  - transfer: {node: node-1, path: a, config: {race_delay: 100ms}}\n"
+        "  - transfer: {node: node-1, path: a, preset: quick}\n",
+    )
+    spec = scenario.cluster
+    assert spec.config.route_cooldown == 30.0
+    assert spec.config.overrides() == {"race_delay": None}  # route_cooldown is no timeout
+    delays = []
+    for step in scenario.steps:
+        assert isinstance(step, TransferStep)
+        args = step.transfer
+        config = effective_config(
+            spec.preset, spec.config.overrides(), args.preset, args.config.overrides()
+        )
+        delays.append(config.race_delay)
+    assert delays == [None, 0.1, 0.5]
+
+
+def test_route_cooldown_is_set_on_the_cluster_only() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_scenario(
+            "cool.yaml",
+            "name: c\ncluster: {nodes: 1}\nsteps:\n"
+            "  - transfer: {node: node-1, path: a, config: {route_cooldown: 5s}}\n",
+        )
+    assert str(caught.value) == (
+        "cool.yaml:4: steps[0].transfer.config.route_cooldown: unknown key (known: "
+        "connect_timeout, operation_timeout, http_timeout, integrity_retries, race_delay)"
+    )

@@ -129,7 +129,7 @@ async def test_fault_set_member_scoped_to_operations_expires_alone(tmp_path: Pat
     )
     text = (
         "name: set-scope\nseed: 3\nuse: [faults/lib.yaml]\n"
-        "cluster: {nodes: [{name: node-1}]}\n"
+        "cluster: {nodes: [{name: node-1}], config: {route_cooldown: 0s}}\n"  # no route memory
         "steps:\n"
         "  - faults: {set: flaky-tailscale, node: node-1, as: flaky}\n"
         "  - transfer: {node: node-1, path: a.bin, size: 4KiB,"

@@ -5,8 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from netfault.engine.router import SyncRouter
-from netfault.engine.transport import ClusterTransport
+from netfault.engine import ClusterTransport, NetfaultError, SyncRouter
 from netfault.simulator.scenario import vocab
 from netfault.simulator.scenario.checks import stats_mismatch
 
@@ -21,7 +20,17 @@ def test_every_error_kind_the_engine_writes_is_in_the_vocabulary() -> None:
         written |= set(re.findall(r'error_kind="(\w+)"', text))
         written |= set(re.findall(r'Attempt\([^)]*?, "(\w+)",', text))
     assert written
-    assert written <= set(vocab.error_kinds())
+    # the base class's kind is never written: every error is classified to a specific kind
+    assert written - {NetfaultError.kind} <= set(vocab.error_kinds())
+
+
+def test_request_and_race_kinds_are_in_the_vocabulary() -> None:
+    assert {"not_found", "bad_remote_path", "cancelled", "http_5xx"} <= set(vocab.error_kinds())
+    assert "error" not in vocab.error_kinds()
+
+
+def test_route_and_race_events_are_in_the_vocabulary() -> None:
+    assert {"ROUTE_DEMOTED", "ROUTE_RESTORED", "ATTEMPT_CANCELLED"} <= set(vocab.EVENT_TYPES)
 
 
 def test_alert_names_are_the_routers_metrics() -> None:

@@ -1,9 +1,11 @@
-"""The base64 transport: text-safe chunks over an SSH exec channel, memory bounded.
+"""The base64 transport: text-safe bytes over SSH, for channels that mangle binary data.
 
-Push encodes 768 KiB chunks locally and streams them to ``base64 -d >> .<name>.nfpart``;
-pull reads ``tail -c +N file | base64`` and decodes as it arrives, ignoring the CR/LF a
-text-mangling channel adds. Only one chunk per direction is in memory at a time; resume
-works from any byte offset of the partial.
+By default (OpenSSH's ``ssh`` installed, see ``sshpipe``) a push pipes the file through the
+local ``base64`` into ``ssh node 'base64 -d >> .<name>.nfpart'``, and a pull pipes
+``tail -c +N file | base64`` through ``ssh`` into ``base64 --decode --ignore-garbage``
+(which drops the CRs a text-mangling channel adds). Without the ``ssh`` binary the same
+streams run over an asyncssh exec channel, encoded and decoded here in 768 KiB chunks.
+Resume works from any byte offset of the partial.
 """
 
 from __future__ import annotations

@@ -6,9 +6,9 @@ command renames the partial only if its sha256 equals the local file's. Pull: ``
 ``sha256sum`` before ``os.replace``. Either way an interrupted transfer leaves its partial
 for the next attempt, which reuses it only after the prefix sha256 of both sides match.
 
-The bulk bytes go through OpenSSH's ``ssh`` binary when it is installed (``sshpipe``: about
-twice asyncssh's client throughput here); the control steps stay on one asyncssh connection.
-Remote hashing prefers ``openssl dgst`` (7x coreutils' sha256sum here, see ``remote.SHA256``).
+The bulk bytes go through OpenSSH's ``ssh`` binary when it is installed (``sshpipe``, the
+default); the control steps stay on one asyncssh connection. Remote hashing prefers
+``openssl dgst`` over coreutils' sha256sum (see ``remote.SHA256``).
 """
 
 from __future__ import annotations
@@ -22,10 +22,11 @@ from pathlib import Path
 import asyncssh
 
 from netfault.engine.config import NodeConfig, TransportConfig
-from netfault.engine.errors import IntegrityError, RemoteStorageError, TransportError
+from netfault.engine.errors import AttemptError, IntegrityError, RemoteStorageError, TransportError
 from netfault.engine.transports import remote as rc
 from netfault.engine.transports import sshpipe
-from netfault.engine.transports.base import Progress, Transport
+from netfault.engine.transports.base import Direction, Progress, Transport, TransportConnection
+from netfault.engine.transports.execconn import open_exec
 from netfault.engine.transports.failures import (
     Attempt,
     boundary,
@@ -40,7 +41,6 @@ from netfault.engine.transports.integrity import (
     Hasher,
     hash_prefix,
     local_partial_size,
-    receiving,
 )
 from netfault.engine.transports.sshconn import PIPE_CHUNK, SshEndpoint, run_text, ssh_connection
 
@@ -67,6 +67,7 @@ class ExecTransport(Transport):
 
     name = "ssh"
     codec = Codec()
+    connects_first = True  # connect() is its own phase: failover races it across routes
     # Move the bulk bytes through OpenSSH's ssh binary when it is installed (see sshpipe);
     # False keeps them on the asyncssh connection.
     openssh = True
@@ -83,16 +84,29 @@ class ExecTransport(Transport):
         progress: Progress | None = None,
     ) -> int:
         """Upload; return the bytes this attempt sent (less than the size when it resumed)."""
-        attempt = Attempt(node, self.name, progress)
-        final = rc.remote_path_for(node, remote_path)
-        with boundary(attempt):
-            attempt.total = (await asyncio.to_thread(local_path.stat)).st_size
-            async with (
-                asyncio.timeout(config.operation_timeout),
-                ssh_connection(self.endpoint(node), config, attempt) as conn,
-            ):
-                await self._push(conn, local_path, final, attempt, config)
-        return attempt.sent
+        way = Direction.PUSH
+        return await self._connected(way, node, local_path, remote_path, config, progress)
+
+    async def connect(
+        self, node: NodeConfig, config: TransportConfig, progress: Progress | None = None
+    ) -> TransportConnection:
+        """Open and authenticate the SSH connection a transfer then runs on."""
+        return await open_exec(self, node, config, progress)
+
+    async def _connected(
+        self,
+        direction: Direction,
+        node: NodeConfig,
+        local_path: Path,
+        remote_path: str,
+        config: TransportConfig,
+        progress: Progress | None,
+    ) -> int:
+        connection = await self.connect(node, config, progress)
+        try:
+            return await connection.transfer(direction, local_path, remote_path, config)
+        finally:
+            await connection.close()
 
     def _native(self, attempt: Attempt) -> SshEndpoint | None:
         """The endpoint for the OpenSSH data path, or None to stream over asyncssh."""
@@ -166,16 +180,8 @@ class ExecTransport(Transport):
         progress: Progress | None = None,
     ) -> int:
         """Download; return the bytes this attempt received (less when it resumed)."""
-        attempt = Attempt(node, self.name, progress)
-        source = rc.remote_path_for(node, remote_path)
-        with boundary(attempt):
-            async with (
-                receiving(local_path) as part,
-                asyncio.timeout(config.operation_timeout),
-                ssh_connection(self.endpoint(node), config, attempt) as conn,
-            ):
-                await self._pull(conn, source, part, attempt, config)
-        return attempt.sent
+        way = Direction.PULL
+        return await self._connected(way, node, local_path, remote_path, config, progress)
 
     async def _pull(
         self,
@@ -312,7 +318,7 @@ async def _drain_stdout(
 
 async def _remote_failure(
     proc: asyncssh.SSHClientProcess[bytes], exc: Exception, attempt: Attempt, what: str
-) -> TransportError:
+) -> AttemptError:
     """Why the remote command stopped reading: its stderr if it said, else the channel error."""
     try:
         async with asyncio.timeout(2.0):
@@ -334,7 +340,7 @@ async def _quietly_remove(conn: asyncssh.SSHClientConnection, path: str) -> None
 
 def _exit_error(
     result: asyncssh.SSHCompletedProcess, attempt: Attempt, what: str
-) -> TransportError:
+) -> AttemptError:
     stderr = _text(result.stderr).strip()
     return exit_error(stderr, result.exit_status, attempt, what)
 

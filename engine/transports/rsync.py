@@ -22,11 +22,11 @@ from pathlib import Path
 import asyncssh
 
 from netfault.engine.config import NodeConfig, TransportConfig
-from netfault.engine.errors import RemoteStorageError, TransportError
+from netfault.engine.errors import RemoteStorageError
 from netfault.engine.transports import remote as rc
 from netfault.engine.transports.base import Progress, Transport
 from netfault.engine.transports.execpath import commit_remote, remote_resume_point
-from netfault.engine.transports.failures import Attempt, boundary, classify_stderr, mismatch
+from netfault.engine.transports.failures import Attempt, boundary, mismatch, rsync_error
 from netfault.engine.transports.integrity import (
     Hasher,
     hash_prefix,
@@ -225,7 +225,7 @@ class RsyncTransport(Transport):
                     proc.kill()
                 await proc.wait()
         if code != 0:
-            raise _rsync_error(code, stderr.decode("utf-8", "replace"), attempt)
+            raise rsync_error(code, stderr.decode("utf-8", "replace"), attempt)
 
 
 async def _follow_progress(stream: asyncio.StreamReader, attempt: Attempt, start: int) -> None:
@@ -243,14 +243,3 @@ def _mode(offset: int) -> list[str]:
     """A fresh copy goes whole (no delta search) straight into the partial name; a resume
     appends to the partial after rsync re-checks the part it keeps."""
     return ["--partial", "--append-verify"] if offset else ["--whole-file", "--inplace"]
-
-
-def _rsync_error(code: int, stderr: str, attempt: Attempt) -> TransportError:
-    error = classify_stderr(stderr or f"rsync exit status {code}", attempt, f"rsync exit {code}")
-    if type(error) is not TransportError:
-        return error
-    if code == 30:
-        return classify_stderr("timed out: " + stderr, attempt, "rsync")
-    if code in (12, 20, 35, 255):
-        return classify_stderr("connection closed by remote: " + stderr, attempt, "rsync")
-    return error

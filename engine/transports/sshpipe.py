@@ -1,8 +1,8 @@
 """The exec transports' bulk data path through OpenSSH's ``ssh`` binary (and coreutils base64).
 
-Profiled here (2 cores, asyncssh node): asyncssh's client spent ~1.5 s of CPU per 256 MiB
-packetising and encrypting in Python, CPU taken from the node on the same host, and pushes ran
-at half of ``cat f | ssh node 'cat > f'``. So the bytes go the baseline's way: ``ssh`` reads the
+asyncssh's client packetises and encrypts in Python, on CPU the node on the same host needs
+(``bench/transfer.py`` compares both paths with ``cat f | ssh node 'cat > f'``). So the bytes
+go the baseline's way: ``ssh`` reads the
 local file (or a local ``base64`` pipe) straight from a descriptor and writes a pull straight
 into the ``.nfpart`` file. No byte passes through an asyncio pipe transport (the platform notes'
 truncation trap): child processes are joined by plain ``os.pipe`` descriptors.
@@ -25,7 +25,7 @@ from collections.abc import Awaitable, Sequence
 from pathlib import Path
 
 from netfault.engine.config import TransportConfig
-from netfault.engine.errors import IntegrityError, TransportError
+from netfault.engine.errors import AttemptError, IntegrityError, TransportError
 from netfault.engine.transports.failures import Attempt, classify_stderr, exit_error
 from netfault.engine.transports.integrity import Hasher
 from netfault.engine.transports.sshconn import SshEndpoint, ssh_command
@@ -177,7 +177,7 @@ def _forget(future: asyncio.Future[int]) -> None:
     future.add_done_callback(lambda f: f.cancelled() or f.exception())
 
 
-def _ssh_failure(status: int, stderr: str, attempt: Attempt, what: str) -> TransportError:
+def _ssh_failure(status: int, stderr: str, attempt: Attempt, what: str) -> AttemptError:
     if status != SSH_ERROR_EXIT:
         return exit_error(stderr.strip(), status, attempt, what)
     error = classify_stderr(stderr or "ssh exit status 255", attempt, f"ssh {what}")

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from netfault.engine.config import NodeConfig
+from netfault.engine import NodeConfig
 from netfault.simulator.cluster.addresses import AddressPlan
 from netfault.simulator.cluster.controller import FaultController
 from netfault.simulator.cluster.loop_thread import LoopThread

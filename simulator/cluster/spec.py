@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, Self
 
-from netfault.engine.config import NodeConfig, TransportSpec
+from netfault.engine import NodeConfig, TransportSpec
 from netfault.simulator.cluster.controller import FaultController
 
 SERVICES = ("ssh", "http", "p2p")

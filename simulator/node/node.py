@@ -29,7 +29,7 @@ from netfault.simulator.node.ssh_server import NodeSSHServer
 if TYPE_CHECKING:
     import asyncssh
 
-    from netfault.engine.config import NodeConfig
+    from netfault.engine import NodeConfig
 
 DEFAULT_BASE_PATH = "data"
 
@@ -179,7 +179,7 @@ class FakeNode:
     def node_config(self, **overrides: object) -> NodeConfig:
         """A NodeConfig reaching this node directly; ``overrides`` replace fields."""
         # Imported here so the simulator's servers start even while the engine is broken.
-        from netfault.engine.config import NodeConfig
+        from netfault.engine import NodeConfig
 
         config = NodeConfig(
             hostname=self.host,

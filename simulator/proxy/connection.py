@@ -59,7 +59,10 @@ class Endpoint(asyncio.BufferedProtocol):
             self.outbound.set_dst_paused(False)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.conn.close()
+        # Closed or reset by its peer: the other side is closed after what this one sent
+        # (which may still wait for the upstream connection or a toxic) has been written.
+        if self.inbound is not None and not self.conn.closed:
+            self.inbound.feed_close()
 
 
 class Connection:

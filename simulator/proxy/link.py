@@ -146,11 +146,28 @@ class Link:
         for act in self._toxics:
             if act.active:
                 when = act.spec.toxic.eof_time(when, self, act.state)
-        if not self._pending and when <= self._loop.time():
-            self._write_eof()
+        self._feed_end(Kind.EOF, when)
+
+    def feed_close(self) -> None:
+        """The source socket is gone: close the connection once what it sent is written."""
+        self._feed_end(Kind.CLOSE, self._loop.time())
+
+    def _feed_end(self, kind: Kind, when: float) -> None:
+        # An end marker waits behind queued bytes and for the destination socket to exist
+        # (an EOF may arrive before the upstream connection does).
+        if self._pending:
+            when = max(when, self._pending[-1].t)
+        elif when <= self._loop.time() and self.dst.transport is not None:
+            self._end(kind)
             return
-        self._pending.append(Chunk(b"", when, Kind.EOF))
+        self._pending.append(Chunk(b"", when, kind))
         self.flush()
+
+    def _end(self, kind: Kind) -> None:
+        if kind is Kind.EOF:
+            self._write_eof()
+        else:
+            self._conn.close()
 
     # --- data to the destination ---------------------------------------------------------
     def flush(self) -> None:
@@ -172,7 +189,8 @@ class Link:
             else:
                 self._conn.close()
                 return
-        self.sync_reading()
+        if not self._conn.closed:
+            self.sync_reading()
 
     def _arm(self, when: float) -> None:
         if self._timer is not None and self._timer_when == when:
@@ -199,7 +217,13 @@ class Link:
         self.finished = True
         transport = self.dst.transport
         if transport is not None and not transport.is_closing() and transport.can_write_eof():
-            transport.write_eof()
+            try:
+                transport.write_eof()
+            except OSError:
+                # Reset by its peer while nothing read it (ENOTCONN): a lost socket, handled
+                # by connection_lost as on an event loop that reports this asynchronously.
+                transport.abort()
+                return
         self._conn.link_finished()
 
     # --- flow control ------------------------------------------------------------------

@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from netfault.engine.events import Event, EventType
-from netfault.engine.router import SyncRouter
-from netfault.engine.transport import ClusterTransport
-from netfault.engine.transports.remote import part_name
+from netfault.engine import ClusterTransport, Event, EventType, SyncRouter, part_name
 from netfault.simulator.cluster.spec import Cluster
 from netfault.simulator.node.paths import partial_path
 
@@ -127,7 +124,7 @@ def alerts_seen(events: list[Event]) -> set[str]:
     return {e.outcome for e in events if e.type is EventType.ALERT and e.outcome}
 
 
-def stats_mismatch(expected: dict[str, Any], stats: dict[str, Any]) -> str | None:
+def stats_mismatch(expected: dict[str, Any], stats: Mapping[str, Any]) -> str | None:
     """Router stats compared to a subset; ``alerts`` compared by name, like ``expect.alerts``."""
     rest = {k: v for k, v in expected.items() if k != "alerts"}
     if "alerts" in expected:

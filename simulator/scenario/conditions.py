@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from pydantic import BeforeValidator, Field, PrivateAttr, model_validator
 from pydantic_core import PydanticCustomError
 
-from netfault.engine.events import Event, EventType
+from netfault.engine import Event, EventType
 from netfault.simulator.scenario.checks import (
     World,
     disabled_mismatch,

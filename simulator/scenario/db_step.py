@@ -9,7 +9,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from netfault.engine.sync_sqlite import SQLiteSyncManager
+from netfault.engine import SQLiteSyncManager
 from netfault.simulator.scenario.checks import World
 
 TABLE = "records"

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -82,6 +82,28 @@ Duration = Annotated[
         }
     ),
 ]
+OFF = "off"
+
+
+def _delay_or_off(value: object) -> float | str:
+    """A duration, or ``off`` (which YAML reads as false when bare)."""
+    return OFF if value is False or value == OFF else parse_duration(value)
+
+
+RaceDelay = Annotated[
+    float | Literal["off"],
+    BeforeValidator(_parsed(_delay_or_off)),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "number", "minimum": 0},
+                {"type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*(ms|s|m|h)?\s*$"},
+                {"enum": [OFF, False]},
+            ],
+            "description": "a duration (250ms, 1s), or off for strictly sequential failover",
+        }
+    ),
+]
 Size = Annotated[
     int,
     BeforeValidator(_parsed(parse_size)),
@@ -113,6 +135,7 @@ __all__ = [
     "NodeOrAll",
     "Positive",
     "Preset",
+    "RaceDelay",
     "RouteName",
     "Size",
     "Text",

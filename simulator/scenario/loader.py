@@ -13,8 +13,7 @@ from typing import Any
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
-from netfault.engine.errors import ConfigError
-from netfault.engine.yamlsrc import Located, load_located
+from netfault.engine import ConfigError, Located, load_located
 from netfault.simulator.scenario.model import Scenario, Where
 from netfault.simulator.scenario.scenario_file import ClusterModel, FaultLibrary, ScenarioFile
 from netfault.simulator.scenario.steps import STEP_KINDS, StepModel

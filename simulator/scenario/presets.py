@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import replace
 
-from netfault.engine.config import TransportConfig
+from netfault.engine import TransportConfig
 
 BUILT_IN = "scenario"
 SCENARIO_CONFIG = TransportConfig(connect_timeout=3.0, operation_timeout=15.0, http_timeout=3.0)
@@ -21,10 +21,17 @@ PRESETS: dict[str, TransportConfig] = {
     "large": TransportConfig.for_large_transfers(),
     "default": TransportConfig(),
 }
-# The fields a scenario may set in ``config:`` (durations in seconds, and retries).
-CONFIG_FIELDS = ("connect_timeout", "operation_timeout", "http_timeout", "integrity_retries")
+# The fields a scenario may set in ``config:`` (durations in seconds, retries, and the race
+# delay, None for no racing).
+CONFIG_FIELDS = (
+    "connect_timeout",
+    "operation_timeout",
+    "http_timeout",
+    "integrity_retries",
+    "race_delay",
+)
 
-Overrides = Mapping[str, float]
+Overrides = Mapping[str, float | None]
 
 
 def effective_config(
@@ -42,5 +49,8 @@ def effective_config(
 
 
 def _changed(config: TransportConfig, overrides: Overrides) -> TransportConfig:
-    values = {k: int(v) if k == "integrity_retries" else float(v) for k, v in overrides.items()}
+    values = {
+        k: v if v is None else int(v) if k == "integrity_retries" else float(v)
+        for k, v in overrides.items()
+    }
     return replace(config, **values)  # type: ignore[arg-type]

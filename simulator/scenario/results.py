@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from netfault.engine.events import Event
+from netfault.engine import Event
 from netfault.simulator.scenario.model import Scenario, Where
 from netfault.simulator.scenario.trace import FaultEvent
 
@@ -69,7 +69,7 @@ class ScenarioResult:
             "BREAKER_TRANSITION",
             "NODE_DISABLED",
             "NODE_REENABLED",
-            "SYNC_RETRY_REQUESTED",
+            "SYNC_STALLED",
             "OPERATION_FAILED",
             "ALERT",
         }

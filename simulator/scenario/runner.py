@@ -13,12 +13,17 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from netfault.engine.clock import ManualClock
-from netfault.engine.config import NodeConfig, TransportSpec
-from netfault.engine.events import EventBus, EventRecorder
-from netfault.engine.router import TRANSPORT_ESCALATION_ORDER, SyncRouter
-from netfault.engine.thresholds import Thresholds
-from netfault.engine.transport import ClusterTransport
+from netfault.engine import (
+    TRANSPORT_ESCALATION_ORDER,
+    ClusterTransport,
+    EventBus,
+    EventRecorder,
+    ManualClock,
+    NodeConfig,
+    SyncRouter,
+    Thresholds,
+    TransportSpec,
+)
 from netfault.simulator.cluster.local import LocalCluster
 from netfault.simulator.cluster.spec import Cluster, NodeSpec
 from netfault.simulator.scenario.checks import World
@@ -74,12 +79,14 @@ class ScenarioRunner:
         recorder = EventRecorder()
         bus = EventBus(clock)
         bus.subscribe(recorder)
+        cooldown = spec.config.route_cooldown
         thresholds = Thresholds(
             breaker_failure_threshold=spec.breaker.failure_threshold,
             breaker_recovery_timeout=spec.breaker.recovery_timeout,
             breaker_half_open_max_wait=spec.breaker.half_open_max_wait,
             sync_failover_threshold=spec.router.failover_threshold,
             sync_backup_transport=spec.router.backup_transport,
+            route_cooldown=Thresholds.route_cooldown if cooldown is None else cooldown,
         )
         transport = ClusterTransport(
             clock=clock,

@@ -80,6 +80,15 @@ class RouterSettings(ScenarioModel):
     escalation_order: list[Transport] | None = None
 
 
+class ClusterConfig(Timeouts):
+    """The cluster's ``config:``: every operation's timeouts, and the engine-wide route
+    cooldown (a step cannot change it: route memory outlives one operation)."""
+
+    route_cooldown: Duration | None = Field(
+        default=None, description="how long a route that failed to connect is tried last"
+    )
+
+
 class ClusterModel(ScenarioModel):
     """The fake cluster: nodes (a count or a list), and the engine's settings on it."""
 
@@ -89,7 +98,7 @@ class ClusterModel(ScenarioModel):
         Field(min_length=1, description="a count (node-1, node-2, ...) or a list of nodes"),
     ]
     preset: Preset | None = None
-    config: Timeouts = Timeouts()
+    config: ClusterConfig = ClusterConfig()
     breaker: BreakerSettings = BreakerSettings()
     router: RouterSettings = RouterSettings()
 

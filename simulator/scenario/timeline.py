@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from xml.sax.saxutils import escape
 
-from netfault.engine.events import Event
+from netfault.engine import Event
 from netfault.simulator.scenario.report import xml_safe
 from netfault.simulator.scenario.results import ScenarioResult
 

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from netfault.engine.events import Event
+from netfault.engine import Event
 
 DECISION_FIELDS = ("kind", "fault", "node", "t", "seq")
 

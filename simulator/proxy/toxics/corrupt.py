@@ -13,6 +13,7 @@ seed reproduces the same damage whatever the chunking or timing.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 from netfault.simulator.proxy import rng
@@ -22,35 +23,38 @@ BLOCK = 4096
 _STRIP = bytes(b & 0x7F for b in range(256))
 
 
-class CorruptToxic(Toxic):
+@dataclass(frozen=True, slots=True)
+class CorruptAttributes:
+    probability: float = 0.0
+    rewrite: dict[str, int] = field(default_factory=dict)
+    strip_high_bit: bool = False
+    lf_to_crlf: bool = False
+
+
+class CorruptToxic(Toxic[CorruptAttributes]):
     type_name: ClassVar[str] = "corrupt"
     go_name: ClassVar[str] = "CorruptToxic"
-    fields: ClassVar[dict[str, str]] = {
-        "probability": "float",
-        "rewrite": "map",
-        "strip_high_bit": "bool",
-        "lf_to_crlf": "bool",
-    }
+    Attributes: ClassVar[type[CorruptAttributes]] = CorruptAttributes
 
     def transform(self, chunk: Chunk, ctx: LinkContext, st: ToxicState) -> list[Chunk]:
         start = st.offset
         data = bytearray(chunk.data)
         end = start + len(data)
-        rewrite: dict[str, int] = self.attrs["rewrite"]
+        rewrite: dict[str, int] = self.attrs.rewrite
         for key, value in rewrite.items():
             offset = int(key)
             if start <= offset < end:
                 data[offset - start] = value
-        probability = float(self.attrs["probability"])
+        probability = self.attrs.probability
         if probability > 0:
             for block in range(start // BLOCK, (end - 1) // BLOCK + 1 if data else 0):
                 for pos, bit in _flips(ctx, st.name, block, probability):
                     if start <= pos < end:
                         data[pos - start] ^= 1 << bit
         out = bytes(data)
-        if self.attrs["strip_high_bit"]:
+        if self.attrs.strip_high_bit:
             out = out.translate(_STRIP)
-        if self.attrs["lf_to_crlf"]:
+        if self.attrs.lf_to_crlf:
             out = out.replace(b"\n", b"\r\n")
         chunk.data = out
         return [chunk]

@@ -5,19 +5,25 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import ClassVar
 
 from netfault.simulator.proxy.toxics.base import Chunk, LinkContext, Toxic, ToxicState
 
 
-class TimeoutToxic(Toxic):
+@dataclass(frozen=True, slots=True)
+class TimeoutAttributes:
+    timeout: int = 0  # ms; 0 never closes
+
+
+class TimeoutToxic(Toxic[TimeoutAttributes]):
     type_name: ClassVar[str] = "timeout"
     go_name: ClassVar[str] = "TimeoutToxic"
-    fields: ClassVar[dict[str, str]] = {"timeout": "int"}
+    Attributes: ClassVar[type[TimeoutAttributes]] = TimeoutAttributes
 
     def start(self, ctx: LinkContext, st: ToxicState) -> None:
         st.cancel_timer()
-        timeout = int(self.attrs["timeout"])
+        timeout = self.attrs.timeout
         if timeout > 0:
             st.timer = ctx.call_at(ctx.now() + timeout / 1000.0, ctx.close)
 

@@ -16,8 +16,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from pydantic import PrivateAttr
 
-from netfault.engine.clock import ManualClock
-from netfault.engine.config import TransportConfig
+from netfault.engine import ManualClock, TransportConfig
 from netfault.simulator.cluster.controller import AppliedFault
 from netfault.simulator.scenario.checks import World
 from netfault.simulator.scenario.db_step import DbSync

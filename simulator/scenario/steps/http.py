@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
-from netfault.engine.results import HttpResult
+from netfault.engine import HttpResult
 from netfault.simulator.scenario.fields import NodeName, Preset, Text
 from netfault.simulator.scenario.steps.base import StepContext
 from netfault.simulator.scenario.steps.expect import HttpExpect, OperationExpect, Timeouts

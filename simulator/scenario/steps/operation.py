@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import posixpath
 
-from netfault.engine.results import HttpResult, TransferResult
+from netfault.engine import HttpResult, TransferResult
 from netfault.simulator.scenario.steps.base import StepContext, StepModel
 from netfault.simulator.scenario.steps.expect import OperationExpect, summarize
 

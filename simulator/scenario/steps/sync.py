@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from typing import ClassVar
 
-from netfault.engine.results import TransferResult
+from netfault.engine import TransferResult
 from netfault.simulator.scenario.fields import NodeName, Preset, Size, Text, Transport
 from netfault.simulator.scenario.steps.base import StepContext
 from netfault.simulator.scenario.steps.expect import OperationExpect, Timeouts, payload

@@ -6,7 +6,7 @@ import hashlib
 from pathlib import Path
 from typing import ClassVar, Literal
 
-from netfault.engine.results import TransferResult
+from netfault.engine import TransferResult
 from netfault.simulator.scenario.fields import NodeName, Preset, Size, Text, Transport
 from netfault.simulator.scenario.steps.base import StepContext, StepFailed
 from netfault.simulator.scenario.steps.expect import OperationExpect, Timeouts, payload
