@@ -232,3 +232,27 @@ def test_readme_fault_keys_are_the_loaders() -> None:
 )
 def test_a_step_that_is_not_one_known_key_says_what_a_step_is(step: str, message: str) -> None:
     assert message in errors_of("steps:\n" + step)
+
+
+def test_a_path_that_escapes_the_nodes_base_path_fails_to_load() -> None:
+    text = (
+        "steps:\n"
+        "  - transfer: {node: node-1, path: ../../../../tmp/x.bin}\n"  # line 6
+        "  - sync: {node: node-2, path: /etc/hostname}\n"  # line 7
+        "  - wait_for: {file: {node: node-1, path: a/../../b}, within: 5s}\n"  # line 8
+        "  - transfer: {node: node-1, path: models/./a/../b.bin}\n"  # line 9: stays inside
+        "expect:\n"
+        "  files: {node-1: [ok/x.bin, /tmp/y]}\n"  # line 11
+    )
+    with pytest.raises(ScenarioErrors) as info:
+        load_scenario("typo.yaml", HEAD + text)
+    assert str(info.value).splitlines() == [
+        "typo.yaml:6: steps[0].transfer.path: remote path '../../../../tmp/x.bin' on node-1 "
+        "leaves the node's base_path 'data'",
+        "typo.yaml:7: steps[1].sync.path: remote path '/etc/hostname' on node-2 is absolute; "
+        "give it relative to the node's base_path 'data'",
+        "typo.yaml:8: steps[2].wait_for.file.path: remote path 'a/../../b' on node-1 "
+        "leaves the node's base_path 'data'",
+        "typo.yaml:11: expect.files.node-1[1]: remote path '/tmp/y' on the node is absolute; "
+        "give it relative to the node's base_path 'data'",
+    ]

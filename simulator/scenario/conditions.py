@@ -26,6 +26,7 @@ from netfault.simulator.scenario.fields import (
     ErrorKind,
     NodeName,
     NodeOrAll,
+    RemotePath,
     Text,
     Transport,
 )
@@ -86,7 +87,7 @@ class BreakerFields(ScenarioModel):
 
 class FileFields(ScenarioModel):
     node: NodeName
-    path: Text
+    path: RemotePath
 
 
 class StatsFields(ScenarioModel):

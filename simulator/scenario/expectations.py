@@ -17,6 +17,7 @@ from netfault.simulator.scenario.fields import (
     AlertName,
     BreakerStateName,
     NodeName,
+    RemotePath,
     Text,
     Transport,
 )
@@ -35,7 +36,7 @@ class ScenarioExpect(ScenarioModel):
     disabled: dict[NodeName, Literal[False] | DisabledDetail] = {}
     events: list[EventSpec] | None = None
     no_events: list[EventSpec] = []
-    files: dict[NodeName, list[Text]] = {}
+    files: dict[NodeName, list[RemotePath]] = {}
     stats: StatsFields | None = None
     alerts: list[AlertName] = []
 

@@ -17,6 +17,8 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from netfault.engine import BadRemotePathError, NodeConfig, confine_remote_path
+from netfault.simulator.node.node import DEFAULT_BASE_PATH
 from netfault.simulator.scenario import vocab
 from netfault.simulator.scenario.presets import CONFIG_FIELDS, PRESETS
 from netfault.simulator.scenario.units import parse_duration, parse_size
@@ -48,6 +50,19 @@ def _node(value: str, info: ValidationInfo) -> str:
 
 def _node_or_all(value: str, info: ValidationInfo) -> str:
     return value if value == "all" else _node(value, info)
+
+
+def _confined(value: str, info: ValidationInfo) -> str:
+    """A remote path the engine would accept on a cluster node (under its base path), by
+    the engine's own rule: a scenario whose path escapes fails to load, not to run."""
+    node = (info.data or {}).get("node") if isinstance(info.data, dict) else None
+    where = NodeConfig(node if isinstance(node, str) else "the node", base_path=DEFAULT_BASE_PATH)
+    try:
+        confine_remote_path(where, value)
+    except BadRemotePathError as exc:  # a scenario's nodes cannot opt in to absolute paths
+        message = str(exc).replace(" (or set allow_absolute_paths on the node)", "")
+        raise PydanticCustomError("bad_remote_path", message) from None
+    return value
 
 
 def _parsed(parse: Callable[[object], Any]) -> Callable[[object], Any]:
@@ -121,6 +136,11 @@ Count = Annotated[StrictInt, Field(ge=0)]
 Positive = Annotated[StrictInt, Field(ge=1)]
 Flag = StrictBool
 Text = Annotated[str, Field(min_length=1)]
+RemotePath = Annotated[
+    str,
+    Field(min_length=1, description="relative to the node's base path; no absolute path or .."),
+    AfterValidator(_confined),
+]
 ConfigKey = one_of(lambda: CONFIG_FIELDS)
 __all__ = [
     "AlertName",
@@ -136,6 +156,7 @@ __all__ = [
     "Positive",
     "Preset",
     "RaceDelay",
+    "RemotePath",
     "RouteName",
     "Size",
     "Text",

@@ -6,7 +6,7 @@ import hashlib
 from typing import ClassVar
 
 from netfault.engine import TransferResult
-from netfault.simulator.scenario.fields import NodeName, Preset, Size, Text, Transport
+from netfault.simulator.scenario.fields import NodeName, Preset, RemotePath, Size, Transport
 from netfault.simulator.scenario.steps.base import StepContext
 from netfault.simulator.scenario.steps.expect import OperationExpect, Timeouts, payload
 from netfault.simulator.scenario.steps.operation import OperationStep, copy_path
@@ -15,7 +15,7 @@ from netfault.simulator.scenario.typed import ScenarioModel
 
 class SyncArgs(ScenarioModel):
     node: NodeName
-    path: Text
+    path: RemotePath
     size: Size = 64 * 1024
     force_transport: Transport | None = None
     expect: OperationExpect = OperationExpect()

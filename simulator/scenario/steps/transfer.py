@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import ClassVar, Literal
 
 from netfault.engine import TransferResult
-from netfault.simulator.scenario.fields import NodeName, Preset, Size, Text, Transport
+from netfault.simulator.scenario.fields import NodeName, Preset, RemotePath, Size, Transport
 from netfault.simulator.scenario.steps.base import StepContext, StepFailed
 from netfault.simulator.scenario.steps.expect import OperationExpect, Timeouts, payload
 from netfault.simulator.scenario.steps.operation import OperationStep, copy_path
@@ -16,7 +16,7 @@ from netfault.simulator.scenario.typed import ScenarioModel
 
 class TransferArgs(ScenarioModel):
     node: NodeName
-    path: Text
+    path: RemotePath
     direction: Literal["push", "pull"] = "push"
     size: Size = 64 * 1024
     transports: list[Transport] | None = None
