@@ -206,3 +206,18 @@ async def test_timeline_draws_alerts_and_refusals_and_explains_every_glyph(
         drawn = [t for t in root.iter(f"{SVG}text") if t.get("class") == kind]
         assert drawn, f"{result.name}: no {kind} mark"
         assert "virtual time (s, to scale)" in texts
+
+
+async def test_timeline_draws_an_attempt_that_lost_the_connection_race(tmp_path: Path) -> None:
+    result = await run_scenario(
+        load_scenario(LIBRARY / "blackholed-tailscale-route-costs-one-race-delay-then-nothing.yaml")
+    )
+    assert result.passed, result.report()
+    root = ET.parse(write_timeline_svg(result, tmp_path / "race.svg")).getroot()
+    cancelled = [c for c in root.iter(f"{SVG}circle") if c.get("class") == "attempt_cancelled"]
+    assert len(cancelled) == 1
+    assert "".join(cancelled[0].itertext()).endswith(
+        "tailscale push: cancelled (lost the connection race)"
+    )
+    legend = [t.text for t in root.iter(f"{SVG}text") if t.get("class") == "legend"]
+    assert "attempt cancelled" in legend

@@ -1,8 +1,9 @@
 """A picture of one scenario: transports tried and breaker state over virtual time, as SVG.
 
 Hand-written SVG, no plotting dependency. One lane per (node, transport) with a dot per
-attempt (green success, red failure, grey skipped; the error as a tooltip), a breaker band
-per node coloured by state, and step markers. Many events share one virtual instant (a
+attempt (green success, red failure, grey skipped, amber cancelled after losing a
+connection race; the error as a tooltip), a breaker band per node coloured by state, and
+step markers. Many events share one virtual instant (a
 failover happens "at once" on the virtual clock), so x is the scaled time plus a small
 offset per event that came before: order within an instant stays visible.
 """
@@ -17,10 +18,14 @@ from netfault.engine import Event
 from netfault.simulator.scenario.report import xml_safe
 from netfault.simulator.scenario.results import ScenarioResult
 
-ATTEMPTS = ("ATTEMPT_SUCCEEDED", "ATTEMPT_FAILED", "ATTEMPT_SKIPPED")
+ATTEMPTS = ("ATTEMPT_SUCCEEDED", "ATTEMPT_FAILED", "ATTEMPT_SKIPPED", "ATTEMPT_CANCELLED")
 NODE_MARKS = ("NODE_DISABLED", "NODE_REENABLED")
 BREAKER_COLOURS = {"closed": "#cdebd3", "open": "#f5b5b5", "half_open": "#fbe3a1"}
-MARK_COLOURS = {"ATTEMPT_SUCCEEDED": "#2e9d4a", "ATTEMPT_FAILED": "#d62f2f"}
+MARK_COLOURS = {
+    "ATTEMPT_SUCCEEDED": "#2e9d4a",
+    "ATTEMPT_FAILED": "#d62f2f",
+    "ATTEMPT_CANCELLED": "#e39b2d",  # lost a connection race: not a failure
+}
 SKIPPED_COLOUR = "#9a9a9a"
 # glyphs drawn on a node's breaker band (an alert without a node: on the alert row)
 GLYPHS = {
@@ -135,6 +140,8 @@ def _describe(e: Event) -> str:
         return f"{what}: {e.error_kind} - {e.error or ''}".rstrip(" -")
     if e.type == "ATTEMPT_SKIPPED":
         return f"{what}: skipped ({e.outcome})"
+    if e.type == "ATTEMPT_CANCELLED":
+        return f"{what}: cancelled (lost the connection race)"
     if e.type == "BREAKER_TRANSITION":
         return f"{what}: breaker -> {e.data.get('to')} ({e.data.get('reason')})"
     if e.type == "NODE_DISABLED":
@@ -248,6 +255,7 @@ def _legend(lay: Layout) -> list[str]:
         ("circle", MARK_COLOURS["ATTEMPT_SUCCEEDED"], "attempt succeeded"),
         ("circle", MARK_COLOURS["ATTEMPT_FAILED"], "attempt failed"),
         ("circle", SKIPPED_COLOUR, "attempt skipped"),
+        ("circle", MARK_COLOURS["ATTEMPT_CANCELLED"], "attempt cancelled"),
         *(("rect", colour, f"breaker {state}") for state, colour in BREAKER_COLOURS.items()),
         ("line", "#888888", "failover path"),
         ("dash", "#555555", "steps start"),
