@@ -12,7 +12,7 @@ import pytest
 from netfault.engine.events import Event, EventType
 from netfault.simulator.scenario.loader import load_scenario
 from netfault.simulator.scenario.model import Where
-from netfault.simulator.scenario.report import write_json, write_junit
+from netfault.simulator.scenario.report import timeline_text, write_json, write_junit
 from netfault.simulator.scenario.results import Failure, ScenarioResult, StepOutcome
 from netfault.simulator.scenario.runner import run_scenario
 from netfault.simulator.scenario.timeline import BREAKER_COLOURS, write_timeline_svg
@@ -221,3 +221,9 @@ async def test_timeline_draws_an_attempt_that_lost_the_connection_race(tmp_path:
     )
     legend = [t.text for t in root.iter(f"{SVG}text") if t.get("class") == "legend"]
     assert "attempt cancelled" in legend
+    lines = [" ".join(line.split()[1:]) for line in timeline_text(result).splitlines()]
+    assert lines[:3] == [
+        "ATTEMPT_CANCELLED node-1 tailscale cancelled",
+        "ROUTE_DEMOTED node-1 tailscale demoted",
+        "ATTEMPT_SUCCEEDED node-1 ssh success",
+    ]

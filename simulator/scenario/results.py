@@ -62,10 +62,13 @@ class ScenarioResult:
         ]
 
     def timeline(self) -> list[dict[str, Any]]:
-        """Attempts, outcomes and breaker transitions on the virtual clock."""
+        """Attempts, outcomes, breaker transitions and route demotions on the virtual clock."""
         keep = {
             "ATTEMPT_SUCCEEDED",
             "ATTEMPT_FAILED",
+            "ATTEMPT_CANCELLED",
+            "ROUTE_DEMOTED",
+            "ROUTE_RESTORED",
             "BREAKER_TRANSITION",
             "NODE_DISABLED",
             "NODE_REENABLED",
@@ -82,6 +85,7 @@ class ScenarioResult:
                 "outcome": e.outcome,
                 "error_kind": e.error_kind,
                 **({"to": e.data.get("to")} if e.type == "BREAKER_TRANSITION" else {}),
+                **({"route": e.data.get("route")} if "route" in e.data else {}),
             }
             for e in self.events
             if str(e.type) in keep
@@ -105,6 +109,6 @@ class ScenarioResult:
             extra = entry.get("to") or entry.get("error_kind") or entry.get("outcome") or ""
             lines.append(
                 f"    t={entry['t']:>7.1f} {entry['type']:<20} {entry['node'] or '':<10}"
-                f" {entry['transport'] or '':<14} {extra}"
+                f" {entry['transport'] or entry.get('route') or '':<14} {extra}"
             )
         return "\n".join(lines)
