@@ -221,7 +221,7 @@ async def test_timeline_draws_an_attempt_that_lost_the_connection_race(tmp_path:
     )
     legend = [t.text for t in root.iter(f"{SVG}text") if t.get("class") == "legend"]
     assert "attempt cancelled" in legend
-    lines = [" ".join(line.split()[1:]) for line in timeline_text(result).splitlines()]
+    lines = [" ".join(line.split()[2:]) for line in timeline_text(result).splitlines()]
     assert lines[:3] == [
         "ATTEMPT_CANCELLED node-1 tailscale cancelled",
         "ROUTE_DEMOTED node-1 tailscale demoted",
