@@ -112,3 +112,25 @@ def test_route_cooldown_is_set_on_the_cluster_only() -> None:
         "cool.yaml:4: steps[0].transfer.config.route_cooldown: unknown key (known: "
         "connect_timeout, operation_timeout, http_timeout, integrity_retries, race_delay)"
     )
+
+
+@pytest.mark.parametrize(
+    ("value", "seen"), [("off", None), ("false", None), ("", None), ("250ms", 0.25), ("2", 2.0)]
+)
+def test_race_delay_values(value: str, seen: float | None) -> None:
+    text = (
+        f"name: r\ncluster: {{nodes: 1, config: {{race_delay: {value}}}}}\nsteps: [advance: 1s]\n"
+    )
+    assert load_scenario("r.yaml", text).cluster.config.overrides() == {"race_delay": seen}
+
+
+def test_a_race_delay_that_is_neither_a_duration_nor_off_says_both() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_scenario(
+            "r.yaml",
+            "name: r\ncluster: {nodes: 1, config: {race_delay: soon}}\nsteps: [advance: 1s]\n",
+        )
+    assert str(caught.value) == (
+        "r.yaml:2: cluster.config.race_delay: expected a duration like 300s, 5m or 250ms, "
+        "got 'soon', or off for sequential failover"
+    )

@@ -102,7 +102,12 @@ OFF = "off"
 
 def _delay_or_off(value: object) -> float | str:
     """A duration, or ``off`` (which YAML reads as false when bare)."""
-    return OFF if value is False or value == OFF else parse_duration(value)
+    if value is False or value == OFF:
+        return OFF
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise ValueError(f"{exc}, or off for sequential failover") from None
 
 
 RaceDelay = Annotated[

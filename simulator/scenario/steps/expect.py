@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from netfault.engine import CANCELLED_KIND, Attempt, HttpResult, TransferResult
 from netfault.simulator.scenario.fields import (
@@ -32,6 +32,11 @@ class Timeouts(ScenarioModel):
     http_timeout: Duration | None = None
     integrity_retries: Count | None = None
     race_delay: RaceDelay | None = None
+
+    @field_validator("race_delay", mode="before")
+    @classmethod
+    def _null_is_off(cls, value: object) -> object:
+        return OFF if value is None else value  # ``race_delay:`` with no value: no racing
 
     def overrides(self) -> Overrides:
         """The fields set, as TransportConfig values (``race_delay: off`` is None)."""
