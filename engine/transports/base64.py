@@ -5,7 +5,9 @@ local ``base64`` into ``ssh node 'base64 -d >> .<name>.nfpart'``, and a pull pip
 ``tail -c +N file | base64`` through ``ssh`` into ``base64 --decode --ignore-garbage``
 (which drops the CRs a text-mangling channel adds). Without the ``ssh`` binary the same
 streams run over an asyncssh exec channel, encoded and decoded here in 768 KiB chunks.
-Resume works from any byte offset of the partial.
+Encoded lines stay short (76 characters from ``base64``, 3,040 in the chunked path): a
+forced terminal's line discipline keeps at most 4,095 bytes of one line and drops the
+rest. Resume works from any byte offset of the partial.
 """
 
 from __future__ import annotations
@@ -16,11 +18,13 @@ from collections.abc import Callable
 from netfault.engine.transports.execpath import Codec, ExecTransport
 
 RAW_CHUNK = 3 * 256 * 1024  # a multiple of 3: chunks encode without padding
+LINE_RAW = 57 * 40  # bytes a line (a multiple of 3 too): 3,040 characters and a LF
 _WHITESPACE = b"\r\n\t "
 
 
 def encode_chunk(block: bytes) -> bytes:
-    return binascii.b2a_base64(block, newline=False)
+    pieces = range(0, len(block), LINE_RAW)
+    return b"".join(binascii.b2a_base64(block[i : i + LINE_RAW]) for i in pieces)
 
 
 class StreamDecoder:

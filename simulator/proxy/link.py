@@ -12,6 +12,7 @@ from netfault.simulator.proxy import rng
 from netfault.simulator.proxy.spec import ToxicSpec
 from netfault.simulator.proxy.spin import spinner_for
 from netfault.simulator.proxy.toxics import Chunk, Kind, ToxicState
+from netfault.simulator.proxy.trace import FaultAction, toxic_event
 
 if TYPE_CHECKING:
     from netfault.simulator.proxy.connection import Connection, Endpoint
@@ -249,8 +250,10 @@ class Link:
             transport.resume_reading()
 
     # --- toxic changes on an open connection ---------------------------------------------
-    def add_toxic(self, spec: ToxicSpec) -> None:
-        act = _Active(spec, ToxicState(name=spec.name), self._draw(spec))
+    def add_toxic(self, spec: ToxicSpec, *, late: bool = False) -> None:
+        """Add `spec`; `late` if the connection may already have carried bytes."""
+        state = ToxicState(name=spec.name, trace=self._conn.trace, offsets_exact=not late)
+        act = _Active(spec, state, self._draw(spec))
         self._toxics.append(act)
         if act.active:
             spec.toxic.start(self, act.state)
@@ -261,6 +264,7 @@ class Link:
             if act.spec.name == spec.name:
                 act.spec.toxic.stop(self, act.state)
                 act.spec = spec
+                act.state.offsets_exact = False
                 act.active = self._draw(spec)
                 if act.active:
                     spec.toxic.start(self, act.state)
@@ -299,4 +303,13 @@ class Link:
 
     def _draw(self, spec: ToxicSpec) -> bool:
         keys = (self.proxy, self.conn, self.direction, spec.name, "toxicity", spec.version)
-        return rng.uniform(self.seed, *keys) < spec.toxicity
+        active = rng.uniform(self.seed, *keys) < spec.toxicity
+        trace = self._conn.trace
+        if not active and trace is not None and trace.active:
+            action, now = FaultAction.TOXIC_SKIPPED, self._loop.time()
+            trace.emit(
+                toxic_event(
+                    action, self.proxy, spec.name, spec.type, self.direction, self.conn, now
+                )
+            )
+        return active

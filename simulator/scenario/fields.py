@@ -18,7 +18,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from netfault.engine import BadRemotePathError, NodeConfig, confine_remote_path
-from netfault.simulator.node.node import DEFAULT_BASE_PATH
+from netfault.simulator.node.node import DEFAULT_BASE_PATH, SSH_SERVERS
 from netfault.simulator.scenario import vocab
 from netfault.simulator.scenario.presets import CONFIG_FIELDS, PRESETS
 from netfault.simulator.scenario.units import parse_duration, parse_size
@@ -84,6 +84,7 @@ ErrorKind = one_of(vocab.error_kinds)
 BreakerStateName = one_of(lambda: vocab.BREAKER_STATES)
 AlertName = one_of(vocab.alert_names)
 Preset = one_of(lambda: tuple(PRESETS))
+SshServer = one_of(lambda: SSH_SERVERS)
 Duration = Annotated[
     float,
     BeforeValidator(_parsed(parse_duration)),
@@ -164,6 +165,7 @@ __all__ = [
     "RemotePath",
     "RouteName",
     "Size",
+    "SshServer",
     "Text",
     "Transport",
 ]

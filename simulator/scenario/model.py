@@ -28,6 +28,7 @@ class NodeEntry:
     name: str
     tailscale: bool = True
     transports: tuple[dict[str, Any], ...] = ()
+    ssh_server: str = "asyncssh"
 
 
 @dataclass(frozen=True)

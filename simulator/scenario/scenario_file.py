@@ -18,6 +18,7 @@ from netfault.simulator.scenario.fields import (
     Flag,
     Positive,
     Preset,
+    SshServer,
     Text,
     Transport,
 )
@@ -52,13 +53,16 @@ class ClusterNode(ScenarioModel):
             BeforeValidator(_as_type, json_schema_input_type=Transport | TransportEntry),
         ]
     ] = []
+    ssh_server: SshServer = Field(
+        default="asyncssh", description="the node's SSH server: asyncssh, or the real OpenSSH sshd"
+    )
 
     def entry(self) -> NodeEntry:
         specs = [
             t.model_dump(exclude_none=True) | {"priority": i if t.priority is None else t.priority}
             for i, t in enumerate(self.transports)
         ]
-        return NodeEntry(self.name, self.tailscale, tuple(specs))
+        return NodeEntry(self.name, self.tailscale, tuple(specs), self.ssh_server)
 
 
 def _count_to_nodes(value: Any) -> Any:

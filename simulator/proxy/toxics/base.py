@@ -13,6 +13,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, Self, TypeVar
 
+from netfault.simulator.proxy.trace import FaultAction, FaultEvent, FaultTrace
+
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
 
@@ -65,6 +67,10 @@ class ToxicState:
     free_at: float = 0.0
     triggered: bool = False
     timer: Timer | None = None
+    trace: FaultTrace | None = None  # where this toxic's decisions are reported
+    # False once the toxic joined or changed on a connection already carrying bytes: its
+    # offsets then count from an instant that depends on timing.
+    offsets_exact: bool = True
 
     def cancel_timer(self) -> None:
         if self.timer is not None:
@@ -169,6 +175,56 @@ class Toxic(Generic[A]):
 
     def transform(self, chunk: Chunk, ctx: LinkContext, st: ToxicState) -> list[Chunk]:
         return [chunk]
+
+    @staticmethod
+    def tracing(st: ToxicState) -> bool:
+        """True if someone listens for this toxic's fault events (one flag, checked first)."""
+        return st.trace is not None and st.trace.active
+
+    def report(
+        self,
+        ctx: LinkContext,
+        st: ToxicState,
+        action: FaultAction,
+        offset: int,
+        *,
+        exact: bool = True,
+        delay_ms: int | None = None,
+    ) -> None:
+        """Record a decision on this link, if anyone listens."""
+        trace = st.trace
+        if trace is not None and trace.active:
+            trace.emit(self.event(ctx, st, action, offset, exact=exact, delay_ms=delay_ms))
+
+    def event(
+        self,
+        ctx: LinkContext,
+        st: ToxicState,
+        action: FaultAction,
+        offset: int,
+        *,
+        exact: bool = True,
+        bit: int | None = None,
+        value: int | None = None,
+        mode: str | None = None,
+        delay_ms: int | None = None,
+    ) -> FaultEvent:
+        """A decision of this toxic on this link, now."""
+        return FaultEvent(
+            action=action,
+            proxy=ctx.proxy,
+            toxic=st.name,
+            toxic_type=self.type_name,
+            direction=ctx.direction,
+            connection=ctx.conn,
+            offset=offset,
+            offset_exact=exact and st.offsets_exact,
+            time=ctx.now(),
+            bit=bit,
+            value=value,
+            mode=mode,
+            delay_ms=delay_ms,
+        )
 
     def eof_time(self, t: float, ctx: LinkContext, st: ToxicState) -> float:
         """The time the end of stream may leave this toxic."""

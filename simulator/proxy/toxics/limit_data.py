@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from netfault.simulator.proxy.toxics.base import Chunk, Kind, LinkContext, Toxic, ToxicState
+from netfault.simulator.proxy.trace import FaultAction
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,5 +30,8 @@ class LimitDataToxic(Toxic[LimitDataAttributes]):
             out.append(Chunk(data, chunk.t))
         if limit - st.count <= 0:
             st.triggered = True
+            # Past the limit only if an update lowered it while bytes flowed: timing-dependent.
+            exact = st.count == limit
+            self.report(ctx, st, FaultAction.LIMIT_REACHED, st.count, exact=exact)
             out.append(Chunk(b"", chunk.t, Kind.CLOSE))
         return out

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from netfault.simulator.proxy.toxics.base import Chunk, LinkContext, Toxic, ToxicState
+from netfault.simulator.proxy.trace import FaultAction
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,5 +31,12 @@ class ResetPeerToxic(Toxic[ResetPeerAttributes]):
         if not st.triggered:
             st.triggered = True
             when = max(chunk.t, ctx.now()) + self.attrs.timeout / 1000.0
-            st.timer = ctx.call_at(when, ctx.reset)
+            st.timer = ctx.call_at(when, lambda: self._fire(ctx, st))
+            delay = self.attrs.timeout
+            self.report(ctx, st, FaultAction.RESET_ARMED, st.offset, delay_ms=delay)
         return []
+
+    def _fire(self, ctx: LinkContext, st: ToxicState) -> None:
+        # The bytes seen by now depend on how fast the peer sent them: not a seeded figure.
+        self.report(ctx, st, FaultAction.RESET, st.offset, exact=False)
+        ctx.reset()

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from netfault.simulator.proxy.toxics.base import LinkContext, Toxic, ToxicState
+from netfault.simulator.proxy.trace import FaultAction
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,4 +20,6 @@ class SlowCloseToxic(Toxic[SlowCloseAttributes]):
     Attributes: ClassVar[type[SlowCloseAttributes]] = SlowCloseAttributes
 
     def eof_time(self, t: float, ctx: LinkContext, st: ToxicState) -> float:
-        return max(t, ctx.now()) + self.attrs.delay / 1000.0
+        delay = self.attrs.delay
+        self.report(ctx, st, FaultAction.EOF_DELAYED, st.offset, delay_ms=delay)
+        return max(t, ctx.now()) + delay / 1000.0

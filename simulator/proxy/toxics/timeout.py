@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from netfault.simulator.proxy.toxics.base import Chunk, LinkContext, Toxic, ToxicState
+from netfault.simulator.proxy.trace import FaultAction
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,10 +26,17 @@ class TimeoutToxic(Toxic[TimeoutAttributes]):
         st.cancel_timer()
         timeout = self.attrs.timeout
         if timeout > 0:
-            st.timer = ctx.call_at(ctx.now() + timeout / 1000.0, ctx.close)
+            st.timer = ctx.call_at(ctx.now() + timeout / 1000.0, lambda: self._close(ctx, st))
+        # Armed on connect, add or update: when, relative to the data, depends on timing.
+        self.report(ctx, st, FaultAction.TIMEOUT_ARMED, st.offset, exact=False, delay_ms=timeout)
 
     def removed(self, ctx: LinkContext, st: ToxicState) -> None:
-        ctx.close()
+        self._close(ctx, st)
 
     def transform(self, chunk: Chunk, ctx: LinkContext, st: ToxicState) -> list[Chunk]:
         return []
+
+    def _close(self, ctx: LinkContext, st: ToxicState) -> None:
+        # The bytes dropped by now depend on how fast the peer sent them.
+        self.report(ctx, st, FaultAction.TIMEOUT_CLOSED, st.offset, exact=False)
+        ctx.close()
