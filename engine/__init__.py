@@ -45,11 +45,13 @@ from netfault.engine.events import (
 )
 from netfault.engine.failover import Escalation
 from netfault.engine.hosts import load_hosts
+from netfault.engine.http_client import http_routes
 from netfault.engine.paths import confine_remote_path
 from netfault.engine.race import RaceEntry, RaceOutcome, RaceResult, race
 from netfault.engine.results import Attempt, HttpResult, ProbeResult, TransferResult
 from netfault.engine.route_memory import RouteMemory, RouteName, RouteStatus
 from netfault.engine.router import TRANSPORT_ESCALATION_ORDER, SyncRouter, get_sync_router
+from netfault.engine.router_stats import RouterStats
 from netfault.engine.sync import (
     DatabaseSyncManager,
     LocalStats,
@@ -60,7 +62,9 @@ from netfault.engine.sync_remote import SyncError
 from netfault.engine.sync_sqlite import SQLiteSyncManager
 from netfault.engine.thresholds import Thresholds, load_thresholds
 from netfault.engine.transport import ClusterTransport
+from netfault.engine.transports import default_transports
 from netfault.engine.transports.base import Direction, Progress, Transport
+from netfault.engine.transports.remote import part_name
 from netfault.engine.yamlsrc import Located, load_located
 
 __all__ = [
@@ -120,6 +124,7 @@ __all__ = [
     "RouteMemory",
     "RouteName",
     "RouteStatus",
+    "RouterStats",
     "ServerError",
     "SyncRouter",
     "SystemClock",
@@ -132,9 +137,12 @@ __all__ = [
     "TransportUnavailable",
     "TransferResult",
     "confine_remote_path",
+    "default_transports",
     "get_sync_router",
+    "http_routes",
     "load_hosts",
     "load_thresholds",
+    "part_name",
     "race",
     "read_event_log",
 ]
