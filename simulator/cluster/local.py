@@ -14,6 +14,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import asyncssh
+
 from netfault.engine import NodeConfig
 from netfault.simulator.cluster.addresses import AddressPlan
 from netfault.simulator.cluster.controller import FaultController
@@ -29,6 +31,7 @@ from netfault.simulator.cluster.routes import (
 )
 from netfault.simulator.cluster.spec import ClusterBase, NodeSpec, normalise_specs, proxy_name
 from netfault.simulator.node import ClientKey, FakeNode
+from netfault.simulator.node.keys import KEY_ALGORITHM
 from netfault.simulator.proxy import ProxyServer
 from netfault.simulator.proxy.trace import FaultEvent
 
@@ -93,10 +96,17 @@ class LocalCluster(ClusterBase):
         host = self.plan.address("hostname", 0)
         self._proxy = ProxyServer(host, 0, seed=self.seed, events=FAULT_EVENTS)
         key = await asyncio.to_thread(ClientKey.generate, self.workdir)
+        # One host key for every node (each still has its own replacement for the
+        # host_key_changed fault): generating one per node was a tenth of a 200-node start.
+        host_key = asyncssh.generate_private_key(KEY_ALGORITHM)
         for i, spec in enumerate(self.specs):
             host = self.plan.address("backend", i)
             self.fakes[spec.name] = FakeNode(
-                spec.name, host=host, client_keys=[key], ssh_server=spec.ssh_server
+                spec.name,
+                host=host,
+                client_keys=[key],
+                host_key=host_key,
+                ssh_server=spec.ssh_server,
             )
         await asyncio.gather(self._proxy.start(), *(n.start() for n in self.fakes.values()))
 
@@ -113,17 +123,20 @@ class LocalCluster(ClusterBase):
             self.specs, lambda i, route, _s: f"{self.plan.address(route, i)}:0", upstream
         )
         listen = await populate(self._proxy.host, self._proxy.port, entries, START_TIMEOUT)
-        for spec in self.specs:
-            self.nodes[spec.name] = await self._thread.arun(self._configure(spec, listen))
+        configs = await self._thread.arun(self._configure_all(listen), START_TIMEOUT)
+        self.nodes.update(configs)
 
-    async def _configure(self, spec: NodeSpec, listen: dict[str, str]) -> NodeConfig:
+    async def _configure_all(self, listen: dict[str, str]) -> dict[str, NodeConfig]:
+        """Every node's NodeConfig, in one hop to the cluster's loop (not one per node)."""
+        return {spec.name: self._configure(spec, listen) for spec in self.specs}
+
+    def _configure(self, spec: NodeSpec, listen: dict[str, str]) -> NodeConfig:
         """The NodeConfig the engine uses: every address and port is a proxy route."""
         fake = self.fakes[spec.name]
         ports = route_ports(spec.name, lambda n: split_listen(listen[n]) if n in listen else None)
-        for (route, service), (host, port) in ports.items():
+        for route, service in ports:
             self.proxies[(spec.name, route, service)] = proxy_name(spec.name, route, service)
-            if service == "ssh":
-                fake.add_route_to_known_hosts(host, port)
+        fake.add_routes_to_known_hosts([a for (_, svc), a in ports.items() if svc == "ssh"])
         return fake.node_config(
             name=spec.name,
             base_path=self.base_path,

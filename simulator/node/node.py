@@ -175,8 +175,13 @@ class FakeNode:
 
     def add_route_to_known_hosts(self, host: str, port: int) -> None:
         """Trust this node's host key on another address/port (a proxied route)."""
-        if (host, port) not in self._extra_routes:
-            self._extra_routes.append((host, port))
+        self.add_routes_to_known_hosts([(host, port)])
+
+    def add_routes_to_known_hosts(self, routes: Sequence[tuple[str, int]]) -> None:
+        """Trust this node's host key on these addresses/ports, rewriting known_hosts once."""
+        for route in routes:
+            if route not in self._extra_routes:
+                self._extra_routes.append(route)
         if self._key_dir.is_dir():
             self._write_known_hosts()
 
