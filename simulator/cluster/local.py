@@ -27,6 +27,7 @@ from netfault.simulator.cluster.routes import (
     route_entries,
     route_ports,
     split_listen,
+    ssh_routes,
     write_hosts_file,
 )
 from netfault.simulator.cluster.spec import ClusterBase, NodeSpec, normalise_specs, proxy_name
@@ -37,6 +38,7 @@ from netfault.simulator.proxy.trace import FaultEvent
 
 START_TIMEOUT = 30.0
 FAULT_EVENTS = 100_000  # the proxy's fault events kept for fault_events()
+KNOWN_HOSTS = "known_hosts"  # in the work directory: every node's ssh routes, one file
 
 
 class LocalCluster(ClusterBase):
@@ -131,20 +133,27 @@ class LocalCluster(ClusterBase):
         return {spec.name: self._configure(spec, listen) for spec in self.specs}
 
     def _configure(self, spec: NodeSpec, listen: dict[str, str]) -> NodeConfig:
-        """The NodeConfig the engine uses: every address and port is a proxy route."""
+        """The NodeConfig the engine uses: every address and port is a proxy route, and the
+        cluster's known_hosts trusts the node's host key on its ssh routes."""
+        assert self.workdir is not None
         fake = self.fakes[spec.name]
         ports = route_ports(spec.name, lambda n: split_listen(listen[n]) if n in listen else None)
         for route, service in ports:
             self.proxies[(spec.name, route, service)] = proxy_name(spec.name, route, service)
-        fake.add_routes_to_known_hosts([a for (_, svc), a in ports.items() if svc == "ssh"])
         return fake.node_config(
             name=spec.name,
             base_path=self.base_path,
             transports=spec.transports,
+            known_hosts=self.workdir / KNOWN_HOSTS,
             **config_fields(ports),
         )
 
     def _write_hosts_file(self) -> None:
+        assert self.workdir is not None
+        lines = [
+            self.fakes[name].known_hosts_lines(ssh_routes(c)) for name, c in self.nodes.items()
+        ]
+        (self.workdir / KNOWN_HOSTS).write_text("".join(lines))
         write_hosts_file(self.hosts_file, self.nodes)
 
     async def stop(self) -> None:

@@ -90,6 +90,14 @@ def config_fields(ports: dict[tuple[str, str], tuple[str, int]]) -> dict[str, An
     }
 
 
+def ssh_routes(cfg: NodeConfig) -> list[tuple[str, int]]:
+    """The (host, port) pairs a NodeConfig reaches its node's SSH server on."""
+    routes = [(cfg.hostname, cfg.ssh_port)]
+    if cfg.tailscale_ip and cfg.tailscale_ssh_port:
+        routes.append((cfg.tailscale_ip, cfg.tailscale_ssh_port))
+    return routes
+
+
 def hosts_file_data(nodes: dict[str, NodeConfig]) -> dict[str, Any]:
     """The hosts file (``{"nodes": {name: fields}}``) the engine loads for these nodes."""
     out: dict[str, Any] = {}

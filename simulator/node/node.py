@@ -128,7 +128,9 @@ class FakeNode:
         """Start both servers; ports given as 0 are replaced by the real ones."""
         if self._running:
             return
-        self._prepare_dirs()
+        # File system calls run on a worker thread: on a loaded disk a mkdir or a small write
+        # takes 0.1-0.5 ms, and a cluster starting 200 nodes at once overlaps them there.
+        await asyncio.to_thread(self._prepare_dirs)
         try:
             self.ssh_port = await self._ssh.start(self.host, self.ssh_port)
             self.http_port = await self._http.start(self.host, self.http_port)
@@ -142,7 +144,7 @@ class FakeNode:
                 node=self.name,
             ) from exc
         self._running = True
-        self._write_known_hosts()
+        await asyncio.to_thread(self._write_known_hosts)
 
     async def stop(self) -> None:
         """Stop both servers, kill exec processes and remove the node's temporary directory."""
@@ -175,15 +177,15 @@ class FakeNode:
 
     def add_route_to_known_hosts(self, host: str, port: int) -> None:
         """Trust this node's host key on another address/port (a proxied route)."""
-        self.add_routes_to_known_hosts([(host, port)])
-
-    def add_routes_to_known_hosts(self, routes: Sequence[tuple[str, int]]) -> None:
-        """Trust this node's host key on these addresses/ports, rewriting known_hosts once."""
-        for route in routes:
-            if route not in self._extra_routes:
-                self._extra_routes.append(route)
+        if (host, port) not in self._extra_routes:
+            self._extra_routes.append((host, port))
         if self._key_dir.is_dir():
             self._write_known_hosts()
+
+    def known_hosts_lines(self, routes: Sequence[tuple[str, int]]) -> str:
+        """known_hosts lines trusting this node's host key on these (host, port) routes, for
+        a known_hosts file shared by several nodes."""
+        return self._host_keys.known_hosts_lines(list(routes))
 
     def openssh_options(self) -> list[str]:
         """``ssh``/``scp``/``sftp`` options reaching this node directly (port as ``-P``/``-p``
