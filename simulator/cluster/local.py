@@ -109,6 +109,7 @@ class LocalCluster(ClusterBase):
                 client_keys=[key],
                 host_key=host_key,
                 ssh_server=spec.ssh_server,
+                root=self.workdir / "nodes" / str(i + 1),  # made by start(), off the loop
             )
         await asyncio.gather(self._proxy.start(), *(n.start() for n in self.fakes.values()))
 

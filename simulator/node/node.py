@@ -3,10 +3,10 @@
 The SSH server is asyncssh (``ssh_server="asyncssh"``, every node fault) or the real OpenSSH
 ``sshd`` (``ssh_server="openssh"``, see :mod:`netfault.simulator.node.sshd`).
 
-The node keeps its keys, known_hosts and (unless given) its home in a private temporary
-directory that exists from construction until :meth:`FakeNode.stop`; a later ``start()``
-recreates it with the same keys and paths. Fault switches (``node.faults``) must be flipped from
-the thread running the node's event loop.
+The node keeps its keys, known_hosts and (unless given) its home in a private directory (a
+temporary one made at construction unless ``root`` is given, which ``start()`` makes) until
+:meth:`FakeNode.stop`; a later ``start()`` recreates it with the same keys and paths. Fault
+switches (``node.faults``) must be flipped from the thread running the node's event loop.
 """
 
 from __future__ import annotations
@@ -59,10 +59,13 @@ class FakeNode:
         authorized_keys: Sequence[asyncssh.SSHKey] = (),
         host_key: asyncssh.SSHKey | None = None,
         ssh_server: str = "asyncssh",
+        root: Path | None = None,
     ) -> None:
         """``admin_port`` (None: none) serves the never-faulted admin API (see HttpAgent);
         ``authorized_keys`` are accepted besides ``client_keys``; ``host_key`` fixes the key;
-        ``user`` defaults to "netfault" on asyncssh and must be the current user on openssh."""
+        ``user`` defaults to "netfault" on asyncssh and must be the current user on openssh;
+        ``root`` (default: a new temporary directory) is a directory of the node's own, created
+        by ``start()`` if missing and removed by ``stop()``."""
         user = _check_server(name, ssh_server, user)
         self.ssh_server = ssh_server
         self.name = name
@@ -73,7 +76,7 @@ class FakeNode:
         self.user = user
         self.token = token or secrets.token_urlsafe(24)
         safe = re.sub(r"[^A-Za-z0-9_.-]", "_", name)
-        self._root = Path(tempfile.mkdtemp(prefix=f"netfault-{safe}-"))
+        self._root = root or Path(tempfile.mkdtemp(prefix=f"netfault-{safe}-"))
         self._cleanup = weakref.finalize(self, shutil.rmtree, str(self._root), True)
         self.home = (home if home is not None else self._root / "home").absolute()
         self._key_dir = self._root / "ssh"
@@ -159,7 +162,7 @@ class FakeNode:
             await self._ssh.stop()
 
     def _prepare_dirs(self) -> None:
-        self._root.mkdir(mode=0o700, exist_ok=True)
+        self._root.mkdir(mode=0o700, parents=True, exist_ok=True)
         self._key_dir.mkdir(mode=0o700, exist_ok=True)
         self.home.mkdir(parents=True, exist_ok=True)
         (self.home / DEFAULT_BASE_PATH).mkdir(exist_ok=True)
