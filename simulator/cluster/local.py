@@ -48,11 +48,11 @@ _gc_holders = 0
 
 
 def _gc_hold(hold: bool) -> None:
-    """While a cluster runs, the objects that exist once it is ready (its servers, apps and
-    proxies: about 600 per node) stay out of the garbage collector's full passes
-    (``gc.freeze``), which took about 100 ms each at 200 nodes and stalled every thread of
-    the process. The last cluster to stop hands them back (``gc.unfreeze``); until then
-    reference cycles among them are not collected."""
+    """While a cluster starts and runs, the objects that exist once it is ready (its servers,
+    apps and proxies: about 600 per node, and whatever the process held before) stay out of
+    the garbage collector's full passes (``gc.freeze``), which took about 100 ms each at 200
+    nodes and stalled every thread of the process. The last cluster to stop hands them back
+    (``gc.unfreeze``); until then reference cycles among them are not collected."""
     global _gc_holders
     with _gc_lock:
         _gc_holders += 1 if hold else -1
@@ -96,6 +96,8 @@ class LocalCluster(ClusterBase):
     # -- lifecycle -------------------------------------------------------------
     async def start(self) -> None:
         self.workdir = Path(tempfile.mkdtemp(prefix="netfault-cluster-"))
+        _gc_hold(True)  # what exists already (and, at the end, the cluster) is frozen
+        self._gc_held = True
         self._thread.start()
         try:
             await self._thread.arun(self._start_servers(), START_TIMEOUT)
@@ -114,8 +116,7 @@ class LocalCluster(ClusterBase):
         )
         self.hosts_file = self.workdir / "hosts.yaml"
         await asyncio.to_thread(self._write_hosts_file)
-        _gc_hold(True)
-        self._gc_held = True
+        gc.freeze()
 
     async def _start_servers(self) -> None:
         assert self.workdir is not None
