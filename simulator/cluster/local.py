@@ -96,10 +96,10 @@ class LocalCluster(ClusterBase):
     # -- lifecycle -------------------------------------------------------------
     async def start(self) -> None:
         self.workdir = Path(tempfile.mkdtemp(prefix="netfault-cluster-"))
-        _gc_hold(True)  # what exists already (and, at the end, the cluster) is frozen
-        self._gc_held = True
         self._thread.start()
         try:
+            _gc_hold(True)  # what exists already (and, at the end, the cluster) is frozen
+            self._gc_held = True
             await self._thread.arun(self._start_servers(), START_TIMEOUT)
             await self._create_routes()
         except BaseException:
@@ -124,7 +124,8 @@ class LocalCluster(ClusterBase):
         self._proxy = ProxyServer(host, 0, seed=self.seed, events=FAULT_EVENTS)
         key = await asyncio.to_thread(ClientKey.generate, self.workdir)
         # One host key for every node (each still has its own replacement for the
-        # host_key_changed fault): generating one per node was a tenth of a 200-node start.
+        # host_key_changed fault, made when first needed): two keys per node took 80 ms of a
+        # 200-node start.
         host_key = asyncssh.generate_private_key(KEY_ALGORITHM)
         for i, spec in enumerate(self.specs):
             host = self.plan.address("backend", i)

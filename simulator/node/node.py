@@ -132,7 +132,7 @@ class FakeNode:
         if self._running:
             return
         # File system calls run on a worker thread: on a loaded disk a mkdir or a small write
-        # takes 0.1-0.5 ms, and a cluster starting 200 nodes at once overlaps them there.
+        # takes 0.05-0.7 ms, and a cluster starting 200 nodes at once overlaps them there.
         await asyncio.to_thread(self._prepare_dirs)
         try:
             self.ssh_port = await self._ssh.start(self.host, self.ssh_port)
