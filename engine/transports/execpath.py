@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -108,35 +109,74 @@ class ExecTransport(Transport):
         attempt: Attempt,
         config: TransportConfig,
     ) -> None:
-        tmp = rc.part_name(final)
-        partial = rc.parse_size(await run_text(conn, rc.cmd_prepare_push(final), attempt, "mkdir"))
-        offset, hasher = await remote_resume_point(conn, tmp, local, partial, attempt)
-        attempt.done = offset
+        token = secrets.token_hex(8)
+        own = rc.own_name(final, token)
         try:
-            native = self._native(attempt)
-            if native is not None:
-                command = rc.cmd_append(tmp, offset, self.codec.remote_decode)
-                encode = self.codec.local_encode
-                await sshpipe.push_file(
-                    native, config, command, local, offset, hasher, encode, attempt
-                )
-            else:
-                await self._upload(conn, tmp, local, offset, hasher, attempt)
-            await commit_remote(conn, tmp, final, str(hasher.hexdigest()), attempt)
+            hasher = await self._write_fenced(conn, local, final, token, attempt, config)
+            await commit_remote(conn, own, final, str(hasher.hexdigest()), attempt)
         except RemoteStorageError:
-            await _quietly_remove(conn, tmp)
+            await _quietly_remove(conn, final, token)
             raise
+
+    async def _write_fenced(
+        self,
+        conn: asyncssh.SSHClientConnection,
+        local: Path,
+        final: str,
+        token: str,
+        attempt: Attempt,
+        config: TransportConfig,
+    ) -> Hasher:
+        """Stream the file into the shared partial under its lock, resuming what it holds
+        (once more if it changed before the lock was ours); into this attempt's own partial
+        when a previous writer keeps the lock. Returns the hasher fed with the whole file."""
+        assert attempt.total is not None
+        decode, wait = self.codec.remote_decode, rc.lock_wait(config.operation_timeout)
+        for _ in range(2):
+            out = await run_text(conn, rc.cmd_prepare_push(final), attempt, "mkdir")
+            partial, tmp = rc.parse_size(out), rc.part_name(final)
+            offset, hasher = await remote_resume_point(conn, tmp, local, partial, attempt)
+            prefix = str(hasher.copy().hexdigest())
+            command = rc.cmd_fenced_write(final, token, offset, prefix, attempt.total, wait, decode)
+            try:
+                await self._stream(conn, command, local, offset, hasher, attempt, config)
+                return hasher
+            except rc.FenceRefused as refused:
+                if refused.code == rc.BUSY_EXIT:
+                    break
+        hasher = hashlib.sha256()
+        command = rc.cmd_private_write(final, token, attempt.total, decode)
+        await self._stream(conn, command, local, 0, hasher, attempt, config)
+        return hasher
+
+    async def _stream(
+        self,
+        conn: asyncssh.SSHClientConnection,
+        command: str,
+        local: Path,
+        offset: int,
+        hasher: Hasher,
+        attempt: Attempt,
+        config: TransportConfig,
+    ) -> None:
+        """Feed ``local`` from ``offset`` into the remote ``command``'s stdin."""
+        attempt.done = offset
+        native = self._native(attempt)
+        if native is not None:
+            encode = self.codec.local_encode
+            await sshpipe.push_file(native, config, command, local, offset, hasher, encode, attempt)
+        else:
+            await self._upload(conn, command, local, offset, hasher, attempt)
 
     async def _upload(
         self,
         conn: asyncssh.SSHClientConnection,
-        tmp: str,
+        command: str,
         local: Path,
         offset: int,
         hasher: Hasher,
         attempt: Attempt,
     ) -> None:
-        command = rc.cmd_append(tmp, offset, self.codec.remote_decode)
         proc = await conn.create_process(command, encoding=None)
         reader = ChunkReader(local, offset, hasher, self.codec.chunk_size, self.codec.encode)
 
@@ -320,14 +360,17 @@ async def _remote_failure(
     except (TimeoutError, OSError, asyncssh.Error):
         return classify(exc, attempt)
     stderr = _text(result.stderr)
+    fenced = rc.fence_code(result.exit_status, stderr)
+    if fenced is not None:
+        raise rc.FenceRefused(fenced)
     return classify_stderr(stderr, attempt, what) if stderr.strip() else classify(exc, attempt)
 
 
-async def _quietly_remove(conn: asyncssh.SSHClientConnection, path: str) -> None:
-    """Best effort: delete a remote partial after a storage error."""
+async def _quietly_remove(conn: asyncssh.SSHClientConnection, final: str, token: str) -> None:
+    """Best effort after a storage error: delete the partials this attempt wrote."""
     try:
         async with asyncio.timeout(5.0):
-            await conn.run(rc.cmd_remove(path), check=False)
+            await conn.run(rc.cmd_discard(final, token), check=False)
     except (TimeoutError, OSError, asyncssh.Error):
         pass
 
@@ -335,8 +378,20 @@ async def _quietly_remove(conn: asyncssh.SSHClientConnection, path: str) -> None
 def _exit_error(
     result: asyncssh.SSHCompletedProcess, attempt: Attempt, what: str
 ) -> TransportError:
+    """The typed error of a failed remote command (FenceRefused when a fence stopped it)."""
     stderr = _text(result.stderr).strip()
-    return exit_error(stderr, result.exit_status, attempt, what)
+    return written_error(result.exit_status, stderr, attempt, what)
+
+
+def written_error(status: int | None, stderr: str, attempt: Attempt, what: str) -> TransportError:
+    """The error of a remote writer's exit ``status``: raises FenceRefused when its fence
+    refused to start; a file that arrived short is an integrity failure."""
+    fenced = rc.fence_code(status, stderr)
+    if fenced is not None:
+        raise rc.FenceRefused(fenced)
+    if status == rc.SHORT_EXIT:
+        return attempt.fail(IntegrityError, f"{what}: {stderr.strip()}")
+    return exit_error(stderr, status, attempt, what)
 
 
 def _text(value: object) -> str:

@@ -3,6 +3,17 @@
 A remote name containing spaces, quotes, ``$(...)`` or ``;`` is a literal file name here,
 never shell syntax. The receiver writes to ``.<name>.nfpart`` beside the final name and
 renames it (``mv -fT``, atomic within a directory) only after its sha256 matched.
+
+Fencing: no two writers ever append to the same partial. A writer of the shared, resumable
+``.<name>.nfpart`` holds an exclusive ``flock`` on that file for its whole life (the lock
+belongs to the open file, which the writing process inherits, so it lasts until the last
+process writing it is gone, even when the client that started it gave up long ago). Under the
+lock it checks that the partial is still exactly the prefix its resume was computed on, and
+once the whole file arrived it renames the partial to a name of its own,
+``.<name>.nfpart.<token>``, which only its own attempt commits. A writer that cannot get the
+lock within a bounded wait (a previous attempt's writer still drains bytes queued in the
+network) writes a fresh copy straight to its own token name instead. Whoever finishes a file
+removes the partials other writers left for it, unless a live writer still holds them.
 """
 
 from __future__ import annotations
@@ -14,7 +25,16 @@ from shlex import quote
 from netfault.engine.config import NodeConfig
 
 PART_SUFFIX = ".nfpart"
+# The node agent's resumable-upload partial (its PUT protocol), swept like ours.
+AGENT_PART_SUFFIX = ".netfault-partial"
 MISMATCH_EXIT = 97
+BUSY_EXIT = 95  # the partial's lock stayed taken for the whole wait: write a private copy
+SHORT_EXIT = 96  # the writer's input ended before the whole file arrived
+CHANGED_EXIT = 98  # the partial is no longer the prefix the resume was computed on
+FENCE_EXITS = (BUSY_EXIT, CHANGED_EXIT)
+BUSY_MARK = "netfault: partial busy"
+CHANGED_MARK = "netfault: partial changed"
+LOCK_WAIT_MAX = 5.0
 _SHA_RE = re.compile(r"^[0-9a-f]{64}$")
 # sha256 of stdin as ``<hex> ...``. coreutils' sha256sum runs at ~140 MB/s here (no SHA-NI),
 # OpenSSL's at ~1 GB/s: prefer openssl, fall back to sha256sum where it is missing.
@@ -35,6 +55,122 @@ def part_name(final: str) -> str:
     """The temporary name a receiver writes before the atomic rename."""
     directory, base = posixpath.split(final)
     return posixpath.join(directory, f".{base}{PART_SUFFIX}")
+
+
+def own_name(final: str, token: str) -> str:
+    """The partial name only one attempt (``token``) writes and commits."""
+    if not token.isalnum():
+        raise ValueError(f"not an attempt token: {token!r}")
+    return f"{part_name(final)}.{token}"
+
+
+def agent_part_name(final: str) -> str:
+    directory, base = posixpath.split(final)
+    return posixpath.join(directory, f".{base}{AGENT_PART_SUFFIX}")
+
+
+def lock_wait(operation_timeout: float) -> float:
+    """How long a resume waits for a previous writer of the partial before going private."""
+    return max(0.5, min(LOCK_WAIT_MAX, operation_timeout / 3))
+
+
+class FenceRefused(Exception):
+    """The fenced writer did not start: the partial was busy or changed (``code`` says)."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(BUSY_MARK if code == BUSY_EXIT else CHANGED_MARK)
+        self.code = code
+
+
+def fence_code(exit_status: int | None, stderr: str) -> int | None:
+    """BUSY_EXIT/CHANGED_EXIT when a fenced writer refused to start, else None."""
+    if exit_status in FENCE_EXITS:
+        return exit_status
+    if BUSY_MARK in stderr:  # rsync reports its remote side's exit as its own code
+        return BUSY_EXIT
+    return CHANGED_EXIT if CHANGED_MARK in stderr else None
+
+
+def _locked(tmp: str, wait: float) -> str:
+    """Open ``tmp`` as fd 9 and take its lock; again if it was renamed or removed meanwhile."""
+    t = quote(tmp)
+    busy = f"{{ echo {quote(BUSY_MARK)} >&2; exit {BUSY_EXIT}; }}"
+    return (
+        f"n=0; while :; do exec 9<> {t} || exit; flock -x -w {wait:.2f} 9 || {busy}; "
+        f"[ {t} -ef /dev/fd/9 ] && break; n=$((n+1)); [ $n -lt 5 ] || {busy}; done"
+    )
+
+
+def _complete(written: str, own: str, total: int) -> str:
+    """Rename a whole ``written`` to ``own``; report a short one (and keep it for resume)."""
+    w = quote(written)
+    return (
+        f's=$(wc -c < {w}); if [ "$s" -ne {int(total)} ]; then '
+        f'echo "netfault: the node received $s of {int(total)} bytes" >&2; exit {SHORT_EXIT}; '
+        f"fi; mv -fT -- {w} {quote(own)}"
+    )
+
+
+def _unchanged(tmp: str, offset: int, prefix_sha: str) -> str:
+    if not _SHA_RE.match(prefix_sha):
+        raise ValueError(f"not a sha256 hex digest: {prefix_sha!r}")
+    t = quote(tmp)
+    changed = f"{{ echo {quote(CHANGED_MARK)} >&2; exit {CHANGED_EXIT}; }}"
+    return (
+        f'[ "$(wc -c < {t})" -eq {int(offset)} ] && h=$(head -c {int(offset)} -- {t} | {SHA256}) '
+        f'&& [ "${{h%% *}}" = {prefix_sha} ] || {changed}'
+    )
+
+
+def cmd_fenced_write(
+    final: str, token: str, offset: int, prefix_sha: str, total: int, wait: float, decode: str = ""
+) -> str:
+    """Append stdin (through ``decode``) to the shared partial after ``offset`` bytes, under
+    its lock; the whole file ends up at ``own_name(final, token)``."""
+    tmp = part_name(final)
+    check = _unchanged(tmp, offset, prefix_sha) if offset else f": > {quote(tmp)}"
+    write = f"{decode or 'cat'} >> {quote(tmp)} || exit"
+    # An ignored SIGXFSZ turns a file-size limit into EFBIG, which the command reports.
+    return (
+        f"trap '' XFSZ; {_locked(tmp, wait)}; {check}; {write}; "
+        f"{_complete(tmp, own_name(final, token), total)}"
+    )
+
+
+def cmd_private_write(final: str, token: str, total: int, decode: str = "") -> str:
+    """Write stdin (through ``decode``) to this attempt's own partial from byte 0, locked so a
+    sweep leaves it alone while it is written; a short copy is deleted (nobody resumes it)."""
+    own = quote(own_name(final, token))
+    return (
+        f"trap '' XFSZ; exec 9> {own} && flock -x 9 && {decode or 'cat'} > {own} && "
+        f'{{ [ "$(wc -c < {own})" -eq {int(total)} ] || {{ echo "netfault: the node received '
+        f'$(wc -c < {own}) of {int(total)} bytes" >&2; false; }}; }} '
+        f"|| {{ rc=$?; rm -f -- {own}; exit $rc; }}"
+    )
+
+
+def wrap_fenced(final: str, offset: int, total: int, token: str, wait: float) -> str:
+    """A shell prefix running a remote writer of the shared partial (e.g. ``rsync --server
+    ...`` appended as arguments) under the partial's lock, renamed to its own name when whole."""
+    tmp = part_name(final)
+    fresh = "" if offset else f": > {quote(tmp)}; "
+    script = (
+        f'{_locked(tmp, wait)}; {fresh}"$@" || exit; '
+        f"{_complete(tmp, own_name(final, token), total)}"
+    )
+    return f"trap '' XFSZ; sh -c {quote(script)} sh"
+
+
+def cmd_sweep(final: str) -> str:
+    """Remove the partials any writer left for ``final``, except those a live writer holds."""
+    t, a = quote(part_name(final)), quote(agent_part_name(final))
+    return f'for f in {t} {t}.* {a}; do [ -f "$f" ] && flock -n "$f" rm -f -- "$f"; done; true'
+
+
+def cmd_discard(final: str, token: str) -> str:
+    """Remove this attempt's own partial, and the shared one unless a live writer holds it."""
+    t, own = quote(part_name(final)), quote(own_name(final, token))
+    return f"rm -f -- {own}; [ -f {t} ] && flock -n {t} rm -f -- {t}; true"
 
 
 def parent_dir(path: str) -> str:
@@ -64,13 +200,6 @@ def cmd_sha(path: str) -> str:
     return f"{SHA256} < {quote(path)}"
 
 
-def cmd_append(tmp: str, offset: int, decode: str = "") -> str:
-    """Write stdin (through ``decode``, e.g. ``base64 -d``) to ``tmp``, after ``offset`` bytes."""
-    redirect = ">>" if offset else ">"
-    # An ignored SIGXFSZ turns a file-size limit into EFBIG, which the command reports.
-    return f"trap '' XFSZ; {decode or 'cat'} {redirect} {quote(tmp)}"
-
-
 def cmd_read(path: str, offset: int, encode: str = "") -> str:
     """Write ``path`` to stdout from byte ``offset`` on (through ``encode``, e.g. ``base64``)."""
     p = quote(path)
@@ -79,14 +208,16 @@ def cmd_read(path: str, offset: int, encode: str = "") -> str:
 
 
 def cmd_commit(tmp: str, final: str, sha256: str) -> str:
-    """Rename ``tmp`` to ``final`` only if its sha256 is ``sha256``; else delete it and fail."""
+    """Rename ``tmp`` to ``final`` only if its sha256 is ``sha256``; else delete it and fail.
+    Then sweep the partials other writers left for ``final``."""
     if not _SHA_RE.match(sha256):
         raise ValueError(f"not a sha256 hex digest: {sha256!r}")
     t = quote(tmp)
     return (
         f'h=$({SHA256} < {t}) && h="${{h%% *}}" && '
         f'if [ "$h" = {sha256} ]; then mv -fT -- {t} {quote(final)}; '
-        f'else rm -f -- {t}; echo "sha256 $h" >&2; exit {MISMATCH_EXIT}; fi'
+        f'else rm -f -- {t}; echo "sha256 $h" >&2; exit {MISMATCH_EXIT}; fi && '
+        f"{{ {cmd_sweep(final)}; }}"
     )
 
 

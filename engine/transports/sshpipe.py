@@ -28,6 +28,7 @@ from netfault.engine.config import TransportConfig
 from netfault.engine.errors import IntegrityError, TransportError
 from netfault.engine.transports.failures import Attempt, classify_stderr, exit_error
 from netfault.engine.transports.integrity import Hasher
+from netfault.engine.transports.remote import SHORT_EXIT, FenceRefused, fence_code
 from netfault.engine.transports.sshconn import SshEndpoint, ssh_command
 
 CHUNK = 1 << 20
@@ -229,6 +230,11 @@ async def push_file(
             os.close(fd)
         await pipeline.close()
     *local_steps, (status, stderr) = results
+    fenced = fence_code(status, stderr)
+    if fenced is not None:
+        raise FenceRefused(fenced)
+    if status == SHORT_EXIT:
+        raise attempt.fail(IntegrityError, f"upload: {stderr.strip()}")
     if status != 0:
         raise _ssh_failure(status, stderr, attempt, "upload")
     for code, text in local_steps:
