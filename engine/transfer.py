@@ -13,6 +13,7 @@ transports; a relative ``remote_path`` is relative to the login directory.
 from __future__ import annotations
 
 import asyncio
+import secrets
 import shutil
 import time
 from collections.abc import Coroutine
@@ -23,10 +24,11 @@ from typing import Any
 from netfault.engine.config import NodeConfig
 from netfault.engine.config import TransportConfig as EngineConfig
 from netfault.engine.errors import TransportError
+from netfault.engine.transports import children
 from netfault.engine.transports import remote as rc
 from netfault.engine.transports.base import Transport
 from netfault.engine.transports.base64 import Base64Transport
-from netfault.engine.transports.execpath import commit_remote
+from netfault.engine.transports.execpath import commit_remote, discard_own
 from netfault.engine.transports.failures import Attempt, boundary, classify_stderr, mismatch
 from netfault.engine.transports.integrity import (
     commit_local,
@@ -34,8 +36,8 @@ from netfault.engine.transports.integrity import (
     remove_local,
     sha256_file,
 )
-from netfault.engine.transports.rsync import RsyncTransport, local_arg, remote_spec, ssh_options
-from netfault.engine.transports.sshconn import SshEndpoint, run_text, ssh_connection
+from netfault.engine.transports.rsync import RsyncTransport, local_arg, remote_spec
+from netfault.engine.transports.sshconn import SshEndpoint, run_text, scp_command, ssh_connection
 
 METHODS = ("rsync", "scp", "base64")
 
@@ -86,19 +88,14 @@ class ScpTransport(Transport):
     async def _scp(
         self, endpoint: SshEndpoint, src: str, dst: str, attempt: Attempt, config: EngineConfig
     ) -> None:
-        argv = ["scp", "-q", "-P", str(endpoint.port), *ssh_options(endpoint, config), src, dst]
-        proc = await asyncio.create_subprocess_exec(
-            *argv,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.PIPE,
+        argv = [*scp_command(endpoint, config), src, dst]
+        proc = await children.spawn(
+            argv, stdin=children.DEVNULL, stdout=children.DEVNULL, stderr=children.PIPE
         )
         try:
             _, stderr = await proc.communicate()
         finally:
-            if proc.returncode is None:
-                proc.kill()
-                await proc.wait()
+            await children.reap(proc)
         if proc.returncode != 0:
             raise classify_stderr(stderr.decode("utf-8", "replace"), attempt, "scp")
 
@@ -112,7 +109,8 @@ class ScpTransport(Transport):
     ) -> int:
         attempt, ep = Attempt(node, self.name, progress), SshEndpoint.direct(node)
         final = rc.remote_path_for(node, remote_path)
-        tmp = rc.part_name(final)
+        token = secrets.token_hex(8)
+        own = rc.own_name(final, token)
         with boundary(attempt):
             async with (
                 asyncio.timeout(config.operation_timeout),
@@ -120,8 +118,12 @@ class ScpTransport(Transport):
             ):
                 await run_text(conn, rc.cmd_prepare_push(final), attempt, "mkdir")
                 digest = await sha256_file(local_path)
-                await self._scp(ep, local_arg(local_path), _spec(ep, tmp), attempt, config)
-                await commit_remote(conn, tmp, final, digest, attempt)
+                try:
+                    await self._scp(ep, local_arg(local_path), _spec(ep, own), attempt, config)
+                    await commit_remote(conn, own, final, digest, attempt)
+                except TransportError:
+                    await discard_own(conn, final, token, shared=False)  # scp cannot resume it
+                    raise
         size = (await asyncio.to_thread(local_path.stat)).st_size
         attempt.advance(size)
         return size

@@ -46,6 +46,7 @@ from netfault.engine.transports.integrity import (
 from netfault.engine.transports.sshconn import PIPE_CHUNK, SshEndpoint, run_text, ssh_connection
 
 WRITE_BATCH = 1 << 20
+DISCARD_TIMEOUT = 1.0
 
 
 @dataclass(frozen=True)
@@ -115,7 +116,7 @@ class ExecTransport(Transport):
             hasher = await self._write_fenced(conn, local, final, token, attempt, config)
             await commit_remote(conn, own, final, str(hasher.hexdigest()), attempt)
         except RemoteStorageError:
-            await _quietly_remove(conn, final, token)
+            await discard_own(conn, final, token)
             raise
 
     async def _write_fenced(
@@ -366,11 +367,14 @@ async def _remote_failure(
     return classify_stderr(stderr, attempt, what) if stderr.strip() else classify(exc, attempt)
 
 
-async def _quietly_remove(conn: asyncssh.SSHClientConnection, final: str, token: str) -> None:
-    """Best effort after a storage error: delete the partials this attempt wrote."""
+async def discard_own(
+    conn: asyncssh.SSHClientConnection, final: str, token: str, shared: bool = True
+) -> None:
+    """Best effort after a failure no resume can use: delete the partials this attempt wrote
+    (bounded: it may run after the operation's timeout already fired)."""
     try:
-        async with asyncio.timeout(5.0):
-            await conn.run(rc.cmd_discard(final, token), check=False)
+        async with asyncio.timeout(DISCARD_TIMEOUT):
+            await conn.run(rc.cmd_discard(final, token, shared), check=False)
     except (TimeoutError, OSError, asyncssh.Error):
         pass
 

@@ -167,9 +167,12 @@ def cmd_sweep(final: str) -> str:
     return f'for f in {t} {t}.* {a}; do [ -f "$f" ] && flock -n "$f" rm -f -- "$f"; done; true'
 
 
-def cmd_discard(final: str, token: str) -> str:
-    """Remove this attempt's own partial, and the shared one unless a live writer holds it."""
+def cmd_discard(final: str, token: str, shared: bool = True) -> str:
+    """Remove this attempt's own partial, and (``shared``) the shared one unless a live writer
+    holds it."""
     t, own = quote(part_name(final)), quote(own_name(final, token))
+    if not shared:
+        return f"rm -f -- {own}"
     return f"rm -f -- {own}; [ -f {t} ] && flock -n {t} rm -f -- {t}; true"
 
 

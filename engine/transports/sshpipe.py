@@ -26,6 +26,7 @@ from pathlib import Path
 
 from netfault.engine.config import TransportConfig
 from netfault.engine.errors import IntegrityError, TransportError
+from netfault.engine.transports import children
 from netfault.engine.transports.failures import Attempt, classify_stderr, exit_error
 from netfault.engine.transports.integrity import Hasher
 from netfault.engine.transports.remote import SHORT_EXIT, FenceRefused, fence_code
@@ -147,9 +148,7 @@ class _Pipeline:
         self.procs: list[tuple[asyncio.subprocess.Process, asyncio.Future[bytes]]] = []
 
     async def spawn(self, argv: Sequence[str], stdin: int, stdout: int) -> None:
-        proc = await asyncio.create_subprocess_exec(
-            *argv, stdin=stdin, stdout=stdout, stderr=asyncio.subprocess.PIPE
-        )
+        proc = await children.spawn(argv, stdin=stdin, stdout=stdout, stderr=children.PIPE)
         assert proc.stderr is not None
         self.procs.append((proc, asyncio.ensure_future(proc.stderr.read())))
 
@@ -163,11 +162,7 @@ class _Pipeline:
 
     async def close(self) -> None:
         for proc, stderr in self.procs:
-            if proc.returncode is None:
-                with contextlib.suppress(ProcessLookupError):
-                    proc.kill()
-            with contextlib.suppress(Exception):
-                await proc.wait()
+            await children.reap(proc)
             stderr.cancel()
             with contextlib.suppress(BaseException):
                 await stderr
