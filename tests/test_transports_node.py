@@ -335,8 +335,9 @@ async def test_http_pull_with_a_stale_agent_digest_fails_and_keeps_nothing(
     """Worst case for the agent's digest cache: it cannot see a change (every stamp looks the
     same). The pull still compares the digest with the bytes it received, so it fails with
     IntegrityError and leaves neither a file nor a partial; a stale digest never passes."""
-    from netfault.simulator.node import http_files
+    from netfault.simulator.node import digests, http_files
 
+    monkeypatch.setattr(digests, "stat_stamp", lambda path: (0, 0, 0, 0, 0))
     monkeypatch.setattr(http_files, "stat_stamp", lambda path: (0, 0, 0, 0, 0))
     t = transport("http")
     data = payload(1024 * 1024)
