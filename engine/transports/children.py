@@ -5,20 +5,41 @@ Killing only the direct child is not enough: ``rsync`` and ``scp`` run ``ssh`` a
 child, which keeps the output pipes open, and asyncio's ``Process.wait()`` returns only once
 every pipe closed. An attempt cancelled by its operation timeout waited for that grandchild
 (one rsync attempt ran 43 s with a 6.4 s timeout). So every child leads its own process
-group, the group gets SIGKILL on any way out, and the reaping wait is bounded.
+group, the group gets SIGKILL on any way out, and the reaping wait is bounded. A group of its
+own no longer hears a signal sent to the engine's group, so on Linux each child also asks the
+kernel for SIGKILL when the engine dies (``PR_SET_PDEATHSIG``): a killed engine leaves no ssh
+or rsync streaming into a partial behind it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import os
 import signal
-from collections.abc import Sequence
+import sys
+from collections.abc import Callable, Sequence
 
 REAP_TIMEOUT = 0.5
 PIPE = asyncio.subprocess.PIPE
 DEVNULL = asyncio.subprocess.DEVNULL
+_PR_SET_PDEATHSIG = 1
+
+
+def _death_signal() -> Callable[[], None] | None:
+    """A pre-exec hook setting SIGKILL as the parent-death signal (None off Linux)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    prctl = ctypes.CDLL(None, use_errno=True).prctl  # resolved now, not in the forked child
+
+    def hook() -> None:
+        prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL))
+
+    return hook
+
+
+_PRE_EXEC = _death_signal()
 
 
 async def spawn(
@@ -26,7 +47,12 @@ async def spawn(
 ) -> asyncio.subprocess.Process:
     """Start ``argv`` as the leader of a new session (so of a new process group)."""
     return await asyncio.create_subprocess_exec(
-        *argv, stdin=stdin, stdout=stdout, stderr=stderr, start_new_session=True
+        *argv,
+        stdin=stdin,
+        stdout=stdout,
+        stderr=stderr,
+        start_new_session=True,
+        preexec_fn=_PRE_EXEC,
     )
 
 

@@ -188,7 +188,10 @@ class ExecTransport(Transport):
 
         try:
             try:
-                await reader.pump(send)
+                if await proc.stdout.readline() == rc.READY_MARK.encode() + b"\n":
+                    await reader.pump(send)
+                else:
+                    reader.close()  # the writer refused: its exit status says why
                 proc.stdin.write_eof()
             except (OSError, asyncssh.Error) as exc:
                 raise await _remote_failure(proc, exc, attempt, "upload") from exc

@@ -34,6 +34,7 @@ CHANGED_EXIT = 98  # the partial is no longer the prefix the resume was computed
 FENCE_EXITS = (BUSY_EXIT, CHANGED_EXIT)
 BUSY_MARK = "netfault: partial busy"
 CHANGED_MARK = "netfault: partial changed"
+READY_MARK = "netfault: writing"  # on stdout: the writer holds its lock, send the bytes
 LOCK_WAIT_MAX = 5.0
 _SHA_RE = re.compile(r"^[0-9a-f]{64}$")
 # sha256 of stdin as ``<hex> ...``. coreutils' sha256sum runs at ~140 MB/s here (no SHA-NI),
@@ -106,6 +107,7 @@ def _complete(written: str, own: str, total: int) -> str:
     w = quote(written)
     return (
         f's=$(wc -c < {w}); if [ "$s" -ne {int(total)} ]; then '
+        f'[ "$s" -gt 0 ] || rm -f -- {w}; '  # nothing to resume: leave nothing behind
         f'echo "netfault: the node received $s of {int(total)} bytes" >&2; exit {SHORT_EXIT}; '
         f"fi; mv -fT -- {w} {quote(own)}"
     )
@@ -126,10 +128,11 @@ def cmd_fenced_write(
     final: str, token: str, offset: int, prefix_sha: str, total: int, wait: float, decode: str = ""
 ) -> str:
     """Append stdin (through ``decode``) to the shared partial after ``offset`` bytes, under
-    its lock; the whole file ends up at ``own_name(final, token)``."""
+    its lock; the whole file ends up at ``own_name(final, token)``. Prints ``READY_MARK``
+    once it holds the lock: the client sends nothing before."""
     tmp = part_name(final)
     check = _unchanged(tmp, offset, prefix_sha) if offset else f": > {quote(tmp)}"
-    write = f"{decode or 'cat'} >> {quote(tmp)} || exit"
+    write = f"echo {quote(READY_MARK)}; {decode or 'cat'} >> {quote(tmp)} || exit"
     # An ignored SIGXFSZ turns a file-size limit into EFBIG, which the command reports.
     return (
         f"trap '' XFSZ; {_locked(tmp, wait)}; {check}; {write}; "
@@ -142,7 +145,8 @@ def cmd_private_write(final: str, token: str, total: int, decode: str = "") -> s
     sweep leaves it alone while it is written; a short copy is deleted (nobody resumes it)."""
     own = quote(own_name(final, token))
     return (
-        f"trap '' XFSZ; exec 9> {own} && flock -x 9 && {decode or 'cat'} > {own} && "
+        f"trap '' XFSZ; exec 9> {own} && flock -x 9 && echo {quote(READY_MARK)} && "
+        f"{decode or 'cat'} > {own} && "
         f'{{ [ "$(wc -c < {own})" -eq {int(total)} ] || {{ echo "netfault: the node received '
         f'$(wc -c < {own}) of {int(total)} bytes" >&2; false; }}; }} '
         f"|| {{ rc=$?; rm -f -- {own}; exit $rc; }}"
@@ -181,10 +185,19 @@ def parent_dir(path: str) -> str:
 
 
 def cmd_prepare_push(final: str) -> str:
-    """Create the destination directory; print the size of an existing partial (or 0)."""
+    """Create the destination directory; print the size of an existing partial (or 0).
+
+    With no shared partial, one that no live writer holds is adopted from the per-attempt
+    names (a writer whose client was gone finished it, or a private copy cut off), so the
+    resume check can reuse it (``mv -n``: never over a shared partial created meanwhile).
+    """
     tmp = quote(part_name(final))
+    adopt = (
+        f'for f in {tmp}.*; do [ -f {tmp} ] && break; [ -f "$f" ] && '
+        f'flock -n "$f" mv -n -- "$f" {tmp}; done'
+    )
     return (
-        f"mkdir -p -- {quote(parent_dir(final))} && "
+        f"mkdir -p -- {quote(parent_dir(final))} && {{ {adopt}; }}; "
         f"if [ -f {tmp} ]; then wc -c < {tmp}; else echo 0; fi"
     )
 

@@ -29,7 +29,7 @@ from netfault.engine.errors import IntegrityError, TransportError
 from netfault.engine.transports import children
 from netfault.engine.transports.failures import Attempt, classify_stderr, exit_error
 from netfault.engine.transports.integrity import Hasher
-from netfault.engine.transports.remote import SHORT_EXIT, FenceRefused, fence_code
+from netfault.engine.transports.remote import READY_MARK, SHORT_EXIT, FenceRefused, fence_code
 from netfault.engine.transports.sshconn import SshEndpoint, ssh_command
 
 CHUNK = 1 << 20
@@ -147,10 +147,13 @@ class _Pipeline:
     def __init__(self) -> None:
         self.procs: list[tuple[asyncio.subprocess.Process, asyncio.Future[bytes]]] = []
 
-    async def spawn(self, argv: Sequence[str], stdin: int, stdout: int) -> None:
+    async def spawn(
+        self, argv: Sequence[str], stdin: int, stdout: int
+    ) -> asyncio.subprocess.Process:
         proc = await children.spawn(argv, stdin=stdin, stdout=stdout, stderr=children.PIPE)
         assert proc.stderr is not None
         self.procs.append((proc, asyncio.ensure_future(proc.stderr.read())))
+        return proc
 
     async def wait(self) -> list[tuple[int, str]]:
         """(exit status, stderr) of each process, in spawn order."""
@@ -208,15 +211,20 @@ async def push_file(
             ssh_in, encoded = _pipe()
             opened += [ssh_in, encoded]
             await pipeline.spawn(encode, feed_end, encoded)
-        await pipeline.spawn(_ssh_argv(endpoint, config, command), ssh_in, DEVNULL)
+        ssh = await pipeline.spawn(_ssh_argv(endpoint, config, command), ssh_in, children.PIPE)
         for fd in opened:
             if fd != write_end:
                 os.close(fd)
         opened = [write_end]
-        sending = asyncio.ensure_future(asyncio.to_thread(streamer.feed, write_end))
-        opened = []  # the thread closes the write end
+        if await _ready(ssh):
+            sending = asyncio.ensure_future(asyncio.to_thread(streamer.feed, write_end))
+            opened = []  # the thread closes the write end
+        else:  # the writer refused (its exit status says why): send nothing
+            os.close(write_end)
+            opened = []
         results = await pipeline.wait()
-        await sending
+        if sending is not None:
+            await sending
     finally:
         streamer.stop()
         if sending is not None:
@@ -236,6 +244,13 @@ async def push_file(
         if code != 0:
             raise attempt.fail(TransportError, f"local {encode[0]} exit {code}: {text.strip()}")
     attempt.set_done(streamer.position)
+
+
+async def _ready(proc: asyncio.subprocess.Process) -> bool:
+    """Wait for the remote writer's go-ahead (``remote.READY_MARK``, printed once it holds
+    its lock): no byte is sent into a writer that will refuse them."""
+    assert proc.stdout is not None
+    return await proc.stdout.readline() == READY_MARK.encode() + b"\n"
 
 
 async def pull_file(
