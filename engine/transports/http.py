@@ -33,6 +33,7 @@ from netfault.engine.errors import (
     RemoteStorageError,
     TransportError,
 )
+from netfault.engine.transports import remote as rc
 from netfault.engine.transports.base import Progress, Transport
 from netfault.engine.transports.failures import Attempt, boundary, mismatch
 from netfault.engine.transports.integrity import (
@@ -104,18 +105,30 @@ class HttpTransport(Transport):
             size = (await asyncio.to_thread(local_path.stat)).st_size
             attempt.total = size
             async with asyncio.timeout(config.operation_timeout), self._session(node, config) as s:
-                offset, hasher = await self._upload_offset(s, path, local_path, attempt)
-                attempt.done = offset
-                # All but the last chunk first, hashed as it is read and sent (the agent keeps
-                # it as a partial, 202); then the last chunk naming the whole file's sha256,
-                # which the agent checks before its rename. No second pass over the file.
-                tail_at = max(offset, size - TAIL_CHUNK)
-                if tail_at > offset:
-                    await self._put_range(s, path, local_path, offset, tail_at, hasher, attempt)
-                tail = await asyncio.to_thread(_read_range, local_path, tail_at, size - tail_at)
-                hasher.update(tail)
-                await self._put(s, path, tail_at, tail, str(hasher.hexdigest()), attempt)
+                try:
+                    await self._upload(s, path, local_path, attempt)
+                except rc.FenceRefused:
+                    # The partial changed between our look and the agent's lock (an earlier
+                    # upload was still draining into it): look again, once.
+                    await self._upload(s, path, local_path, attempt)
         return attempt.sent
+
+    async def _upload(
+        self, s: aiohttp.ClientSession, path: str, local_path: Path, attempt: Attempt
+    ) -> None:
+        assert attempt.total is not None
+        size = attempt.total
+        offset, hasher = await self._upload_offset(s, path, local_path, attempt)
+        attempt.done = offset
+        # All but the last chunk first, hashed as it is read and sent (the agent keeps it as
+        # a partial, 202); then the last chunk naming the whole file's sha256, which the agent
+        # checks before its rename. No second pass over the file.
+        tail_at = max(offset, size - TAIL_CHUNK)
+        if tail_at > offset:
+            await self._put_range(s, path, local_path, offset, tail_at, hasher, attempt)
+        tail = await asyncio.to_thread(_read_range, local_path, tail_at, size - tail_at)
+        hasher.update(tail)
+        await self._put(s, path, tail_at, tail, str(hasher.hexdigest()), attempt)
 
     async def _upload_offset(
         self, s: aiohttp.ClientSession, path: str, local: Path, attempt: Attempt
@@ -325,6 +338,8 @@ async def _json(s: aiohttp.ClientSession, method: str, url: str, attempt: Attemp
 async def _check(resp: aiohttp.ClientResponse, attempt: Attempt, what: str) -> None:
     if resp.status < 400:
         return
+    if resp.status == 416 and what == "PUT":  # the agent's partial is not what we resumed
+        raise rc.FenceRefused(rc.CHANGED_EXIT)
     text = (await resp.text())[:300]
     cls = _STATUS_ERRORS.get(resp.status, TransportError)
     raise attempt.fail(cls, f"{what} {resp.url.path}: HTTP {resp.status} {text}")
