@@ -30,12 +30,7 @@ from netfault.engine.transports.base import Transport
 from netfault.engine.transports.base64 import Base64Transport
 from netfault.engine.transports.execpath import commit_remote, discard_own
 from netfault.engine.transports.failures import Attempt, boundary, classify_stderr, mismatch
-from netfault.engine.transports.integrity import (
-    commit_local,
-    local_part,
-    remove_local,
-    sha256_file,
-)
+from netfault.engine.transports.integrity import receiving, sha256_file
 from netfault.engine.transports.rsync import RsyncTransport, local_arg, remote_spec
 from netfault.engine.transports.sshconn import SshEndpoint, run_text, scp_command, ssh_connection
 
@@ -137,20 +132,19 @@ class ScpTransport(Transport):
         progress: Any = None,
     ) -> int:
         attempt, ep = Attempt(node, self.name, progress), SshEndpoint.direct(node)
-        source, part = rc.remote_path_for(node, remote_path), local_part(local_path)
+        source = rc.remote_path_for(node, remote_path)
         with boundary(attempt):
             async with (
+                receiving(local_path) as part,
                 asyncio.timeout(config.operation_timeout),
                 ssh_connection(ep, config, attempt) as conn,
             ):
                 want = rc.parse_sha(await run_text(conn, rc.cmd_sha(source), attempt, "sha"))
                 await self._scp(ep, _spec(ep, source), local_arg(part), attempt, config)
-            got = await sha256_file(part)
-            if got != want:
-                await remove_local(part)
-                raise mismatch(attempt, want, got)
-            size = (await asyncio.to_thread(part.stat)).st_size
-            await commit_local(part, local_path)
+                got = await sha256_file(part)
+                if got != want:
+                    raise mismatch(attempt, want, got)  # receiving() discards the partial
+                size = (await asyncio.to_thread(part.stat)).st_size
         attempt.advance(size)
         return size
 

@@ -9,6 +9,7 @@ of what arrived equals the source's.
 from __future__ import annotations
 
 import asyncio
+import errno
 import hashlib
 import os
 import queue
@@ -269,15 +270,22 @@ async def receiving(final: Path) -> AsyncIterator[Path]:
     """Yield the ``.nfpart`` name a pull writes; rename it to ``final`` if the body succeeds.
 
     A checksum or storage failure discards the partial (it can never be resumed into a good
-    file); any other failure keeps it for the next attempt to resume from.
+    file), and so does a failed rename; any other failure keeps it for the next attempt to
+    resume from. A ``final`` that is a directory fails before anything is written.
     """
+    if await asyncio.to_thread(final.is_dir):
+        raise IsADirectoryError(errno.EISDIR, "is a directory; name the file to write", str(final))
     part = local_part(final)
     try:
         yield part
     except (IntegrityError, RemoteStorageError):
         await remove_local(part)
         raise
-    await commit_local(part, final)
+    try:
+        await commit_local(part, final)
+    except OSError:
+        await remove_local(part)  # verified, but nothing can resume a file already whole
+        raise
 
 
 async def commit_local(part: Path, final: Path) -> None:

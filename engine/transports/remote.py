@@ -186,6 +186,7 @@ def parent_dir(path: str) -> str:
 
 def cmd_prepare_push(final: str) -> str:
     """Create the destination directory; print the size of an existing partial (or 0).
+    Fails, writing nothing, when ``final`` is a directory.
 
     With no shared partial, one that no live writer holds is adopted from the per-attempt
     names (a writer whose client was gone finished it, or a private copy cut off), so the
@@ -196,9 +197,11 @@ def cmd_prepare_push(final: str) -> str:
         f'for f in {tmp}.*; do [ -f {tmp} ] && break; [ -f "$f" ] && '
         f'flock -n "$f" mv -n -- "$f" {tmp}; done'
     )
+    f = quote(final)
+    is_dir = f"echo {quote(f'netfault: {final}: Is a directory')} >&2; exit 21"
     return (
-        f"mkdir -p -- {quote(parent_dir(final))} && {{ {adopt}; }}; "
-        f"if [ -f {tmp} ]; then wc -c < {tmp}; else echo 0; fi"
+        f"mkdir -p -- {quote(parent_dir(final))} && {{ if [ -d {f} ]; then {is_dir}; fi; }} && "
+        f"{{ {adopt}; }}; if [ -f {tmp} ]; then wc -c < {tmp}; else echo 0; fi"
     )
 
 
@@ -231,7 +234,7 @@ def cmd_commit(tmp: str, final: str, sha256: str) -> str:
     t = quote(tmp)
     return (
         f'h=$({SHA256} < {t}) && h="${{h%% *}}" && '
-        f'if [ "$h" = {sha256} ]; then mv -fT -- {t} {quote(final)}; '
+        f'if [ "$h" = {sha256} ]; then mv -fT -- {t} {quote(final)} || {{ rm -f -- {t}; false; }}; '
         f'else rm -f -- {t}; echo "sha256 $h" >&2; exit {MISMATCH_EXIT}; fi && '
         f"{{ {cmd_sweep(final)}; }}"
     )
