@@ -28,8 +28,8 @@ from netfault.engine.transports import children
 from netfault.engine.transports import remote as rc
 from netfault.engine.transports.base import Transport
 from netfault.engine.transports.base64 import Base64Transport
-from netfault.engine.transports.execpath import commit_remote, discard_own
 from netfault.engine.transports.failures import Attempt, boundary, classify_stderr, mismatch
+from netfault.engine.transports.fenced import commit_remote, discard_own
 from netfault.engine.transports.integrity import receiving, sha256_file
 from netfault.engine.transports.rsync import RsyncTransport, local_arg, remote_spec
 from netfault.engine.transports.sshconn import SshEndpoint, run_text, scp_command, ssh_connection

@@ -1,7 +1,9 @@
 """File transfer over an SSH exec channel, shared by the ssh, tailscale and base64 transports.
 
-Push: ``cat >> .<name>.nfpart`` (or ``base64 -d >> ...``) fed from local chunks, then one
-command renames the partial only if its sha256 equals the local file's. Pull: ``cat``/``tail
+Push: ``cat >> .<name>.nfpart`` (or ``base64 -d >> ...``) fed from local chunks by a writer
+fenced by the partial's lock (``remote.cmd_fenced_write``: it re-checks the partial under the
+lock, says when to start sending, and moves the whole file to this attempt's own name), then
+one command renames that copy only if its sha256 equals the local file's. Pull: ``cat``/``tail
 -c +N`` (piped through ``base64``) into a local ``.nfpart`` file, checked against the remote
 ``sha256sum`` before ``os.replace``. Either way an interrupted transfer leaves its partial
 for the next attempt, which reuses it only after the prefix sha256 of both sides match.
@@ -32,8 +34,14 @@ from netfault.engine.transports.failures import (
     boundary,
     classify,
     classify_stderr,
-    exit_error,
     mismatch,
+)
+from netfault.engine.transports.fenced import (
+    commit_remote,
+    discard_own,
+    resume_point,
+    text,
+    written_error,
 )
 from netfault.engine.transports.integrity import (
     ChunkReader,
@@ -46,7 +54,6 @@ from netfault.engine.transports.integrity import (
 from netfault.engine.transports.sshconn import PIPE_CHUNK, SshEndpoint, run_text, ssh_connection
 
 WRITE_BATCH = 1 << 20
-DISCARD_TIMEOUT = 1.0
 
 
 @dataclass(frozen=True)
@@ -134,9 +141,7 @@ class ExecTransport(Transport):
         assert attempt.total is not None
         decode, wait = self.codec.remote_decode, rc.lock_wait(config.operation_timeout)
         for _ in range(2):
-            out = await run_text(conn, rc.cmd_prepare_push(final), attempt, "mkdir")
-            partial, tmp = rc.parse_size(out), rc.part_name(final)
-            offset, hasher = await remote_resume_point(conn, tmp, local, partial, attempt)
+            offset, hasher = await resume_point(conn, final, local, attempt)
             prefix = str(hasher.copy().hexdigest())
             command = rc.cmd_fenced_write(final, token, offset, prefix, attempt.total, wait, decode)
             try:
@@ -308,33 +313,6 @@ class ExecTransport(Transport):
         return f"ssh echo ok via {self.endpoint(node).host}:{self.endpoint(node).port}"
 
 
-async def remote_resume_point(
-    conn: asyncssh.SSHClientConnection, tmp: str, local: Path, partial: int, attempt: Attempt
-) -> tuple[int, Hasher]:
-    """Offset to resume an upload from, and a sha256 object already fed with that prefix."""
-    assert attempt.total is not None
-    if 0 < partial <= attempt.total:
-        remote_sha, local_hasher = await asyncio.gather(
-            run_text(conn, rc.cmd_prefix_sha(tmp, partial), attempt, "sha256sum"),
-            hash_prefix(local, partial),
-        )
-        if rc.parse_sha(remote_sha) == local_hasher.hexdigest():
-            return partial, local_hasher
-    return 0, hashlib.sha256()
-
-
-async def commit_remote(
-    conn: asyncssh.SSHClientConnection, tmp: str, final: str, sha: str, attempt: Attempt
-) -> None:
-    """Rename the remote partial to ``final`` if its sha256 is ``sha``; IntegrityError if not."""
-    result = await conn.run(rc.cmd_commit(tmp, final, sha), check=False)
-    if result.exit_status == rc.MISMATCH_EXIT:
-        got = _text(result.stderr).replace("sha256", "").strip()
-        raise mismatch(attempt, sha, got)
-    if result.exit_status != 0:
-        raise _exit_error(result, attempt, "verify and rename")
-
-
 async def _drain_stdout(
     proc: asyncssh.SSHClientProcess[bytes], writer: ChunkWriter, attempt: Attempt
 ) -> None:
@@ -363,45 +341,16 @@ async def _remote_failure(
             result = await proc.wait()
     except (TimeoutError, OSError, asyncssh.Error):
         return classify(exc, attempt)
-    stderr = _text(result.stderr)
+    stderr = text(result.stderr)
     fenced = rc.fence_code(result.exit_status, stderr)
     if fenced is not None:
         raise rc.FenceRefused(fenced)
     return classify_stderr(stderr, attempt, what) if stderr.strip() else classify(exc, attempt)
 
 
-async def discard_own(
-    conn: asyncssh.SSHClientConnection, final: str, token: str, shared: bool = True
-) -> None:
-    """Best effort after a failure no resume can use: delete the partials this attempt wrote
-    (bounded: it may run after the operation's timeout already fired)."""
-    try:
-        async with asyncio.timeout(DISCARD_TIMEOUT):
-            await conn.run(rc.cmd_discard(final, token, shared), check=False)
-    except (TimeoutError, OSError, asyncssh.Error):
-        pass
-
-
 def _exit_error(
     result: asyncssh.SSHCompletedProcess, attempt: Attempt, what: str
 ) -> TransportError:
     """The typed error of a failed remote command (FenceRefused when a fence stopped it)."""
-    stderr = _text(result.stderr).strip()
+    stderr = text(result.stderr).strip()
     return written_error(result.exit_status, stderr, attempt, what)
-
-
-def written_error(status: int | None, stderr: str, attempt: Attempt, what: str) -> TransportError:
-    """The error of a remote writer's exit ``status``: raises FenceRefused when its fence
-    refused to start; a file that arrived short is an integrity failure."""
-    fenced = rc.fence_code(status, stderr)
-    if fenced is not None:
-        raise rc.FenceRefused(fenced)
-    if status == rc.SHORT_EXIT:
-        return attempt.fail(IntegrityError, f"{what}: {stderr.strip()}")
-    return exit_error(stderr, status, attempt, what)
-
-
-def _text(value: object) -> str:
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
-    return value if isinstance(value, str) else ""

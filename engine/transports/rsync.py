@@ -26,8 +26,8 @@ from netfault.engine.errors import RemoteStorageError, TransportError
 from netfault.engine.transports import children
 from netfault.engine.transports import remote as rc
 from netfault.engine.transports.base import Progress, Transport
-from netfault.engine.transports.execpath import commit_remote, remote_resume_point
 from netfault.engine.transports.failures import Attempt, boundary, classify_stderr, mismatch
+from netfault.engine.transports.fenced import commit_remote, resume_point
 from netfault.engine.transports.integrity import (
     Hasher,
     hash_prefix,
@@ -129,9 +129,8 @@ class RsyncTransport(Transport):
         this attempt's own partial when a previous writer keeps the lock."""
         assert attempt.total is not None
         endpoint, src = self.endpoint(attempt.node), local_arg(local)
-        out = await run_text(conn, rc.cmd_prepare_push(final), attempt, "mkdir")
+        offset, _ = await resume_point(conn, final, local, attempt)
         tmp = rc.part_name(final)
-        offset, _ = await remote_resume_point(conn, tmp, local, rc.parse_size(out), attempt)
         attempt.done = offset
         wait = rc.lock_wait(config.operation_timeout)
         wrap = rc.wrap_fenced(final, offset, attempt.total, token, wait)

@@ -28,8 +28,9 @@ from netfault.engine.config import TransportConfig
 from netfault.engine.errors import IntegrityError, TransportError
 from netfault.engine.transports import children
 from netfault.engine.transports.failures import Attempt, classify_stderr, exit_error
+from netfault.engine.transports.fenced import written_error
 from netfault.engine.transports.integrity import Hasher
-from netfault.engine.transports.remote import READY_MARK, SHORT_EXIT, FenceRefused, fence_code
+from netfault.engine.transports.remote import READY_MARK
 from netfault.engine.transports.sshconn import SshEndpoint, ssh_command
 
 CHUNK = 1 << 20
@@ -233,11 +234,8 @@ async def push_file(
             os.close(fd)
         await pipeline.close()
     *local_steps, (status, stderr) = results
-    fenced = fence_code(status, stderr)
-    if fenced is not None:
-        raise FenceRefused(fenced)
-    if status == SHORT_EXIT:
-        raise attempt.fail(IntegrityError, f"upload: {stderr.strip()}")
+    if status not in (0, SSH_ERROR_EXIT):
+        raise written_error(status, stderr, attempt, "upload")  # the remote writer's own
     if status != 0:
         raise _ssh_failure(status, stderr, attempt, "upload")
     for code, text in local_steps:
