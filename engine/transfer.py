@@ -73,7 +73,8 @@ class TransferResult:
 
 
 class ScpTransport(Transport):
-    """OpenSSH ``scp`` (SFTP mode) into the ``.nfpart`` name, then sha256 check and rename."""
+    """OpenSSH ``scp`` (SFTP mode) into a partial of its own (``.NAME.nfpart.TOKEN``: scp
+    cannot be fenced by a lock nor resume), then sha256 check and rename."""
 
     name = "scp"
 

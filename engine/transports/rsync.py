@@ -2,8 +2,10 @@
 
 rsync writes to the same ``.<name>.nfpart`` name the other transports use: a fresh copy with
 ``--whole-file --inplace`` (no delta search, no temp file and rename), a resume with
-``--partial --append-verify``. A side asyncssh connection checks the partial's prefix sha256
-before reuse and renames it only once the whole file's sha256 matches the source's; a pull
+``--partial --append-verify``. The remote rsync runs under the partial's lock
+(``remote.wrap_fenced``), or writes a private copy when an earlier writer keeps it. A side
+asyncssh connection checks the partial's prefix sha256 before reuse and renames it only once
+the whole file's sha256 matches the source's; a pull
 hashes the local partial right behind rsync's in-place writes instead of in a second pass.
 """
 

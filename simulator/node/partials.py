@@ -18,7 +18,8 @@ import time
 from pathlib import Path
 from typing import BinaryIO
 
-AGENT_SUFFIX = ".netfault-partial"
+from netfault.simulator.node.paths import AGENT_PART_SUFFIX
+
 ENGINE_SUFFIX = ".nfpart"  # the engine's shell writers: .NAME.nfpart and .NAME.nfpart.TOKEN
 PARTIAL_MAX_AGE = 24 * 3600.0
 SWEEP_EVERY = 60.0
@@ -98,7 +99,7 @@ def expire(home: Path, max_age: float = PARTIAL_MAX_AGE) -> int:
     removed = 0
     for dirpath, _dirs, files in os.walk(home):
         for name in files:
-            if not name.endswith(AGENT_SUFFIX):
+            if not name.endswith(AGENT_PART_SUFFIX):
                 continue
             path = Path(dirpath, name)
             with contextlib.suppress(OSError):
