@@ -12,6 +12,7 @@ import fcntl
 import os
 import signal
 import sys
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -230,3 +231,24 @@ async def test_resume_after_a_killed_client_is_still_used(
     assert sent < size  # resumed (rsync's ssh may even have delivered every byte: 0 to send)
     assert await cluster.read_remote(NODE, "killed.bin") == data
     assert partials(cluster.home_path(NODE, "killed.bin").parent, "killed.bin") == []
+
+
+@pytest.mark.parametrize("name", ["ssh", "base64", "rsync"])
+async def test_a_whole_copy_orphaned_by_a_dead_attempt_is_adopted_and_resumed(
+    node: FakeNode, tmp_path: Path, name: str
+) -> None:
+    """A writer that finished after its client was gone leaves a whole copy under its own
+    name; once orphaned, the next push adopts it and has nothing left to send."""
+    data = os.urandom(1024 * 1024)
+    src = tmp_path / "src.bin"
+    src.write_bytes(data)
+    here = node.home / "data"
+    here.mkdir(exist_ok=True)
+    orphan = here / ".o.bin.nfpart.deadbeef"
+    orphan.write_bytes(data)
+    a_minute_ago = time.time() - 60
+    os.utime(orphan, (a_minute_ago, a_minute_ago))
+    sent = await default_transports()[name].push(node.node_config(), src, "o.bin", ROOMY)
+    assert sent == 0
+    assert (here / "o.bin").read_bytes() == data
+    assert partials(here, "o.bin") == []

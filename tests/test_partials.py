@@ -78,10 +78,14 @@ async def test_finishing_a_file_removes_the_partials_other_transports_left_for_i
     left = [".f.bin.nfpart", ".f.bin.nfpart.0123abcd", ".f.bin.netfault-partial"]
     for stale in left:
         (here / stale).write_bytes(b"cut off by another transport")
+    a_minute_ago = time.time() - 60
+    os.utime(here / ".f.bin.nfpart.0123abcd", (a_minute_ago, a_minute_ago))
+    # A whole copy just written by another attempt waits for that attempt's commit: kept.
+    (here / ".f.bin.nfpart.fresh0123").write_bytes(b"awaiting its own commit")
     (here / ".other.bin.nfpart").write_bytes(b"another file's partial")
     await transport(name).push(node.node_config(tailscale_ip=node.host), src, "f.bin", CONFIG)
     assert (here / "f.bin").read_bytes() == data
-    assert partials(here) == [".other.bin.nfpart"]
+    assert partials(here) == [".f.bin.nfpart.fresh0123", ".other.bin.nfpart"]
 
 
 async def test_agent_partials_of_aborted_uploads_age_out(node: FakeNode, tmp_path: Path) -> None:

@@ -80,6 +80,8 @@ def written_error(status: int | None, stderr: str, attempt: Attempt, what: str) 
         raise rc.FenceRefused(fenced)
     if status == rc.SHORT_EXIT:
         return attempt.fail(IntegrityError, f"{what}: {stderr.strip()}")
+    if status == rc.TAKEN_EXIT:
+        return attempt.fail(TransportError, f"{what}: {rc.TAKEN_MARK}")
     return exit_error(stderr, status, attempt, what)
 
 

@@ -31,11 +31,16 @@ MISMATCH_EXIT = 97
 BUSY_EXIT = 95  # the partial's lock stayed taken for the whole wait: write a private copy
 SHORT_EXIT = 96  # the writer's input ended before the whole file arrived
 CHANGED_EXIT = 98  # the partial is no longer the prefix the resume was computed on
+TAKEN_EXIT = 99  # this attempt's whole copy was gone at commit (taken for an orphan)
+TAKEN_MARK = "netfault: this attempt's copy was taken over by another push; send it again"
 FENCE_EXITS = (BUSY_EXIT, CHANGED_EXIT)
 BUSY_MARK = "netfault: partial busy"
 CHANGED_MARK = "netfault: partial changed"
 READY_MARK = "netfault: writing"  # on stdout: the writer holds its lock, send the bytes
 LOCK_WAIT_MAX = 5.0
+# A whole per-attempt copy waits, unlocked, for its own attempt's commit (a round trip after
+# its writer ended). Only a copy left this long is taken as orphaned: adopted or swept.
+ORPHAN_AGE = 10
 _SHA_RE = re.compile(r"^[0-9a-f]{64}$")
 # sha256 of stdin as ``<hex> ...``. coreutils' sha256sum runs at ~140 MB/s here (no SHA-NI),
 # OpenSSL's at ~1 GB/s: prefer openssl, fall back to sha256sum where it is missing.
@@ -165,10 +170,20 @@ def wrap_fenced(final: str, offset: int, total: int, token: str, wait: float) ->
     return f"trap '' XFSZ; sh -c {quote(script)} sh"
 
 
+def _orphaned(var: str) -> str:
+    """A shell test: the per-attempt copy in ``$var`` was last written ``ORPHAN_AGE`` ago."""
+    return f'[ $(( $(date +%s) - $(stat -c %Y -- "${var}") )) -ge {ORPHAN_AGE} ]'
+
+
 def cmd_sweep(final: str) -> str:
-    """Remove the partials any writer left for ``final``, except those a live writer holds."""
+    """Remove the partials other writers left for ``final``: the shared and the agent's unless
+    a live writer holds them, the per-attempt copies once orphaned."""
     t, a = quote(part_name(final)), quote(agent_part_name(final))
-    return f'for f in {t} {t}.* {a}; do [ -f "$f" ] && flock -n "$f" rm -f -- "$f"; done; true'
+    free = 'flock -n "$f" rm -f -- "$f"'
+    return (
+        f'for f in {t} {a}; do [ -f "$f" ] && {free}; done; '
+        f'for f in {t}.*; do [ -f "$f" ] && {_orphaned("f")} && {free}; done; true'
+    )
 
 
 def cmd_discard(final: str, token: str, shared: bool = True) -> str:
@@ -188,13 +203,13 @@ def cmd_prepare_push(final: str) -> str:
     """Create the destination directory; print the size of an existing partial (or 0).
     Fails, writing nothing, when ``final`` is a directory.
 
-    With no shared partial, one that no live writer holds is adopted from the per-attempt
-    names (a writer whose client was gone finished it, or a private copy cut off), so the
+    With no shared partial, an orphaned per-attempt copy (its writer finished after its
+    client was gone, or a private copy was cut off) is adopted as the shared partial, so the
     resume check can reuse it (``mv -n``: never over a shared partial created meanwhile).
     """
     tmp = quote(part_name(final))
     adopt = (
-        f'for f in {tmp}.*; do [ -f {tmp} ] && break; [ -f "$f" ] && '
+        f'for f in {tmp}.*; do [ -f {tmp} ] && break; [ -f "$f" ] && {_orphaned("f")} && '
         f'flock -n "$f" mv -n -- "$f" {tmp}; done'
     )
     f = quote(final)
@@ -232,7 +247,9 @@ def cmd_commit(tmp: str, final: str, sha256: str) -> str:
     if not _SHA_RE.match(sha256):
         raise ValueError(f"not a sha256 hex digest: {sha256!r}")
     t = quote(tmp)
+    gone = f"echo {quote(TAKEN_MARK)} >&2; exit {TAKEN_EXIT}"
     return (
+        f"{{ [ -f {t} ] || {{ {gone}; }}; }} && "
         f'h=$({SHA256} < {t}) && h="${{h%% *}}" && '
         f'if [ "$h" = {sha256} ]; then mv -fT -- {t} {quote(final)} || {{ rm -f -- {t}; false; }}; '
         f'else rm -f -- {t}; echo "sha256 $h" >&2; exit {MISMATCH_EXIT}; fi && '

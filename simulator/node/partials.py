@@ -22,6 +22,7 @@ from netfault.simulator.node.paths import AGENT_PART_SUFFIX
 
 ENGINE_SUFFIX = ".nfpart"  # the engine's shell writers: .NAME.nfpart and .NAME.nfpart.TOKEN
 PARTIAL_MAX_AGE = 24 * 3600.0
+ORPHAN_AGE = 10.0  # as the engine's remote.ORPHAN_AGE
 SWEEP_EVERY = 60.0
 LOCK_POLL = 0.02
 
@@ -83,9 +84,20 @@ def remove_unless_written(path: Path) -> bool:
 
 
 def others_for(final: Path) -> list[Path]:
-    """The partials the engine's shell writers may have left for ``final``."""
+    """The partials the engine's shell writers left for ``final``: the shared one, and the
+    per-attempt copies once orphaned (a whole copy waits, unlocked, for its own attempt's
+    commit: only one left ``ORPHAN_AGE`` seconds is taken as orphaned)."""
     shared = final.with_name(f".{final.name}{ENGINE_SUFFIX}")
-    return [shared, *map(Path, glob.glob(glob.escape(str(shared)) + ".*"))]
+    cutoff = time.time() - ORPHAN_AGE
+    copies = map(Path, glob.glob(glob.escape(str(shared)) + ".*"))
+    return [shared, *(p for p in copies if _mtime(p) <= cutoff)]
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return float("inf")
 
 
 def sweep_finished(final: Path) -> int:
