@@ -7,6 +7,7 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from netfault.engine.config import TransportConfig
@@ -100,3 +101,16 @@ async def test_agent_partials_of_aborted_uploads_age_out(node: FakeNode, tmp_pat
     src.write_bytes(b"z" * 1000)
     await transport("http").push(node.node_config(), src, "g.bin", CONFIG)
     assert partials(here) == [".new.bin.netfault-partial"]
+
+
+async def test_a_refused_resume_put_leaves_no_empty_partial(node: FakeNode) -> None:
+    """A PUT resuming at a byte the agent does not hold is refused (416) and creates nothing."""
+    conf = node.node_config()
+    url = f"http://{conf.hostname}:{conf.http_port}/files/data/r.bin"
+    headers = {"Content-Range": "bytes 100-199/300"}
+    if conf.http_token:
+        headers["Authorization"] = f"Bearer {conf.http_token}"
+    async with aiohttp.ClientSession() as s, s.put(url, data=b"x" * 100, headers=headers) as resp:
+        assert resp.status == 416
+        assert (await resp.json())["partial_size"] == 0
+    assert partials(node.home / "data") == []

@@ -167,7 +167,7 @@ class FileEndpoints:
             try:
                 return await self._put_locked(request, fh, final, start, total)
             finally:
-                await asyncio.to_thread(fh.close)
+                await asyncio.to_thread(partials.close_locked, fh, partial_path(final))
         finally:
             lock.release()
 

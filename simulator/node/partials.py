@@ -44,6 +44,16 @@ def open_locked(path: Path, wait: float) -> BinaryIO | None:
             return None
 
 
+def close_locked(fh: BinaryIO, path: Path) -> None:
+    """Close a partial opened by ``open_locked``, removing it first if it is still ``path``
+    and empty (a refused or failed PUT leaves nothing behind). Blocking."""
+    try:
+        if _same_file(fh.fileno(), path) and os.fstat(fh.fileno()).st_size == 0:
+            path.unlink(missing_ok=True)
+    finally:
+        fh.close()
+
+
 def _lock(fd: int, deadline: float) -> bool:
     while True:
         try:
