@@ -136,8 +136,8 @@ class ScpTransport(Transport):
         source = rc.remote_path_for(node, remote_path)
         with boundary(attempt):
             async with (
-                receiving(local_path) as part,
                 asyncio.timeout(config.operation_timeout),
+                receiving(local_path, rc.lock_wait(config.operation_timeout)) as part,
                 ssh_connection(ep, config, attempt) as conn,
             ):
                 want = rc.parse_sha(await run_text(conn, rc.cmd_sha(source), attempt, "sha"))

@@ -252,3 +252,39 @@ async def test_a_whole_copy_orphaned_by_a_dead_attempt_is_adopted_and_resumed(
     assert sent == 0
     assert (here / "o.bin").read_bytes() == data
     assert partials(here, "o.bin") == []
+
+
+@pytest.mark.parametrize("name", ["ssh", "base64", "rsync", "http"])
+async def test_two_concurrent_pulls_into_one_destination_end_with_one_content_intact(
+    cluster: LocalCluster, tmp_path: Path, name: str
+) -> None:
+    contents = [os.urandom(1024 * 1024), os.urandom(1024 * 1024)]
+    for i, data in enumerate(contents):
+        await asyncio.to_thread(cluster.home_path(NODE, f"p{i}.bin").write_bytes, data)
+    cluster.faults.apply("bandwidth", NODE, rate_kbps=4000)
+    dest = tmp_path / "dest.bin"
+    t = default_transports()[name]
+    node = cluster.node(NODE)
+    await asyncio.gather(*(t.pull(node, f"p{i}.bin", dest, ROOMY) for i in range(2)))
+    assert dest.read_bytes() in contents
+    assert partials(tmp_path, "dest.bin") == []
+
+
+@pytest.mark.parametrize("name", ["ssh", "rsync", "http"])
+async def test_pull_never_writes_a_local_partial_another_holder_has(
+    node: FakeNode, tmp_path: Path, name: str
+) -> None:
+    data = os.urandom(1024 * 1024)
+    (node.home / "data").mkdir(exist_ok=True)
+    (node.home / "data" / "f.bin").write_bytes(data)
+    shared = tmp_path / ".dest.bin.nfpart"
+    fd = held(shared, data[:1000])
+    try:
+        config = TransportConfig(connect_timeout=5.0, operation_timeout=6.0)
+        dest = tmp_path / "dest.bin"
+        await default_transports()[name].pull(node.node_config(), "f.bin", dest, config)
+        assert dest.read_bytes() == data
+        assert shared.read_bytes() == data[:1000]
+        assert partials(tmp_path, "dest.bin") == [".dest.bin.nfpart"]
+    finally:
+        os.close(fd)

@@ -219,8 +219,8 @@ class ExecTransport(Transport):
         source = rc.remote_path_for(node, remote_path)
         with boundary(attempt):
             async with (
-                receiving(local_path) as part,
                 asyncio.timeout(config.operation_timeout),
+                receiving(local_path, rc.lock_wait(config.operation_timeout)) as part,
                 ssh_connection(self.endpoint(node), config, attempt) as conn,
             ):
                 await self._pull(conn, source, part, attempt, config)

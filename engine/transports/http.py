@@ -200,8 +200,8 @@ class HttpTransport(Transport):
         path = self._path(node, remote_path)
         with _http_boundary(attempt):
             async with (
-                receiving(local_path) as part,
                 asyncio.timeout(config.operation_timeout),
+                receiving(local_path, rc.lock_wait(config.operation_timeout)) as part,
                 self._session(node, config) as s,
             ):
                 await self._pull(s, path, part, attempt)

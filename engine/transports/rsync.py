@@ -157,7 +157,10 @@ class RsyncTransport(Transport):
         source = rc.remote_path_for(node, remote_path)
         endpoint = self.endpoint(node)
         with boundary(attempt):
-            async with receiving(local_path) as part:
+            async with (
+                asyncio.timeout(config.operation_timeout),
+                receiving(local_path, rc.lock_wait(config.operation_timeout)) as part,
+            ):
                 await self._pull_into(part, source, endpoint, config, attempt)
         return attempt.sent
 
