@@ -174,6 +174,10 @@ async def test_http_put_refuses_a_partial_a_live_writer_holds(
         os.close(fd)
 
 
+def _size(path: Path) -> int:
+    return path.stat().st_size if path.exists() else 0
+
+
 CLIENT = """
 import asyncio, sys
 from pathlib import Path
@@ -191,7 +195,8 @@ asyncio.run(default_transports()[name].push(
 
 
 async def kill_half_way(cluster: LocalCluster, name: str, src: Path, size: int) -> None:
-    """Run a push in its own process and SIGKILL it once half the file was sent."""
+    """Run a push in its own process and SIGKILL it once half the file was sent and a
+    quarter reached the node's partial (the client's progress runs ahead of the node)."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-c",
@@ -203,9 +208,10 @@ async def kill_half_way(cluster: LocalCluster, name: str, src: Path, size: int) 
         stdout=asyncio.subprocess.PIPE,
     )
     assert proc.stdout is not None
+    partial = cluster.home_path(NODE, ".killed.bin.nfpart")
     try:
         while line := await proc.stdout.readline():
-            if int(line) >= size // 2:
+            if int(line) >= size // 2 and await asyncio.to_thread(_size, partial) >= size // 4:
                 break
         else:
             pytest.fail(f"the {name} client ended before sending half the file")
