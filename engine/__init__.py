@@ -2,18 +2,35 @@
 
 from netfault.engine.breaker import BreakerRegistry, BreakerState, CircuitBreaker
 from netfault.engine.clock import SYSTEM_CLOCK, Clock, ManualClock, SystemClock
-from netfault.engine.config import NodeConfig, TransportConfig, TransportSpec
+from netfault.engine.config import (
+    DEFAULT_FILE_TRANSPORTS,
+    SYNC_ESCALATION_ORDER,
+    TRANSPORT_TYPES,
+    NodeConfig,
+    TransportConfig,
+    TransportSpec,
+)
 from netfault.engine.errors import (
-    AllTransportsFailed,
+    CANCELLED_KIND,
+    ERROR_KINDS,
+    REQUEST_KINDS,
+    AttemptError,
     AuthenticationError,
+    BadRemotePathError,
     CircuitOpenError,
     ConfigError,
     ConnectError,
     ConnectionReset,
     IntegrityError,
+    IsDirectoryError,
+    LocalPermissionError,
+    MissingKeyError,
     NetfaultError,
     NodeDisabledError,
+    NotFoundError,
     RemoteStorageError,
+    RequestError,
+    ServerError,
     TransportError,
     TransportTimeout,
     TransportUnavailable,
@@ -26,8 +43,12 @@ from netfault.engine.events import (
     JsonlEventLog,
     read_event_log,
 )
+from netfault.engine.failover import Escalation
 from netfault.engine.hosts import load_hosts
+from netfault.engine.paths import confine_remote_path
+from netfault.engine.race import RaceEntry, RaceOutcome, RaceResult, race
 from netfault.engine.results import Attempt, HttpResult, ProbeResult, TransferResult
+from netfault.engine.route_memory import RouteMemory, RouteName, RouteStatus
 from netfault.engine.router import TRANSPORT_ESCALATION_ORDER, SyncRouter, get_sync_router
 from netfault.engine.sync import (
     DatabaseSyncManager,
@@ -39,14 +60,25 @@ from netfault.engine.sync_remote import SyncError
 from netfault.engine.sync_sqlite import SQLiteSyncManager
 from netfault.engine.thresholds import Thresholds, load_thresholds
 from netfault.engine.transport import ClusterTransport
-from netfault.engine.transports.base import Direction, Transport
+from netfault.engine.transports.base import Direction, Progress, Transport
+from netfault.engine.yamlsrc import Located, load_located
 
 __all__ = [
+    "CANCELLED_KIND",
+    "ERROR_KINDS",
+    "DEFAULT_FILE_TRANSPORTS",
+    "SYNC_ESCALATION_ORDER",
+    "TRANSPORT_TYPES",
+    "Located",
+    "Progress",
+    "load_located",
     "SYSTEM_CLOCK",
     "TRANSPORT_ESCALATION_ORDER",
-    "AllTransportsFailed",
+    "REQUEST_KINDS",
     "Attempt",
+    "AttemptError",
     "AuthenticationError",
+    "BadRemotePathError",
     "BreakerRegistry",
     "BreakerState",
     "CircuitBreaker",
@@ -67,15 +99,28 @@ __all__ = [
     "EventBus",
     "EventRecorder",
     "EventType",
+    "Escalation",
     "HttpResult",
     "IntegrityError",
+    "IsDirectoryError",
+    "LocalPermissionError",
+    "MissingKeyError",
     "JsonlEventLog",
     "ManualClock",
     "NetfaultError",
     "NodeConfig",
     "NodeDisabledError",
+    "NotFoundError",
     "ProbeResult",
+    "RaceEntry",
+    "RaceOutcome",
+    "RaceResult",
     "RemoteStorageError",
+    "RequestError",
+    "RouteMemory",
+    "RouteName",
+    "RouteStatus",
+    "ServerError",
     "SyncRouter",
     "SystemClock",
     "Thresholds",
@@ -86,8 +131,10 @@ __all__ = [
     "TransportTimeout",
     "TransportUnavailable",
     "TransferResult",
+    "confine_remote_path",
     "get_sync_router",
     "load_hosts",
     "load_thresholds",
+    "race",
     "read_event_log",
 ]

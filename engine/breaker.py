@@ -211,8 +211,8 @@ class CircuitBreaker:
 
 
 class _Guard:
-    """The context manager behind ``CircuitBreaker.guard()`` (a class: ~10x cheaper than
-    an ``asynccontextmanager`` generator on this hot path)."""
+    """The context manager behind ``CircuitBreaker.guard()`` (a class: cheaper than an
+    ``asynccontextmanager`` generator on this hot path, see ``bench/breaker.py``)."""
 
     __slots__ = ("_breaker", "_permit")
 

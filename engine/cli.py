@@ -20,9 +20,10 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColu
 from rich.table import Table
 
 from netfault.engine.config import NodeConfig, TransportConfig
-from netfault.engine.errors import NetfaultError
+from netfault.engine.errors import REQUEST_KINDS, NetfaultError
 from netfault.engine.events import JsonlEventLog
 from netfault.engine.hosts import load_hosts
+from netfault.engine.route_memory import route_of
 from netfault.engine.transport import ClusterTransport
 
 console = Console(stderr=True)
@@ -40,7 +41,11 @@ def add_node_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--token", help="bearer token of the node's HTTP agent")
     group.add_argument("--tailscale-ip", help="the node's second (tailscale) address")
     group.add_argument("--base-path", default="netfault", help="remote base directory")
-    group.add_argument("--transports", help="comma-separated transport order")
+    group.add_argument(
+        "--transports",
+        help="comma-separated transport order (default: the node's; see config.py, "
+        "'Failover order')",
+    )
     group.add_argument("--events", type=Path, help="append the event log (JSON lines) here")
     group.add_argument("--large", action="store_true", help="use the large-transfer timeouts")
 
@@ -112,7 +117,7 @@ async def _transfer(args: argparse.Namespace, direction: str) -> int:
         console.print(f"  {attempt.transport:<10} {attempt.duration_ms:8.1f} ms  {mark}")
     if not result.success:
         console.print(f"[red]{direction} failed[/red]: {result.error}")
-        return 1
+        return 2 if result.error_kind in REQUEST_KINDS else 1  # the request itself is wrong
     print(
         f"{direction}ed {result.bytes_transferred} bytes via {result.transport_used} "
         f"in {result.latency_ms:.1f} ms"
@@ -136,16 +141,23 @@ async def cmd_probe(args: argparse.Namespace) -> int:
         names = names or [t for t in ct.transports if t != "tailscale" or node.tailscale_ip]
         results = [await ct.probe_transport(node, name) for name in names]
     table = Table(title=f"transports of {node.name}")
-    for column in ("transport", "result", "ms", "detail"):
+    for column in ("transport", "route", "result", "ms", "detail"):
         table.add_column(column)
     for r in results:
         table.add_row(
             r.transport,
+            str(route_of(r.transport)),
             "[green]OK[/green]" if r.success else "[red]FAILED[/red]",
             f"{r.latency_ms:.1f}",
             r.message,
         )
-    Console().print(table)
+    out = Console()
+    out.print(table)
+    for route, status in ct.routes.summary().get(node.name, {}).items():
+        out.print(
+            f"route {route} demoted ({status.last_error}): operations try it last "
+            f"for the next {status.retry_in:.0f} s"
+        )
     return 0 if all(r.success for r in results) else 1
 
 

@@ -2,13 +2,28 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from netfault.engine.thresholds import Thresholds, load_thresholds
 
 TRANSPORT_TYPES = ("tailscale", "ssh", "rsync", "base64", "http", "p2p")
+
+# -- Failover order: the one definition ----------------------------------------------------
+# An operation tries a node's transports in this order (``NodeConfig.transport_order``):
+#   1. a per-call list wins: ``transfer_file(transports=[...])``, the CLI's ``--transports``,
+#      the router's forced/preferred/backup transport in front of its chain;
+#   2. else the node's hosts-file ``transports:`` by (last_resort, priority, position);
+#   3. else the default of the caller: ``DEFAULT_FILE_TRANSPORTS`` for ``transfer_file``
+#      (the architecture guide's order), ``SYNC_ESCALATION_ORDER`` for the router's syncs
+#      (the escalation runbook's), ``SCRIPT_METHODS`` for the script API's robust_* helpers.
+# "tailscale" is dropped for a node without ``tailscale_ip``. HTTP API calls fail over across
+# the node's addresses in ``HTTP_ROUTE_ORDER`` (a route without an address is skipped).
 DEFAULT_FILE_TRANSPORTS = ("tailscale", "ssh", "base64", "http")
+SYNC_ESCALATION_ORDER = ("p2p", "http", "rsync", "base64")
+SCRIPT_METHODS = ("rsync", "scp", "base64")
+HTTP_ROUTE_ORDER = ("tailscale", "hostname")
 
 
 @dataclass(frozen=True)
@@ -40,13 +55,15 @@ class NodeConfig:
     tailscale_ssh_port: int | None = None
     tailscale_http_port: int | None = None
     transports: tuple[TransportSpec, ...] = ()
+    allow_absolute_paths: bool = False  # see netfault.engine.paths
 
     def __post_init__(self) -> None:
         if not self.name:
             object.__setattr__(self, "name", self.hostname)
 
-    def transport_order(self) -> list[str]:
-        """Transports to try, best first: the configured list by priority, or the default."""
+    def transport_order(self, default: Sequence[str] = DEFAULT_FILE_TRANSPORTS) -> list[str]:
+        """Transports to try, best first: the configured list by priority, else ``default``
+        (see "Failover order" above)."""
         if self.transports:
             ranked = sorted(
                 enumerate(self.transports),
@@ -54,7 +71,7 @@ class NodeConfig:
             )
             names = [spec.type for _, spec in ranked]
         else:
-            names = list(DEFAULT_FILE_TRANSPORTS)
+            names = list(default)
         if self.tailscale_ip is None:
             names = [n for n in names if n != "tailscale"]
         return names
@@ -73,6 +90,7 @@ class TransportConfig:
     integrity_retries: int = 1
     chunk_size: int = 4 * 1024 * 1024
     verify_checksum: bool = True
+    race_delay: float | None = 0.5  # start the next route's connection after this; None: never
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -82,6 +100,7 @@ class TransportConfig:
             connect_timeout=t.connect_timeout,
             operation_timeout=t.operation_timeout,
             http_timeout=t.http_timeout,
+            race_delay=t.race_delay,
         )
 
     @classmethod

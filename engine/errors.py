@@ -2,27 +2,34 @@
 
 Every error carries the node and transport it concerns (when known) and a ``kind``
 string that the event log records, so a failure can be classified without parsing
-its message::
+its message. The tree decides what the failover loop does with an error::
 
-    NetfaultError                     kind
-    ├── ConfigError                   config        bad hosts file or settings (file, line, key)
-    ├── TransportError                transport     one attempt on one transport failed
-    │   ├── ConnectError              connect       refused, unreachable, DNS
-    │   ├── TransportTimeout          timeout       connect or operation took too long
-    │   ├── ConnectionReset           reset         peer reset or closed mid-stream
-    │   ├── IntegrityError            integrity     bytes arrived but their sha256 differs
-    │   ├── AuthenticationError       auth          key refused or host key changed
-    │   ├── RemoteStorageError        storage       disk full or permission denied
-    │   └── TransportUnavailable      unavailable   transport not configured for this node
-    ├── CircuitOpenError              breaker_open  node's breaker refuses the call
-    ├── NodeDisabledError             node_disabled router disabled the node
-    └── AllTransportsFailed           exhausted     every transport of one operation failed
+    NetfaultError                   kind             fails over / counts
+    ├── ConfigError                 config           -   -    bad hosts file or settings
+    ├── RequestError                request          no  no   the request itself is wrong
+    │   ├── NotFoundError           not_found        no  no   no such remote or local file
+    │   ├── IsDirectoryError        is_directory     no  no   a directory where a file goes
+    │   ├── LocalPermissionError    local_permission no  no   the caller's side refuses access
+    │   ├── MissingKeyError         missing_key      no  no   ssh key or known_hosts missing
+    │   └── BadRemotePathError      bad_remote_path  no  no   leaves base_path; unrepresentable
+    ├── TransportError              transport        yes yes  one attempt on the path failed
+    │   ├── ConnectError            connect          yes yes  refused, unreachable, DNS
+    │   ├── TransportTimeout        timeout          yes yes  connect or operation too long
+    │   ├── ConnectionReset         reset            yes yes  peer reset or closed mid-stream
+    │   ├── IntegrityError          integrity        yes yes  bytes damaged in flight
+    │   ├── AuthenticationError     auth             yes yes  key refused, host key changed
+    │   ├── RemoteStorageError      storage          yes yes  node's disk full or read-only
+    │   ├── ServerError             http_5xx         yes yes  the node's agent answered 5xx
+    │   └── TransportUnavailable    unavailable      yes no   transport not configured here
+    ├── CircuitOpenError            breaker_open     -   -    node's breaker refuses the call
+    └── NodeDisabledError           node_disabled    -   -    router disabled the node
+
+"Fails over": the failover loop tries the next candidate. "Counts": the operation's
+outcome is reported to the node's breaker and router. A request error stops the
+operation at once and counts against neither: retrying it elsewhere cannot help.
 """
 
 from __future__ import annotations
-
-from collections.abc import Sequence
-from typing import Any
 
 
 class NetfaultError(Exception):
@@ -63,10 +70,11 @@ class ConfigError(NetfaultError):
         self.key = key
 
 
-class TransportError(NetfaultError):
-    """One attempt on one transport failed."""
+class AttemptError(NetfaultError):
+    """An error one attempt ended with; ``bytes_done`` says how far it got."""
 
-    kind = "transport"
+    fails_over = True
+    counts = True
 
     def __init__(
         self,
@@ -78,6 +86,40 @@ class TransportError(NetfaultError):
     ) -> None:
         super().__init__(message, node=node, transport=transport)
         self.bytes_done = bytes_done
+
+
+class RequestError(AttemptError):
+    """The request itself cannot be served; another transport would fail the same way."""
+
+    kind = "request"
+    fails_over = False
+    counts = False
+
+
+class NotFoundError(RequestError):
+    kind = "not_found"
+
+
+class IsDirectoryError(RequestError):
+    kind = "is_directory"
+
+
+class LocalPermissionError(RequestError):
+    kind = "local_permission"
+
+
+class MissingKeyError(RequestError):
+    kind = "missing_key"
+
+
+class BadRemotePathError(RequestError):
+    kind = "bad_remote_path"
+
+
+class TransportError(AttemptError):
+    """One attempt on one transport failed on the path to the node."""
+
+    kind = "transport"
 
 
 class ConnectError(TransportError):
@@ -104,10 +146,17 @@ class RemoteStorageError(TransportError):
     kind = "storage"
 
 
+class ServerError(TransportError):
+    """The node's HTTP agent answered with a 5xx status."""
+
+    kind = "http_5xx"
+
+
 class TransportUnavailable(TransportError):
     """The transport cannot serve this node (not configured); not counted as a failure."""
 
     kind = "unavailable"
+    counts = False
 
 
 class CircuitOpenError(NetfaultError):
@@ -133,25 +182,25 @@ class NodeDisabledError(NetfaultError):
         self.reason = reason
 
 
-class AllTransportsFailed(NetfaultError):
-    kind = "exhausted"
+REQUEST_KINDS = frozenset(
+    cls.kind
+    for cls in (
+        NotFoundError,
+        IsDirectoryError,
+        LocalPermissionError,
+        MissingKeyError,
+        BadRemotePathError,
+    )
+)
+"""Error kinds of the request itself: never failed over, never counted."""
 
-    def __init__(self, node: str, attempts: Sequence[Any]) -> None:
-        tried = ", ".join(f"{a.transport}: {a.error_kind}" for a in attempts) or "none"
-        super().__init__(f"every transport to {node} failed ({tried})", node=node)
-        self.attempts = list(attempts)
+
+def _kinds(cls: type[NetfaultError]) -> frozenset[str]:
+    return frozenset({cls.kind}).union(*(_kinds(sub) for sub in cls.__subclasses__()))
 
 
-def error_kind(exc: BaseException) -> str:
-    """Classify any exception into an event-log kind."""
-    if isinstance(exc, NetfaultError):
-        return exc.kind
-    if isinstance(exc, TimeoutError):
-        return "timeout"
-    if isinstance(exc, ConnectionResetError | BrokenPipeError):
-        return "reset"
-    if isinstance(exc, ConnectionRefusedError):
-        return "connect"
-    if isinstance(exc, OSError):
-        return "os"
-    return "error"
+CANCELLED_KIND = "cancelled"
+"""An attempt whose connection lost a race (or whose operation was cancelled): no failure."""
+
+ERROR_KINDS = _kinds(NetfaultError) - {NetfaultError.kind, AttemptError.kind} | {CANCELLED_KIND}
+"""Every kind an event or result may carry: the closed vocabulary for scenario files."""

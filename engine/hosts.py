@@ -27,6 +27,7 @@ from netfault.engine.yamlsrc import Located, load_located
 _NODE_FIELDS = {f.name: f for f in fields(NodeConfig)}
 _INT_FIELDS = {"ssh_port", "http_port", "p2p_port", "tailscale_ssh_port", "tailscale_http_port"}
 _PATH_FIELDS = {"ssh_key", "known_hosts"}
+_BOOL_FIELDS = {"allow_absolute_paths"}
 _SPEC_TYPES: dict[str, type] = {"type": str, "priority": int, "fallback": bool, "last_resort": bool}
 
 
@@ -64,6 +65,10 @@ def _scalar(key: str, item: Located, where: str, base: Path) -> Any:
     if key in _INT_FIELDS:
         if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 65536:
             raise item.error(f"expected a port number 1-65535, got {value!r}", where)
+        return value
+    if key in _BOOL_FIELDS:
+        if not isinstance(value, bool):
+            raise item.error(f"expected true or false, got {value!r}", where)
         return value
     if isinstance(value, dict | list):
         raise item.error("expected a single value", where)

@@ -1,24 +1,14 @@
-"""One HTTP request to one node address, with library errors mapped to the engine's."""
+"""One HTTP request to one node address; failures are classified by ``failures.boundary``."""
 
 from __future__ import annotations
 
-import asyncio
-import errno
 from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 
-from netfault.engine.config import NodeConfig
-from netfault.engine.errors import (
-    AuthenticationError,
-    ConnectError,
-    ConnectionReset,
-    TransportError,
-    TransportTimeout,
-)
-
-RESET_ERRNOS = frozenset({errno.ECONNRESET, errno.EPIPE, errno.ECONNABORTED})
+from netfault.engine.config import HTTP_ROUTE_ORDER, NodeConfig
+from netfault.engine.transports.failures import Tracker, boundary
 
 
 @dataclass(frozen=True)
@@ -34,14 +24,21 @@ class Route:
         return f"{node.http_scheme}://{host}:{self.port}/{endpoint.lstrip('/')}"
 
 
+@dataclass(frozen=True)
+class HttpResponse:
+    status: int
+    body: bytes
+    headers: dict[str, str]
+
+
 def http_routes(node: NodeConfig, port: int | None = None) -> list[Route]:
-    """Tailscale address first when the node has one, then the hostname."""
-    routes = []
-    if node.tailscale_ip:
-        ts_port = port if port is not None else (node.tailscale_http_port or node.http_port)
-        routes.append(Route("tailscale", node.tailscale_ip, ts_port))
-    routes.append(Route("hostname", node.hostname, port if port is not None else node.http_port))
-    return routes
+    """The node's addresses in ``HTTP_ROUTE_ORDER`` (tailscale only when it has one)."""
+    ts_port = port if port is not None else (node.tailscale_http_port or node.http_port)
+    candidates = {
+        "tailscale": Route("tailscale", node.tailscale_ip, ts_port) if node.tailscale_ip else None,
+        "hostname": Route("hostname", node.hostname, port if port is not None else node.http_port),
+    }
+    return [route for name in HTTP_ROUTE_ORDER if (route := candidates[name]) is not None]
 
 
 async def request_once(
@@ -54,33 +51,16 @@ async def request_once(
     total_timeout: float,
     connect_timeout: float,
     **kwargs: Any,
-) -> tuple[int, bytes, dict[str, str]]:
-    """Send one request; return (status, body, headers) or raise a TransportError."""
+) -> HttpResponse:
+    """Send one request; return the response (any status) or raise a typed error."""
     headers = dict(kwargs.pop("headers", None) or {})
     if node.http_token and "Authorization" not in headers:
         headers["Authorization"] = f"Bearer {node.http_token}"
-    where: dict[str, Any] = {"node": node.name, "transport": f"http:{route.name}"}
+    tracker = Tracker(node, f"http:{route.name}")
     client_timeout = aiohttp.ClientTimeout(total=total_timeout, connect=connect_timeout)
-    try:
+    with boundary(tracker):
         async with session.request(
             method, route.url(node, endpoint), headers=headers, timeout=client_timeout, **kwargs
         ) as response:
             body = await response.read()
-            return response.status, body, dict(response.headers)
-    except TimeoutError as exc:
-        msg = f"{route.name}@{node.name}: no answer in {total_timeout}s"
-        raise TransportTimeout(msg, **where) from exc
-    except aiohttp.ClientConnectorError as exc:
-        raise ConnectError(f"{route.name}@{node.name}: cannot connect: {exc}", **where) from exc
-    except aiohttp.ClientSSLError as exc:
-        raise AuthenticationError(f"{route.name}@{node.name}: TLS failed: {exc}", **where) from exc
-    except (
-        aiohttp.ServerDisconnectedError,
-        aiohttp.ClientPayloadError,
-        ConnectionResetError,
-    ) as exc:
-        raise ConnectionReset(f"{route.name}@{node.name}: connection lost: {exc}", **where) from exc
-    except (aiohttp.ClientError, OSError, asyncio.IncompleteReadError) as exc:
-        reset = isinstance(exc, OSError) and exc.errno in RESET_ERRNOS
-        cls = ConnectionReset if reset else TransportError
-        raise cls(f"{route.name}@{node.name}: {exc}", **where) from exc
+            return HttpResponse(response.status, body, dict(response.headers))

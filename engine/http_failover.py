@@ -1,131 +1,133 @@
-"""HTTP request with failover across a node's routes (tailscale, then hostname)."""
+"""HTTP API calls as failover candidates: one per route of the node (tailscale, then hostname).
+
+A route that answers 5xx or fails on the path fails over to the next; any other status is
+the call's answer. The loop, breaker and events are ``netfault.engine.failover``'s. Each
+route can also be raced (``Candidate.connect``): its request is connected and held unsent
+(``netfault.engine.http_race``), and only the winner's is sent, so a call is never sent twice.
+"""
 
 from __future__ import annotations
 
-import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
 
-from netfault.engine.breaker import REFUSED
+import aiohttp
+
 from netfault.engine.config import NodeConfig, TransportConfig
-from netfault.engine.errors import CircuitOpenError, TransportError
-from netfault.engine.events import EventType
-from netfault.engine.http_client import http_routes, request_once
-from netfault.engine.results import Attempt, HttpResult
+from netfault.engine.failover import (
+    Candidate,
+    Chain,
+    Connection,
+    FailoverOperation,
+    FailoverOutcome,
+)
+from netfault.engine.http_client import HttpResponse, Route, http_routes, request_once
+from netfault.engine.http_race import HeldRequest, hold_request
+from netfault.engine.results import HttpResult
+from netfault.engine.route_memory import RouteName
+from netfault.engine.transports.failures import Tracker, http_status_error
 
-if TYPE_CHECKING:
-    from netfault.engine.transport import ClusterTransport
+
+@dataclass(frozen=True)
+class HttpRequest:
+    """One API call: method, endpoint, port override and aiohttp keyword arguments."""
+
+    method: str
+    endpoint: str
+    port: int | None = None
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        return f"http {self.method} {self.endpoint}"
 
 
 async def request_with_failover(
-    ct: ClusterTransport,
-    node: NodeConfig,
-    endpoint: str,
-    method: str,
-    config: TransportConfig | None,
-    port: int | None,
-    kwargs: dict[str, Any],
+    op: FailoverOperation[HttpResponse],
+    session: aiohttp.ClientSession,
+    request: HttpRequest,
+    config: TransportConfig,
 ) -> HttpResult:
-    """See ``ClusterTransport.http_request_with_failover``; one breaker outcome per call."""
-    cfg = config or ct.config
-    result = HttpResult(success=False, node=node.name)
-    breaker = ct.breakers.get(node.name)
-    permit = breaker.allow()
-    if permit == REFUSED:
-        err = CircuitOpenError(node.name, breaker.retry_in())
-        result.error, result.error_kind = err.message, err.kind
-        return result
-    started = time.perf_counter()
-    try:
-        for route in http_routes(node, port):
-            if await _try_route(ct, node, route, endpoint, method, cfg, kwargs, result):
-                break
-    except BaseException as exc:
-        breaker.record(permit, exc)
-        raise
-    result.latency_ms = (time.perf_counter() - started) * 1000
-    if result.success:
-        breaker.record_success(permit)
-    else:
-        breaker.record_failure(permit)
-    ct.events.emit(
-        EventType.OPERATION_SUCCEEDED if result.success else EventType.OPERATION_FAILED,
-        node=node.name,
-        operation=f"http {method} {endpoint}",
-        transport=result.transport_used,
-        outcome="success" if result.success else "failure",
-        error_kind=result.error_kind,
-        error=result.error,
-        duration_ms=result.latency_ms,
-    )
-    return result
+    """Run ``request`` over the node's routes (``ClusterTransport.http_request_with_failover``)."""
+    last: list[HttpResponse] = []
+    routes = http_routes(op.node, request.port)
+    candidates = [_candidate(session, op.node, r, request, config, last) for r in routes]
+    outcome = await op.run(Chain(op.ordered(candidates)))
+    return _http_result(op.node, outcome.success, last, outcome)
 
 
-async def _try_route(
-    ct: ClusterTransport,
+def _candidate(
+    session: aiohttp.ClientSession,
     node: NodeConfig,
-    route: Any,
-    endpoint: str,
-    method: str,
-    cfg: TransportConfig,
-    kwargs: dict[str, Any],
-    result: HttpResult,
-) -> bool:
-    """Send the request on one route; fill ``result``; True when no failover is needed."""
-    name = f"http:{route.name}"
-    ct.events.emit(
-        EventType.ATTEMPT_STARTED, node=node.name, transport=name, operation=f"http {method}"
-    )
-    started = time.perf_counter()
-    try:
-        status, body, headers = await request_once(
-            ct.session(),
-            node,
-            route,
-            method,
-            endpoint,
-            total_timeout=cfg.http_timeout,
-            connect_timeout=cfg.connect_timeout,
-            **dict(kwargs),
+    route: Route,
+    request: HttpRequest,
+    config: TransportConfig,
+    last: list[HttpResponse],
+) -> Candidate[HttpResponse]:
+    """The call on one route: sent at once (``run``), or connected and held (``connect``)."""
+
+    def answered(response: HttpResponse) -> HttpResponse:
+        last.append(response)
+        if response.status >= 500:
+            tracker = Tracker(node, f"http:{route.name}")
+            raise http_status_error(response.status, tracker, request.label)
+        return response
+
+    async def run() -> HttpResponse:
+        return answered(
+            await request_once(
+                session,
+                node,
+                route,
+                request.method,
+                request.endpoint,
+                total_timeout=config.http_timeout,
+                connect_timeout=config.connect_timeout,
+                **request.kwargs,
+            )
         )
-    except TransportError as exc:
-        ms = (time.perf_counter() - started) * 1000
-        result.attempts.append(Attempt(name, False, ms, exc.kind, exc.message))
-        result.error, result.error_kind = exc.message, exc.kind
-        ct.events.emit(
-            EventType.ATTEMPT_FAILED,
-            node=node.name,
-            transport=name,
-            outcome="failure",
-            error_kind=exc.kind,
-            error=exc.message,
-            duration_ms=ms,
+
+    async def connect() -> Connection[HttpResponse]:
+        held = await hold_request(
+            session, node, route, request.method, request.endpoint, config, request.kwargs
         )
-        return False
-    ms = (time.perf_counter() - started) * 1000
-    result.status, result.body, result.headers = status, body, headers
-    if status >= 500:
-        message = f"{route.name}@{node.name}: HTTP {status}"
-        result.attempts.append(Attempt(name, False, ms, "http_5xx", message, len(body)))
-        result.error, result.error_kind = message, "http_5xx"
-        ct.events.emit(
-            EventType.ATTEMPT_FAILED,
-            node=node.name,
-            transport=name,
-            outcome="failure",
-            error_kind="http_5xx",
-            error=message,
-            duration_ms=ms,
-        )
-        return False
-    result.attempts.append(Attempt(name, True, ms, bytes=len(body)))
-    result.success, result.transport_used = True, route.name
-    result.error = result.error_kind = None
-    ct.events.emit(
-        EventType.ATTEMPT_SUCCEEDED,
+        return _HeldCall(held, answered)
+
+    name, route_name = f"http:{route.name}", RouteName(route.name)
+    return Candidate(name, run, reports_as=route.name, route=route_name, connect=connect)
+
+
+class _HeldCall:
+    """A raced route's request, connected and unsent: ``run`` sends it, ``close`` drops it."""
+
+    def __init__(self, held: HeldRequest, answered: Callable[[HttpResponse], HttpResponse]) -> None:
+        self._held, self._answered = held, answered
+
+    async def run(self) -> HttpResponse:
+        return self._answered(await self._held.send())
+
+    def close(self) -> Awaitable[None]:
+        return self._held.abandon()
+
+
+def _http_result(
+    node: NodeConfig,
+    success: bool,
+    responses: list[HttpResponse],
+    outcome: FailoverOutcome[HttpResponse],
+) -> HttpResult:
+    result = HttpResult(
+        success=success,
         node=node.name,
-        transport=name,
-        outcome="success",
-        bytes=len(body),
-        duration_ms=ms,
+        transport_used=outcome.transport_used,
+        latency_ms=outcome.latency_ms,
+        error=outcome.error,
+        error_kind=outcome.error_kind,
+        attempts=outcome.attempts,
     )
-    return True
+    if responses:
+        response = responses[-1]
+        result.status, result.body = response.status, response.body
+        result.headers = response.headers
+    return result

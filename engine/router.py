@@ -1,44 +1,63 @@
-"""SyncRouter: the escalation chain that disables a node once every transport is exhausted.
+"""SyncRouter: drives each node's escalation machine as a sync goes, and acts on it.
 
-Each sync goes through ``ClusterTransport`` as one operation over the node's chain (the
-primary transport -- the preferred one, else the chain's first -- then the backup
-transport, then the rest; a forced transport alone).
-Every transport that fails there raises SYNC_STALLED; the stall handler records it and
-either asks for the next transport (SYNC_RETRY_REQUESTED) or, when every transport in the
-chain has failed since the node's last success, disables the node with the reason
-``all_transports_exhausted`` (NODE_DISABLED). A disabled node is refused until
-``reenable_node``. Stall events from other components go through the same handler.
+A sync is one ``ClusterTransport`` operation that starts with the first transport of the
+node's order (``engine/escalation.py``). When an attempt fails the transport asks the
+router for the next transport; the router asks the node's machine and, before anything
+else is tried, emits what the decision says, in this order: SYNC_STALLED when the
+transport stalled (``data.next_transport`` names the one tried next, if any), then
+NODE_DISABLED when the chain is exhausted, then any ALERT that starts to hold. So the
+event log reads attempt failed -> stall -> next attempt -> success, as it happened.
+A disabled node is refused without a network attempt until ``reenable_node``. Other
+components report a stall with ``report_stall``.
 """
 
 from __future__ import annotations
 
 import threading
-from collections import deque
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar, TypeVar
 
 from netfault.engine.clock import SYSTEM_CLOCK, Clock
-from netfault.engine.config import NodeConfig, TransportConfig
+from netfault.engine.config import SYNC_ESCALATION_ORDER, NodeConfig, TransportConfig
 from netfault.engine.errors import NodeDisabledError
-from netfault.engine.events import Event, EventBus, EventType
-from netfault.engine.results import ProbeResult, TransferResult
-from netfault.engine.router_stats import RouterStats
+from netfault.engine.escalation import (
+    EXHAUSTED,
+    Decision,
+    DisabledInfo,
+    DisabledNode,
+    HistoryDict,
+    NodeEscalation,
+    Operation,
+    Policy,
+)
+from netfault.engine.events import EventBus, EventType
+from netfault.engine.results import Attempt, ProbeResult, TransferResult
+from netfault.engine.router_stats import RouterStats, StatsSnapshot
 from netfault.engine.thresholds import Thresholds, load_thresholds
 from netfault.engine.transport import ClusterTransport
 
-TRANSPORT_ESCALATION_ORDER = ("p2p", "http", "rsync", "base64")
-EXHAUSTED = "all_transports_exhausted"
+TRANSPORT_ESCALATION_ORDER = SYNC_ESCALATION_ORDER  # the runbook's name
+T = TypeVar("T")
+
+__all__ = ["EXHAUSTED", "TRANSPORT_ESCALATION_ORDER", "SyncRouter", "get_sync_router"]
 
 
-@dataclass
-class _NodeState:
-    failed: set[str] = field(default_factory=set)
-    failures: dict[str, int] = field(default_factory=dict)
-    history: deque[dict[str, Any]] = field(default_factory=deque)
-    disabled: dict[str, Any] | None = None
-    preferred: str | None = None
+class _RoutedOperation:
+    """The transport loop's escalation hook for one sync: the machine decides, we announce."""
+
+    def __init__(self, router: SyncRouter, machine: NodeEscalation, operation: Operation) -> None:
+        self.router = router
+        self.machine = machine
+        self.operation = operation
+
+    def next_transport(self, failed: Attempt) -> str | None:
+        op = self.operation
+        decision = self.router._change(
+            self.machine, lambda: op.failed(failed.transport, failed.error_kind, failed.message)
+        )
+        self.router._announce(decision, failed.error_kind, failed.message)
+        return decision.next_transport
 
 
 class SyncRouter:
@@ -64,12 +83,16 @@ class SyncRouter:
             clock=self.clock, thresholds=self.thresholds, events=self.events
         )
         self.escalation_order = tuple(escalation_order)
+        self.policy = Policy(
+            failover_threshold=max(1, self.thresholds.sync_failover_threshold),
+            backup_transport=self.thresholds.sync_backup_transport,
+            history_size=self.thresholds.transport_history_size,
+        )
         self._nodes: dict[str, NodeConfig] = {}
-        self._state: dict[str, _NodeState] = {}
-        self.stats = RouterStats(self.clock, self.events)
+        self._machines: dict[str, NodeEscalation] = {}
+        self.stats = RouterStats(self.clock, self.events, self.policy.history_size)
         for node in nodes.values() if isinstance(nodes, Mapping) else nodes:
             self.add_node(node)
-        self.events.subscribe(self._dispatch)
 
     @classmethod
     def get_instance(cls) -> SyncRouter:
@@ -81,11 +104,21 @@ class SyncRouter:
 
     # -- nodes -----------------------------------------------------------------
     def add_node(self, node: NodeConfig) -> None:
+        """Register a node (its chain is fixed now); re-adding keeps its escalation state."""
         self._nodes[node.name] = node
-        self._state.setdefault(node.name, self._new_state())
+        chain = self._chain_of(node)
+        machine = self._machines.get(node.name)
+        if machine is None:
+            machine = NodeEscalation(node.name, chain, self.policy, self.clock)
+            self._machines[node.name] = machine
+            self.stats.add_node(machine.active())
+        elif machine.chain != tuple(chain):
+            self._change(machine, lambda: setattr(machine, "chain", tuple(chain)))
 
-    def _new_state(self) -> _NodeState:
-        return _NodeState(history=deque(maxlen=self.thresholds.transport_history_size))
+    def _chain_of(self, cfg: NodeConfig) -> list[str]:
+        names = cfg.transport_order(self.escalation_order)
+        known = self.transport.transports
+        return [t for t in names if t not in known or known[t].available(cfg)]
 
     def _node(self, name: str) -> NodeConfig:
         try:
@@ -93,26 +126,22 @@ class SyncRouter:
         except KeyError:
             raise KeyError(f"unknown node {name!r}; known: {sorted(self._nodes)}") from None
 
+    def _machine(self, name: str) -> NodeEscalation:
+        return self._machines[self._node(name).name]
+
     def get_sync_nodes(self) -> list[str]:
         """Nodes that are not disabled."""
-        return [n for n in self._nodes if self._state[n].disabled is None]
+        return [n for n, m in self._machines.items() if m.disabled is None]
 
     def chain(self, node: str) -> list[str]:
-        """The node's escalation chain: its configured transports, else the default order."""
-        cfg = self._node(node)
-        names = cfg.transport_order() if cfg.transports else list(self.escalation_order)
-        known = self.transport.transports
-        return [t for t in names if t not in known or known[t].available(cfg)]
+        """The node's escalation chain: its configured transports, else the default order,
+        without transports unavailable to it."""
+        return list(self._machine(node).chain)
 
     def transport_order(self, node: str, force_transport: str | None = None) -> list[str]:
         """Order for the next sync: forced alone; else the primary (preferred or first of the
         chain), the backup transport, then the rest of the chain."""
-        if force_transport:
-            return [force_transport]
-        chain = self.chain(node)
-        primary = self._state[node].preferred or (chain[0] if chain else None)
-        front = [t for t in (primary, self.thresholds.sync_backup_transport) if t]
-        return list(dict.fromkeys(front + chain))
+        return self._machine(node).order(force_transport)
 
     # -- syncing ---------------------------------------------------------------
     async def sync_to_node(
@@ -125,130 +154,101 @@ class SyncRouter:
         direction: str = "push",
         config: TransportConfig | None = None,
     ) -> TransferResult:
-        """Sync one file to (or from) a node through the escalation chain."""
+        """Sync one file to (or from) a node, escalating along its order as attempts fail."""
         cfg = self._node(node)
-        state = self._state[node]
-        if state.disabled is not None:
-            err = NodeDisabledError(node, state.disabled["reason"])
+        machine = self._machines[node]
+        if machine.disabled is not None:
+            err = NodeDisabledError(node, machine.disabled.reason)
             return TransferResult(False, node, direction, error=err.message, error_kind=err.kind)
-        target = remote_path if remote_path is not None else Path(data_path).as_posix()
+        resends = (config or self.transport.config).integrity_retries
+        operation = machine.begin(force_transport, resends)
         result = await self.transport.transfer_file(
             data_path,
-            target,
+            # by default the file keeps its name, under the node's base_path
+            remote_path if remote_path is not None else Path(data_path).name,
             cfg,
             direction,
             config,
-            transports=self.transport_order(node, force_transport),
-            attempts_per_transport=self.thresholds.sync_failover_threshold,
+            transports=operation.order,
+            escalation=_RoutedOperation(self, machine, operation),
         )
-        self._learn(node, result)
+        if result.success and result.transport_used is not None:
+            used = result.transport_used
+            self._change(machine, lambda: machine.succeeded(used))
         return result
 
-    def _learn(self, node: str, result: TransferResult) -> None:
-        """Feed a finished operation's attempts, in order, into the failure tracking."""
-        state = self._state[node]
-        attempts = result.attempts
-        for i, attempt in enumerate(attempts):
-            self._remember(state, attempt.transport, attempt.success, attempt.message)
-            if attempt.success:
-                state.failed.clear()
-                continue
-            moved_on = i + 1 == len(attempts) or attempts[i + 1].transport != attempt.transport
-            if moved_on:
-                self.events.emit(
-                    EventType.SYNC_STALLED,
-                    node=node,
-                    transport=attempt.transport,
-                    error_kind=attempt.error_kind,
-                    error=attempt.message,
-                    # a later transport of the same operation may still win: then the
-                    # stall escalates but never disables the node
-                    data={"source": "router", "operation_succeeded": result.success},
-                )
+    def report_stall(
+        self, node: str, transport: str, error: str | None = None, error_kind: str | None = None
+    ) -> Decision:
+        """A component outside a sync saw ``transport`` stall on ``node``: record it now."""
+        machine = self._machine(node)
+        decision = self._change(machine, lambda: machine.stalled(transport, error))
+        self._announce(decision, error_kind, error)
+        return decision
 
-    def _remember(self, state: _NodeState, transport: str, ok: bool, error: str | None) -> None:
-        entry = {
-            "time": self.clock.wall(),
-            "transport": transport,
-            "result": "success" if ok else "failure",
-            "error": error,
-        }
-        state.history.append(entry)
+    def _change(self, machine: NodeEscalation, change: Callable[[], T]) -> T:
+        """Apply one machine transition, keeping the running counters in step with it."""
+        before, was_disabled = machine.active(), machine.disabled is not None
+        out = change()
+        after, delta = machine.active(), (machine.disabled is not None) - was_disabled
+        if delta or after != before:
+            self.stats.move(before, after, delta)
+        return out
 
-    # -- stall handling ----------------------------------------------------------
-    def _dispatch(self, event: Event) -> None:
-        if event.type is EventType.SYNC_STALLED:
-            self._on_sync_stalled(event)
-
-    def _on_sync_stalled(self, event: Event) -> None:
-        """Record a stalled transport; request the next one or disable the node."""
-        node, transport = event.node, event.transport
-        if node is None or transport is None or node not in self._state:
-            return
-        state = self._state[node]
-        if event.data.get("source") != "router":
-            self._remember(state, transport, False, event.error)
-        state.failed.add(transport)
-        state.failures[transport] = state.failures.get(transport, 0) + 1
-        self.stats.record_failure(node)
-        remaining = [t for t in self.chain(node) if t not in state.failed]
-        if state.disabled is not None:
-            pass
-        elif remaining:
-            self.stats.record_escalation(node)
+    def _announce(self, decision: Decision, error_kind: str | None, error: str | None) -> None:
+        """Emit what one decision says, in the order it happened; then check the alerts."""
+        node = decision.node
+        if decision.stalled:
             self.events.emit(
-                EventType.SYNC_RETRY_REQUESTED,
+                EventType.SYNC_STALLED,
                 node=node,
-                transport=transport,
-                data={"preferred_transport": remaining[0]},
+                transport=decision.transport,
+                error_kind=error_kind,
+                error=error,
+                data={"next_transport": decision.next_transport},
             )
-        elif not event.data.get("operation_succeeded"):
-            self._disable_node_sync(node, EXHAUSTED)
-        self.stats.check_alerts(len(self._nodes), len(self.get_disabled_nodes()))
-
-    def _disable_node_sync(self, node: str, reason: str) -> None:
-        state = self._state[node]
-        failed = [t for t in self.chain(node) if t in state.failed]
-        state.disabled = {
-            "disabled_at": self.clock.wall(),
-            "reason": reason,
-            "failed_transports": failed,
-        }
-        self.events.emit(
-            EventType.NODE_DISABLED, node=node, outcome=reason, data={"failed_transports": failed}
-        )
+            self.stats.record_failure(node)
+        if decision.escalated:
+            self.stats.record_escalation()
+        if decision.disabled is not None:
+            failed = list(decision.disabled.failed_transports)
+            reason = decision.disabled.reason
+            data = {"failed_transports": failed}
+            self.events.emit(EventType.NODE_DISABLED, node=node, outcome=reason, data=data)
+        self.stats.check_alerts(node if decision.stalled else None)
 
     # -- runbook API -------------------------------------------------------------
-    def get_disabled_nodes(self) -> dict[str, dict[str, Any]]:
-        return {n: dict(s.disabled) for n, s in self._state.items() if s.disabled is not None}
+    def get_disabled_nodes(self) -> dict[str, DisabledInfo]:
+        return {n: m.disabled.as_dict() for n, m in self._machines.items() if m.disabled}
 
     def get_transport_failures(self) -> dict[str, dict[str, int]]:
-        return {n: dict(s.failures) for n, s in self._state.items() if s.failures}
+        return {n: dict(m.failures) for n, m in self._machines.items() if m.failures}
 
-    def get_transport_history(self, node: str) -> list[dict[str, Any]]:
-        self._node(node)
-        return list(self._state[node].history)
+    def get_transport_history(self, node: str) -> list[HistoryDict]:
+        return [entry.as_dict() for entry in self._machine(node).history]
 
     def is_disabled(self, node: str) -> bool:
-        return self._state[self._node(node).name].disabled is not None
+        return self._machine(node).disabled is not None
+
+    def disabled_record(self, node: str) -> DisabledNode | None:
+        """Why and when ``node`` was disabled, or None (O(1), unlike get_disabled_nodes)."""
+        return self._machine(node).disabled
 
     def reenable_node(self, node: str) -> None:
-        state = self._state[self._node(node).name]
-        if state.disabled is not None:
-            state.disabled = None
-            state.failed.clear()
+        machine = self._machine(node)
+        if self._change(machine, machine.reenable):
             self.events.emit(EventType.NODE_REENABLED, node=node)
+            self.stats.check_alerts()
 
     def reset_transport_failures(self, node: str) -> None:
-        state = self._state[self._node(node).name]
-        state.failed.clear()
-        state.failures.clear()
+        machine = self._machine(node)
+        self._change(machine, machine.reset_failures)
 
     def set_preferred_transport(self, node: str, transport: str | None) -> None:
-        self._state[self._node(node).name].preferred = transport
+        self._machine(node).preferred = transport
 
     def get_preferred_transport(self, node: str) -> str | None:
-        return self._state[self._node(node).name].preferred
+        return self._machine(node).preferred
 
     async def test_transport(self, node: str, transport: str) -> ProbeResult:
         """Probe one transport of a node; recorded nowhere, so it never disables a node."""
@@ -256,14 +256,9 @@ class SyncRouter:
 
     _test_transport = test_transport
 
-    def get_stats(self) -> dict[str, Any]:
-        active: dict[str, int] = {}
-        for name, state in self._state.items():
-            if state.disabled is None:
-                for t in self.chain(name):
-                    if t not in state.failed:
-                        active[t] = active.get(t, 0) + 1
-        return self.stats.snapshot(active, len(self._nodes), len(self.get_disabled_nodes()))
+    def get_stats(self) -> StatsSnapshot:
+        """The runbook's dashboard figures, from running counters (O(nodes))."""
+        return self.stats.snapshot()
 
 
 def get_sync_router() -> SyncRouter:

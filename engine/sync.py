@@ -6,7 +6,15 @@ sha256 and record count (``_get_remote_count_query``); (2) the router pulls that
 through its escalation chain (every transport checks sha256 and renames only after); (3) the
 copy's sha256, ``PRAGMA quick_check`` and count are checked again here; (4) the remote snapshot
 is removed; (5) ``_merge_databases`` merges it, one merge at a time; (6) local stats refresh.
-SYNC_STALLED / SYNC_RETRY_REQUESTED / NODE_DISABLED come from the router, never from here.
+SYNC_STALLED / NODE_DISABLED come from the router, never from here.
+
+Steps (1) and (4) are exempt from the router, by design: they run a command on the node
+(``engine/sync_remote.py``) over SSH exec, which no transport of the escalation chain
+offers. They run only while the node is enabled and its breaker admits an operation
+(checked just before), each under the operation timeout, and their failures are counted
+nowhere: step (2) always runs through the router, even when the snapshot failed, so an
+outage on the path is counted once by the escalation and once by the breaker, not twice.
+Step (4) is best effort: a snapshot left behind is removed by a later snapshot once stale.
 """
 
 from __future__ import annotations
@@ -193,8 +201,9 @@ class DatabaseSyncManager:
         return state
 
     async def _sync_from_node(self, node: NodeConfig, state: NodeSyncState) -> str:
-        if self.router.is_disabled(node.name):
-            state.error = self.router.get_disabled_nodes()[node.name]["reason"]
+        disabled = self.router.disabled_record(node.name)
+        if disabled is not None:
+            state.error = disabled.reason
             return "disabled"
         if not self.router.transport.can_attempt(node):
             return "breaker_open"

@@ -22,6 +22,8 @@ class Thresholds:
     sync_failover_threshold: int = 1
     sync_backup_transport: str | None = None
     transport_history_size: int = 200
+    race_delay: float | None = 0.5  # None (NETFAULT_RACE_DELAY=off): strictly sequential failover
+    route_cooldown: float = 60.0
 
     @staticmethod
     def env_name(field_name: str) -> str:
@@ -29,13 +31,19 @@ class Thresholds:
 
 
 def load_thresholds(env: Mapping[str, str] | None = None) -> Thresholds:
-    """Defaults overridden by ``NETFAULT_<FIELD>`` variables (e.g. NETFAULT_CONNECT_TIMEOUT)."""
+    """Defaults overridden by ``NETFAULT_<FIELD>`` variables (e.g. NETFAULT_CONNECT_TIMEOUT).
+
+    An optional field is unset by ``off`` or ``none`` (e.g. NETFAULT_RACE_DELAY=off).
+    """
     env = os.environ if env is None else env
     values: dict[str, object] = {}
     for f in fields(Thresholds):
         name = Thresholds.env_name(f.name)
         raw = env.get(name)
         if raw is None or raw == "":
+            continue
+        if "None" in str(f.type) and raw.lower() in ("off", "none"):
+            values[f.name] = None
             continue
         kind = {"float": float, "int": int}.get(str(f.type).replace(" | None", ""), str)
         try:

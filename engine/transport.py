@@ -2,46 +2,54 @@
 
 How an operation counts against the node's breaker: the breaker admits the *operation*
 once and hears one outcome for it. It is a success if any transport succeeded, a failure
-if every transport tried failed, and neither if the operation was cancelled or no
-transport could even be attempted (none configured). So three transports failing in a row
-inside one failover are one failure, not three, and a breaker never opens in the middle
-of a failover; it opens after ``failure_threshold`` whole operations have failed.
+if every transport tried failed on the path to the node, and neither if the operation was
+cancelled, stopped by a request error (the caller's mistake), or no transport could even
+be attempted (none configured). So three transports failing in a row inside one failover
+are one failure, not three, and a breaker never opens in the middle of a failover; it
+opens after ``failure_threshold`` whole operations have failed. The loop itself lives in
+``netfault.engine.failover``; this class builds its candidates.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 
-from netfault.engine.breaker import REFUSED, BreakerRegistry, BreakerState
+from netfault.engine.breaker import BreakerRegistry, BreakerState
 from netfault.engine.clock import SYSTEM_CLOCK, Clock
 from netfault.engine.config import NodeConfig, TransportConfig
 from netfault.engine.errors import (
-    CircuitOpenError,
-    IntegrityError,
-    TransportError,
-    TransportTimeout,
+    IsDirectoryError,
+    NotFoundError,
+    RequestError,
     TransportUnavailable,
-    error_kind,
 )
 from netfault.engine.events import EventBus, EventType
-from netfault.engine.results import Attempt, HttpResult, ProbeResult, TransferResult
+from netfault.engine.failover import (
+    Candidate,
+    CandidateSource,
+    Chain,
+    Connection,
+    Escalated,
+    Escalation,
+    FailoverOperation,
+    FailoverOutcome,
+)
+from netfault.engine.http_client import HttpResponse
+from netfault.engine.http_failover import HttpRequest, request_with_failover
+from netfault.engine.http_race import RacingConnector
+from netfault.engine.paths import confine_remote_path
+from netfault.engine.results import HttpResult, ProbeResult, TransferResult
+from netfault.engine.route_memory import RouteMemory, route_of
 from netfault.engine.thresholds import Thresholds, load_thresholds
-from netfault.engine.transports.base import Direction, Progress, Transport
-
-
-class _Outcome:
-    """Per-operation bookkeeping: attempts so far and whether any transport was tried."""
-
-    def __init__(self) -> None:
-        self.attempts: list[Attempt] = []
-        self.tried = False
-        self.last_error: BaseException | None = None
+from netfault.engine.transports.base import Direction, Progress, Transport, TransportConnection
+from netfault.engine.transports.failures import Tracker, classify
 
 
 class ClusterTransport:
@@ -73,6 +81,9 @@ class ClusterTransport:
             clock=clock,
         )
         self.breakers.add_listener(self._on_breaker_transition)
+        self.routes = RouteMemory(
+            cooldown=self.thresholds.route_cooldown, clock=clock, events=self.events
+        )
         self._session: aiohttp.ClientSession | None = None
 
     # -- breaker views ---------------------------------------------------------
@@ -81,11 +92,18 @@ class ClusterTransport:
         return self.breakers.can_attempt(node if isinstance(node, str) else node.name)
 
     def get_health_summary(self) -> dict[str, dict[str, Any]]:
-        """{node: {state, failures, opened_at, retry_in}} for every node seen so far."""
-        return self.breakers.health_summary()
+        """{node: {state, failures, opened_at, retry_in[, demoted_routes]}} for every node seen."""
+        summary = self.breakers.health_summary()
+        for node, routes in self.routes.summary().items():
+            summary.setdefault(node, {})["demoted_routes"] = {
+                r: asdict(s) for r, s in routes.items()
+            }
+        return summary
 
     def reset_circuit_breakers(self, node: str | None = None) -> None:
+        """Close the breakers and forget demoted routes (of one node, or of every node)."""
         self.breakers.reset(node)
+        self.routes.reset(node)
 
     def _on_breaker_transition(
         self, node: str, old: BreakerState, new: BreakerState, reason: str
@@ -109,223 +127,79 @@ class ClusterTransport:
         transports: Sequence[str] | None = None,
         attempts_per_transport: int = 1,
         progress: Progress | None = None,
+        escalation: Escalation | None = None,
     ) -> TransferResult:
-        """Push or pull one file, trying ``transports`` (default: the node's order) in turn."""
-        way = Direction(direction)
-        local = Path(local_path)
-        if way is Direction.PUSH and not await asyncio.to_thread(local.is_file):
-            raise FileNotFoundError(f"cannot push {local}: no such file")
-        cfg = config or self.config
-        order = list(transports) if transports is not None else node.transport_order()
-        started = time.perf_counter()
-        result = TransferResult(success=False, node=node.name, direction=str(way))
-        permit = self.breakers.get(node.name).allow()
-        if permit == REFUSED:
-            return self._refused(result, node)
-        outcome = _Outcome()
+        """Push or pull one file over ``transports`` (default: the node's order) in turn.
+
+        With ``escalation``, the first of ``transports`` runs first and, after each failed
+        attempt (its events already emitted), ``escalation.next_transport(attempt)`` names
+        the next (None: stop). A request error (a missing file, a remote path outside
+        ``base_path``, ...) fails the operation at once, uncounted.
+        """
+        way, local, cfg = Direction(direction), Path(local_path), config or self.config
+        op: FailoverOperation[int] = FailoverOperation(
+            node,
+            str(way),
+            breakers=self.breakers,
+            events=self.events,
+            size=int,
+            routes=self.routes,
+            race_delay=cfg.race_delay,
+        )
         try:
-            for name in order:
-                sent = await self._try_transport(
-                    name,
-                    way,
-                    node,
-                    local,
-                    remote_path,
-                    cfg,
-                    attempts_per_transport,
-                    progress,
-                    outcome,
-                )
-                if sent is not None:
-                    result.success, result.transport_used = True, name
-                    result.bytes_transferred = sent
-                    break
-        except BaseException as exc:
-            self.breakers.get(node.name).record(permit, exc)
-            raise
-        return self._finish(result, node, permit, outcome, started)
+            remote = confine_remote_path(node, remote_path)
+            await asyncio.to_thread(check_local_path, way, local)
+        except RequestError as exc:
+            return _transfer_result(op.reject(exc), way)
 
-    def _refused(self, result: TransferResult, node: NodeConfig) -> TransferResult:
-        err = CircuitOpenError(node.name, self.breakers.get(node.name).retry_in())
-        result.error, result.error_kind = err.message, err.kind
-        self.events.emit(
-            EventType.OPERATION_FAILED,
-            node=node.name,
-            operation=result.direction,
-            outcome="refused",
-            error_kind=err.kind,
-            error=err.message,
-        )
-        return result
+        def build(name: str) -> Candidate[int]:
+            return self._candidate(name, way, node, local, remote, cfg, progress)
 
-    def _finish(
-        self,
-        result: TransferResult,
-        node: NodeConfig,
-        permit: int,
-        outcome: _Outcome,
-        started: float,
-    ) -> TransferResult:
-        breaker = self.breakers.get(node.name)
-        result.attempts = outcome.attempts
-        result.latency_ms = (time.perf_counter() - started) * 1000
-        if result.success:
-            breaker.record_success(permit)
-            self.events.emit(
-                EventType.OPERATION_SUCCEEDED,
-                node=node.name,
-                operation=result.direction,
-                transport=result.transport_used,
-                outcome="success",
-                bytes=result.bytes_transferred,
-                duration_ms=result.latency_ms,
-            )
-            return result
-        if outcome.tried:
-            breaker.record_failure(permit)
+        order = list(transports) if transports is not None else node.transport_order()
+        source: CandidateSource[int]
+        if escalation is not None and order:
+            source = Escalated(order[0], build, escalation)
         else:
-            breaker.release(permit)
-        exc = outcome.last_error
-        result.error_kind = error_kind(exc) if exc else "unavailable"
-        tried = "; ".join(f"{a.transport}: {a.message}" for a in outcome.attempts)
-        result.error = f"every transport to {node.name} failed: {tried or 'none available'}"
-        self.events.emit(
-            EventType.OPERATION_FAILED,
-            node=node.name,
-            operation=result.direction,
-            outcome="failure",
-            error_kind=result.error_kind,
-            error=result.error,
-            duration_ms=result.latency_ms,
-        )
-        return result
+            tries, retries = attempts_per_transport, cfg.integrity_retries
+            candidates = op.ordered([build(n) for n in order])  # demoted routes last
+            source = Chain(candidates, tries=tries, integrity_retries=retries)
+        return _transfer_result(await op.run(source), way)
 
-    async def _try_transport(
+    def _candidate(
         self,
         name: str,
         way: Direction,
         node: NodeConfig,
         local: Path,
-        remote_path: str,
+        remote: str,
         cfg: TransportConfig,
-        tries: int,
         progress: Progress | None,
-        outcome: _Outcome,
-    ) -> int | None:
-        """Run one transport (with integrity retries); return bytes moved or None."""
+    ) -> Candidate[int]:
         transport = self.transports.get(name)
         if transport is None or not transport.available(node):
-            self.events.emit(
-                EventType.ATTEMPT_SKIPPED,
-                node=node.name,
-                transport=name,
-                operation=str(way),
-                outcome="unavailable",
-            )
-            return None
-        budget = max(1, tries) + max(0, cfg.integrity_retries)
-        integrity_left = max(0, cfg.integrity_retries)
-        for _ in range(budget):
-            try:
-                return await self._attempt(
-                    transport, way, node, local, remote_path, cfg, progress, outcome
-                )
-            except IntegrityError:
-                if integrity_left == 0:
-                    return None
-                integrity_left -= 1
-            except TransportUnavailable:
-                return None
-            except TransportError:
-                tries -= 1
-                if tries <= 0:
-                    return None
-        return None
+            return Candidate(name, _unavailable, available=False)
+        impl = transport
 
-    async def _attempt(
-        self,
-        transport: Transport,
-        way: Direction,
-        node: NodeConfig,
-        local: Path,
-        remote_path: str,
-        cfg: TransportConfig,
-        progress: Progress | None,
-        outcome: _Outcome,
-    ) -> int:
-        name = transport.name
-        self.events.emit(
-            EventType.ATTEMPT_STARTED, node=node.name, transport=name, operation=str(way)
-        )
-        started = time.perf_counter()
-        try:
-            async with asyncio.timeout(cfg.operation_timeout):
-                sent = await transport.transfer(way, node, local, remote_path, cfg, progress)
-        except TransportError as exc:
-            self._record_attempt(outcome, name, node, way, started, exc)
-            raise
-        except TimeoutError as exc:
-            err = TransportTimeout(
-                f"{name}@{node.name}: operation exceeded {cfg.operation_timeout}s",
-                node=node.name,
-                transport=name,
-            )
-            self._record_attempt(outcome, name, node, way, started, err)
-            raise err from exc
-        except OSError as exc:
-            os_err = TransportError(f"{name}@{node.name}: {exc}", node=node.name, transport=name)
-            self._record_attempt(outcome, name, node, way, started, os_err)
-            raise os_err from exc
-        self._record_attempt(outcome, name, node, way, started, None, sent)
-        return sent
+        def run() -> Awaitable[int]:
+            return impl.transfer(way, node, local, remote, cfg, progress)
 
-    def _record_attempt(
-        self,
-        outcome: _Outcome,
-        name: str,
-        node: NodeConfig,
-        way: Direction,
-        started: float,
-        exc: TransportError | None,
-        sent: int = 0,
-    ) -> None:
-        duration = (time.perf_counter() - started) * 1000
-        if exc is None:
-            outcome.tried = True
-            outcome.attempts.append(Attempt(name, True, duration, bytes=sent))
-            self.events.emit(
-                EventType.ATTEMPT_SUCCEEDED,
-                node=node.name,
-                transport=name,
-                operation=str(way),
-                outcome="success",
-                bytes=sent,
-                duration_ms=duration,
-            )
-            return
-        if not isinstance(exc, TransportUnavailable):
-            outcome.tried = True
-            outcome.last_error = exc
-        outcome.attempts.append(
-            Attempt(name, False, duration, exc.kind, exc.message, exc.bytes_done)
-        )
-        self.events.emit(
-            EventType.ATTEMPT_FAILED,
-            node=node.name,
-            transport=name,
-            operation=str(way),
-            outcome="failure",
-            error_kind=exc.kind,
-            error=exc.message,
-            bytes=exc.bytes_done,
-            duration_ms=duration,
+        async def connect() -> Connection[int]:
+            connection = await impl.connect(node, cfg, progress)
+            return _OnConnection(connection, way, local, remote, cfg)
+
+        return Candidate(
+            name,
+            run,
+            timeout=cfg.operation_timeout,
+            route=route_of(name),
+            connect=connect if impl.connects_first else None,
         )
 
     # -- probes ----------------------------------------------------------------
     async def probe_transport(
         self, node: NodeConfig, transport: str, config: TransportConfig | None = None
     ) -> ProbeResult:
-        """Test one transport end to end; never touches the breaker."""
+        """Test one transport end to end; never touches the breaker, teaches route memory."""
         cfg = config or TransportConfig.for_quick_requests()
         impl = self.transports.get(transport)
         started = time.perf_counter()
@@ -336,11 +210,13 @@ class ClusterTransport:
         try:
             async with asyncio.timeout(cfg.operation_timeout):
                 message = await impl.probe(node, cfg)
-        except (TransportError, TimeoutError, OSError) as exc:
+        except Exception as exc:
             ms = (time.perf_counter() - started) * 1000
-            return ProbeResult(
-                node.name, transport, False, str(exc) or repr(exc), ms, error_kind(exc)
-            )
+            err = classify(exc, Tracker(node, transport))
+            if err.fails_over:  # a request error says nothing about the route
+                self.routes.record_attempt(node.name, route_of(transport), err)
+            return ProbeResult(node.name, transport, False, err.message, ms, err.kind)
+        self.routes.record_attempt(node.name, route_of(transport), None)
         return ProbeResult(
             node.name, transport, True, message, (time.perf_counter() - started) * 1000
         )
@@ -360,13 +236,21 @@ class ClusterTransport:
 
         Extra keyword arguments (``json=``, ``data=``, ``headers=``, ``params=``) go to aiohttp.
         """
-        from netfault.engine.http_failover import request_with_failover
-
-        return await request_with_failover(self, node, endpoint, method, config, port, kwargs)
+        request, cfg = HttpRequest(method, endpoint, port, dict(kwargs)), config or self.config
+        op: FailoverOperation[HttpResponse] = FailoverOperation(
+            node,
+            request.label,
+            breakers=self.breakers,
+            events=self.events,
+            size=lambda response: len(response.body),
+            routes=self.routes,
+            race_delay=cfg.race_delay,
+        )
+        return await request_with_failover(op, self.session(), request, cfg)
 
     def session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession()
+            self._session = aiohttp.ClientSession(connector=RacingConnector())
         return self._session
 
     async def close(self) -> None:
@@ -382,4 +266,61 @@ class ClusterTransport:
         await self.close()
 
 
-__all__ = ["ClusterTransport"]
+class _OnConnection:
+    """One transfer on a transport's connection set up beforehand (the race's winner)."""
+
+    def __init__(
+        self,
+        connection: TransportConnection,
+        way: Direction,
+        local: Path,
+        remote: str,
+        cfg: TransportConfig,
+    ) -> None:
+        self._connection, self._args = connection, (way, local, remote, cfg)
+
+    async def run(self) -> int:
+        try:
+            return await self._connection.transfer(*self._args)
+        finally:
+            await self._connection.close()
+
+    def close(self) -> Awaitable[None]:
+        return self._connection.close()
+
+
+async def _unavailable() -> int:
+    raise TransportUnavailable("transport not configured for this node")
+
+
+def _transfer_result(outcome: FailoverOutcome[int], way: Direction) -> TransferResult:
+    return TransferResult(
+        success=outcome.success,
+        node=outcome.node,
+        direction=str(way),
+        transport_used=outcome.transport_used,
+        latency_ms=outcome.latency_ms,
+        bytes_transferred=outcome.value or 0,
+        error=outcome.error,
+        error_kind=outcome.error_kind,
+        attempts=outcome.attempts,
+    )
+
+
+def check_local_path(direction: Direction, local: Path) -> None:
+    """Refuse, as a request error, a local side that cannot work on any transport."""
+    if direction is Direction.PUSH:
+        if local.is_dir():
+            raise IsDirectoryError(f"cannot push {local}: it is a directory; name a file")
+        if not local.is_file():
+            raise NotFoundError(f"cannot push {local}: no such file")
+        return
+    if local.is_dir():
+        raise IsDirectoryError(f"cannot pull into {local}: it is a directory; name the file")
+    if not local.parent.is_dir():
+        raise NotFoundError(
+            f"cannot pull into {local}: directory {local.parent} does not exist; create it first"
+        )
+
+
+__all__ = ["ClusterTransport", "Escalation", "check_local_path"]

@@ -142,9 +142,7 @@ async def case_escalation(node: FakeNode, ct: ClusterTransport, src: Path) -> st
     expect(not result.success, "sync succeeded with every transport broken")
     disabled = router.get_disabled_nodes()
     expect(cfg.name in disabled, "node was not disabled after every transport failed")
-    names = [
-        str(e.type) for e in events.of_type(EventType.SYNC_RETRY_REQUESTED, EventType.NODE_DISABLED)
-    ]
+    names = [str(e.type) for e in events.of_type(EventType.SYNC_STALLED, EventType.NODE_DISABLED)]
     return (
         f"{disabled[cfg.name]['reason']}: {disabled[cfg.name]['failed_transports']}; "
         f"{len(names)} escalation events"

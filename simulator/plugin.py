@@ -15,10 +15,7 @@ from typing import Any
 
 import pytest
 
-from netfault.engine.clock import ManualClock
-from netfault.engine.config import TransportConfig
-from netfault.engine.errors import ConfigError
-from netfault.engine.transport import ClusterTransport
+from netfault.engine import ClusterTransport, ConfigError, ManualClock, TransportConfig
 
 SCENARIO_SUFFIXES = (".yaml", ".yml")
 

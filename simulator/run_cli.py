@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from netfault.engine.errors import ConfigError
+from netfault.engine import ConfigError
 from netfault.simulator.scenario.results import ScenarioResult
 
 console = Console()

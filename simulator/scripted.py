@@ -12,8 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from netfault.engine.config import NodeConfig, TransportConfig
-from netfault.engine.transports.base import Progress, Transport
+from netfault.engine import NodeConfig, Progress, Transport, TransportConfig
 
 Outcome = BaseException | None
 Policy = Callable[[str, str], Outcome]

@@ -94,6 +94,18 @@ async def test_probe_prints_a_row_per_transport_and_fails_when_one_fails(
     assert "FAILED" in out and "OK" in out
 
 
+async def test_probe_shows_a_route_that_cannot_connect_as_demoted(
+    node: FakeNode, tmp_path: Path
+) -> None:
+    hosts = hosts_for(node, tmp_path / "hosts.yaml", tailscale_ip="127.0.0.62")
+    code, out, _ = await netfault(
+        "probe", "cli-node", "--hosts", str(hosts), "--transports", "tailscale,ssh"
+    )
+    assert code == 1  # nothing listens on the tailscale address
+    assert "route tailscale demoted (connect)" in out
+    assert "route hostname" not in out
+
+
 async def test_health_reports_the_route_that_answered(node: FakeNode, tmp_path: Path) -> None:
     hosts = hosts_for(node, tmp_path / "hosts.yaml", tailscale_ip="127.0.0.62")
     code, out, err = await netfault("health", "cli-node", "--hosts", str(hosts))

@@ -158,6 +158,7 @@ CASES = [
             winners=("ssh",),
             failed=["tailscale"],
             kinds=frozenset({"connect", "reset"}),
+            pull_failed=[],  # the push demoted the tailscale route: the pull goes ssh first
         ),
         id="reset-tailscale-then-ssh",
     ),
@@ -199,7 +200,9 @@ CASES = [
             "corrupt_binary",
             {"route": "tailscale", "probability": 0.01},
             winners=("ssh",),
-            failed=["tailscale"],
+            # the pull retries tailscale only when the push's damage came after the handshake
+            # (a broken handshake demotes the route); which one depends on the seeded offsets
+            failed=None,
         ),
         id="corrupt-tcp-tailscale-then-ssh",
     ),
@@ -234,6 +237,7 @@ CASES = [
             winners=("ssh",),
             failed=["tailscale"],
             kinds=frozenset({"connect"}),
+            pull_failed=[],  # the push demoted the tailscale route: the pull goes ssh first
         ),
         id="down-tailscale-refused-then-ssh",
     ),
@@ -278,7 +282,7 @@ CASES = [
         id="http-down-then-base64",
     ),
     pytest.param(
-        Case("http_5xx", {}, ["http", "base64"], ("base64",), ["http"], frozenset({"connect"})),
+        Case("http_5xx", {}, ["http", "base64"], ("base64",), ["http"], frozenset({"http_5xx"})),
         id="http-5xx-then-base64",
     ),
 ]

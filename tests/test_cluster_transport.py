@@ -283,8 +283,18 @@ def test_health_summary_is_empty_before_any_operation(rig: Rig) -> None:
 
 async def test_health_summary_reports_state_failures_opened_at_and_retry_in(rig: Rig) -> None:
     await rig.fail_operations(1)
+    demoted = {"cooldown": 60.0, "retry_in": 60.0, "last_error": "connect"}
     assert rig.ct.get_health_summary() == {
-        "n1": {"state": "closed", "failures": 1, "opened_at": None, "retry_in": 0.0}
+        "n1": {
+            "state": "closed",
+            "failures": 1,
+            "opened_at": None,
+            "retry_in": 0.0,
+            "demoted_routes": {
+                "tailscale": {"failures": 1, **demoted},
+                "hostname": {"failures": 3, **demoted},  # ssh, base64 and http refused
+            },
+        }
     }
     rig.clock.advance(10.0)
     await rig.fail_operations(2)
@@ -316,6 +326,7 @@ async def test_each_attempt_and_the_operation_emit_events(rig: Rig) -> None:
     assert seen == [
         ("ATTEMPT_STARTED", "tailscale", None),
         ("ATTEMPT_FAILED", "tailscale", "connect"),
+        ("ROUTE_DEMOTED", None, None),
         ("ATTEMPT_STARTED", "ssh", None),
         ("ATTEMPT_SUCCEEDED", "ssh", None),
         ("OPERATION_SUCCEEDED", "ssh", None),
@@ -345,14 +356,17 @@ async def test_jsonl_event_log_reads_back_equal(rig: Rig, tmp_path: Path) -> Non
     assert len(log.path.read_text().splitlines()) == len(rig.recorder.events)
 
 
-async def test_push_of_a_missing_local_file_raises_without_calling(
+async def test_push_of_a_missing_local_file_fails_at_once_without_calling(
     rig: Rig, tmp_path: Path
 ) -> None:
-    with pytest.raises(FileNotFoundError):
-        await rig.ct.transfer_file(tmp_path / "missing.db", "missing.db", NODE)
+    result = await rig.ct.transfer_file(tmp_path / "missing.db", "missing.db", NODE)
 
+    assert (result.success, result.error_kind, result.attempts) == (False, "not_found", [])
+    assert "missing.db" in (result.error or "")
     assert rig.calls == []
     assert rig.ct.get_health_summary().get("n1", {}).get("failures", 0) == 0
+    [failed] = rig.recorder.of_type(EventType.OPERATION_FAILED)
+    assert (failed.outcome, failed.error_kind) == ("rejected", "not_found")
 
 
 # -- HTTP failover against real servers ------------------------------------------------------------

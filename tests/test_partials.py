@@ -11,9 +11,9 @@ import aiohttp
 import pytest
 
 from netfault.engine.config import TransportConfig
-from netfault.engine.errors import TransportError
-from netfault.engine.transfer import ScpTransport
+from netfault.engine.errors import IsDirectoryError
 from netfault.engine.transports import Transport, default_transports
+from netfault.engine.transports.scp import ScpTransport
 from netfault.simulator.node import FakeNode
 from netfault.simulator.node.partials import PARTIAL_MAX_AGE
 
@@ -46,8 +46,9 @@ async def test_push_onto_a_remote_directory_fails_and_leaves_no_partial(
     src.write_bytes(os.urandom(300 * 1024))
     (node.home / "data" / "adir").mkdir(parents=True, exist_ok=True)
     conf = node.node_config(tailscale_ip=node.host)
-    with pytest.raises(TransportError, match="(?i)directory"):
+    with pytest.raises(IsDirectoryError, match="(?i)directory") as refused:
         await transport(name).push(conf, src, "adir", CONFIG)
+    assert refused.value.kind == "is_directory"  # a request error: no failover
     assert (node.home / "data" / "adir").is_dir()
     assert partials(node.home / "data") == []
 
@@ -61,8 +62,9 @@ async def test_pull_onto_a_local_directory_fails_and_leaves_no_partial(
     target = tmp_path / "into"
     target.mkdir()
     conf = node.node_config(tailscale_ip=node.host)
-    with pytest.raises((TransportError, IsADirectoryError), match="(?i)directory"):
+    with pytest.raises(IsDirectoryError, match="(?i)directory") as refused:
         await transport(name).pull(conf, "f.bin", target, CONFIG)
+    assert refused.value.kind == "is_directory"
     assert target.is_dir() and list(target.iterdir()) == []
     assert partials(tmp_path) == []
 

@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from netfault.simulator.proxy import ProxyServer, make_toxic
-from netfault.simulator.proxy.toxics import Chunk, CorruptToxic, ToxicState
+from netfault.simulator.proxy.toxics import Chunk, CorruptAttributes, CorruptToxic, ToxicState
 
 PAYLOAD = bytes(range(256)) * 256  # 64 KiB
 
@@ -111,22 +111,22 @@ def run_chunks(toxic: CorruptToxic, data: bytes, cuts: list[int]) -> bytes:
 @settings(max_examples=40, deadline=None)
 @given(data=st.binary(min_size=1, max_size=20000), cuts=st.lists(st.integers(0, 20000)))
 def test_damage_does_not_depend_on_chunking(data: bytes, cuts: list[int]) -> None:
-    toxic = CorruptToxic({"probability": 0.05, "rewrite": {"0": 7, "4096": 9}})
+    toxic = CorruptToxic(CorruptAttributes(probability=0.05, rewrite={"0": 7, "4096": 9}))
     assert run_chunks(toxic, data, cuts) == run_chunks(toxic, data, [])
 
 
 def test_text_middlebox_modes() -> None:
-    strip = CorruptToxic({"strip_high_bit": True})
+    strip = CorruptToxic(CorruptAttributes(strip_high_bit=True))
     assert run_chunks(strip, bytes([0x80, 0xFF, 0x41]), []) == bytes([0x00, 0x7F, 0x41])
-    crlf = CorruptToxic({"lf_to_crlf": True})
+    crlf = CorruptToxic(CorruptAttributes(lf_to_crlf=True))
     assert run_chunks(crlf, b"a\nb\n", [2]) == b"a\r\nb\r\n"
 
 
 def test_probability_one_flips_every_byte_and_zero_none() -> None:
     data = bytes(5000)
-    every = run_chunks(CorruptToxic({"probability": 1.0}), data, [100])
+    every = run_chunks(CorruptToxic(CorruptAttributes(probability=1.0)), data, [100])
     assert all(bin(b).count("1") == 1 for b in every)
-    assert run_chunks(CorruptToxic({"probability": 0.0}), data, []) == data
+    assert run_chunks(CorruptToxic(CorruptAttributes(probability=0.0)), data, []) == data
 
 
 @pytest.mark.parametrize(

@@ -139,22 +139,24 @@ def test_latency_delays_each_direction(echo: ClientProxy, stream: str) -> None:
 def test_stacked_latency_adds_up_and_toxicity_zero_does_nothing(echo: ClientProxy) -> None:
     echo.add_toxic(name="a", type="latency", attributes={"latency": 100})
     echo.add_toxic(name="b", type="latency", stream="upstream", attributes={"latency": 100})
-    echo.add_toxic(name="c", type="latency", toxicity=0.0, attributes={"latency": 5000})
+    # would drop every byte if it were active
+    echo.add_toxic(name="c", type="timeout", toxicity=0.0, attributes={"timeout": 0})
     with connect(echo) as sock:
-        elapsed = round_trip(sock)
-    assert 0.2 <= elapsed < 5.0
+        assert round_trip(sock) >= 0.2
 
 
 def test_live_changes_apply_to_open_connections(echo: ClientProxy) -> None:
     with connect(echo) as sock:
-        assert round_trip(sock) < 0.2
+        round_trip(sock)
         echo.add_toxic(name="lat", type="latency", attributes={"latency": 200})
         assert round_trip(sock) >= 0.2
         echo.add_toxic(name="lat2", type="latency", attributes={"latency": 200})
         assert round_trip(sock) >= 0.4
         echo.destroy_toxic("lat2")
         echo.destroy_toxic("lat")
-        assert round_trip(sock) < 0.2
+        echo.add_toxic(name="cut", type="limit_data", attributes={"bytes": 2})
+        sock.sendall(b"ping")  # the new toxic applies to the open connection at once
+        assert recv_all(sock) == b"pi"
 
 
 def test_live_update_through_patch(toxiproxy: Toxiproxy, echo: ClientProxy) -> None:
@@ -178,7 +180,7 @@ def test_zero_latency_then_patched_latency_on_an_open_connection(
     echo.add_toxic(name="nop", type="noop", attributes={})
     echo.add_toxic(name="lat", type="latency", attributes={"latency": 0})
     with connect(echo) as sock:
-        assert round_trip(sock, b"one") < 0.15
+        round_trip(sock, b"one")
         url = f"http://127.0.0.1:{toxiproxy_port(toxiproxy)}/proxies/echo/toxics/lat"
         reply = requests.patch(url, json={"attributes": {"latency": 200}}, timeout=5)
         assert reply.status_code == 200

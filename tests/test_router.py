@@ -11,7 +11,7 @@ import pytest
 from netfault.engine.breaker import BreakerState
 from netfault.engine.clock import ManualClock
 from netfault.engine.config import NodeConfig, TransportSpec
-from netfault.engine.errors import ConnectError, ConnectionReset
+from netfault.engine.errors import ConnectError, ConnectionReset, IntegrityError
 from netfault.engine.events import EventBus, EventRecorder, EventType
 from netfault.engine.results import ProbeResult
 from netfault.engine.router import SyncRouter, get_sync_router
@@ -75,7 +75,7 @@ class Rig:
         return result.success
 
     def stall(self, node: str, transport: str) -> None:
-        self.bus.emit(EventType.SYNC_STALLED, node=node, transport=transport, error="stalled")
+        self.router.report_stall(node, transport, error="stalled")
 
     def alerts(self, metric: str) -> list[dict[str, Any]]:
         return [e.data for e in self.recorder.of_type(EventType.ALERT) if e.outcome == metric]
@@ -95,23 +95,25 @@ def make_rig(tmp_path: Path) -> Callable[..., Rig]:
     return lambda **kwargs: Rig(tmp_path, **kwargs)
 
 
-# -- stall handler and disabling -----------------------------------------------------------------
-def escalation(rig: Rig) -> list[tuple[str, str | None]]:
-    kinds = (EventType.SYNC_RETRY_REQUESTED, EventType.NODE_DISABLED)
-    return [(str(e.type), e.data.get("preferred_transport")) for e in rig.recorder.of_type(*kinds)]
+# -- stalls, escalation and disabling, in the order they happen ---------------------------------
+def escalation(rig: Rig) -> list[tuple[str, str | None, str | None]]:
+    kinds = (EventType.SYNC_STALLED, EventType.NODE_DISABLED)
+    return [
+        (str(e.type), e.transport, e.data.get("next_transport"))
+        for e in rig.recorder.of_type(*kinds)
+    ]
 
 
-def test_stall_handler_requests_each_next_transport_then_disables_after_the_last(
-    rig: Rig,
-) -> None:
-    for transport in CHAIN:
-        rig.stall("n1", transport)
+def test_reported_stalls_name_each_next_transport_then_disable_after_the_last(rig: Rig) -> None:
+    decisions = [rig.router.report_stall("n1", transport) for transport in CHAIN]
 
+    assert [d.next_transport for d in decisions] == ["http", "rsync", "base64", None]
     assert escalation(rig) == [
-        ("SYNC_RETRY_REQUESTED", "http"),
-        ("SYNC_RETRY_REQUESTED", "rsync"),
-        ("SYNC_RETRY_REQUESTED", "base64"),
-        ("NODE_DISABLED", None),
+        ("SYNC_STALLED", "p2p", "http"),
+        ("SYNC_STALLED", "http", "rsync"),
+        ("SYNC_STALLED", "rsync", "base64"),
+        ("SYNC_STALLED", "base64", None),
+        ("NODE_DISABLED", None, None),
     ]
     info = rig.router.get_disabled_nodes()["n1"]
     assert info == {
@@ -121,24 +123,59 @@ def test_stall_handler_requests_each_next_transport_then_disables_after_the_last
     }
 
 
-async def test_sync_through_a_failing_chain_stalls_each_transport_then_disables(rig: Rig) -> None:
+def sync_story(rig: Rig) -> list[tuple[str, str | None]]:
+    """Attempts, stalls, disabling and the operation's end, as they were emitted."""
+    kinds = (
+        EventType.ATTEMPT_STARTED,
+        EventType.ATTEMPT_FAILED,
+        EventType.ATTEMPT_SUCCEEDED,
+        EventType.SYNC_STALLED,
+        EventType.NODE_DISABLED,
+        EventType.OPERATION_SUCCEEDED,
+        EventType.OPERATION_FAILED,
+    )
+    return [(str(e.type), e.transport) for e in rig.recorder.of_type(*kinds)]
+
+
+async def test_failed_then_escalated_sync_reads_stall_then_next_transport_then_success(
+    rig: Rig,
+) -> None:
+    rig.script("n1", p2p=[refused("p2p")])
+
+    assert await rig.sync() is True
+
+    assert sync_story(rig) == [
+        ("ATTEMPT_STARTED", "p2p"),
+        ("ATTEMPT_FAILED", "p2p"),
+        ("SYNC_STALLED", "p2p"),
+        ("ATTEMPT_STARTED", "http"),
+        ("ATTEMPT_SUCCEEDED", "http"),
+        ("OPERATION_SUCCEEDED", "http"),
+    ]
+    [stall] = rig.recorder.of_type(EventType.SYNC_STALLED)
+    assert (stall.error_kind, stall.data) == ("connect", {"next_transport": "http"})
+    assert rig.router.get_stats()["escalations_today"] == 1
+
+
+async def test_sync_through_a_failing_chain_disables_before_the_operation_fails(rig: Rig) -> None:
     rig.fail_all()
 
     assert await rig.sync() is False
 
-    kinds = (EventType.SYNC_STALLED, EventType.SYNC_RETRY_REQUESTED, EventType.NODE_DISABLED)
-    seen = [(str(e.type), e.transport) for e in rig.recorder.of_type(*kinds)]
-    assert seen == [
-        ("SYNC_STALLED", "p2p"),
-        ("SYNC_RETRY_REQUESTED", "p2p"),
-        ("SYNC_STALLED", "http"),
-        ("SYNC_RETRY_REQUESTED", "http"),
-        ("SYNC_STALLED", "rsync"),
-        ("SYNC_RETRY_REQUESTED", "rsync"),
+    assert sync_story(rig) == [
+        *[
+            (kind, t)
+            for t in CHAIN[:-1]
+            for kind in ("ATTEMPT_STARTED", "ATTEMPT_FAILED", "SYNC_STALLED")
+        ],
+        ("ATTEMPT_STARTED", "base64"),
+        ("ATTEMPT_FAILED", "base64"),
         ("SYNC_STALLED", "base64"),
         ("NODE_DISABLED", None),
+        ("OPERATION_FAILED", None),
     ]
     assert rig.router.get_sync_nodes() == []
+    assert rig.recorder.of_type(EventType.SYNC_RETRY_REQUESTED) == []
 
 
 async def test_disabled_node_sync_calls_no_transport_until_reenabled(rig: Rig) -> None:
@@ -283,6 +320,32 @@ async def test_failover_threshold_two_lets_a_second_try_succeed(
 
     assert (result.transport_used, rig.calls) == ("p2p", [("p2p", "n1"), ("p2p", "n1")])
     assert rig.recorder.of_type(EventType.SYNC_STALLED) == []
+
+
+def mismatch(transport: str) -> IntegrityError:
+    return IntegrityError(f"{transport}@n1: sha256 mismatch", node="n1", transport=transport)
+
+
+@pytest.mark.parametrize(
+    ("p2p_outcomes", "calls", "stalled"),
+    [
+        pytest.param([mismatch("p2p")], ["p2p", "p2p"], [], id="one-mismatch-resent-on-p2p"),
+        pytest.param(
+            [mismatch("p2p")] * 2, ["p2p", "p2p", "http"], ["p2p"], id="second-mismatch-stalls"
+        ),
+    ],
+)
+async def test_checksum_mismatch_is_resent_once_on_the_same_transport_before_escalating(
+    rig: Rig, p2p_outcomes: list[BaseException | None], calls: list[str], stalled: list[str]
+) -> None:
+    rig.script("n1", p2p=p2p_outcomes)
+
+    assert await rig.sync() is True  # the default TransportConfig resends once
+
+    assert [t for t, _ in rig.calls] == calls
+    assert [e.transport for e in rig.recorder.of_type(EventType.SYNC_STALLED)] == stalled
+    results = [e["result"] for e in rig.router.get_transport_history("n1")]
+    assert results == ["failure"] * (len(calls) - 1) + ["success"]
 
 
 # -- probing -------------------------------------------------------------------------------------
@@ -464,3 +527,23 @@ async def test_one_failed_over_sync_counts_as_one_breaker_failure(rig: Rig) -> N
 
     assert breaker.state is BreakerState.OPEN
     assert rig.ct.get_health_summary()["n1"]["state"] == "open"
+
+
+async def test_disabled_count_follows_a_node_exhausted_before_its_last_transport_fails(
+    rig: Rig,
+) -> None:
+    """base64 failed in a forced sync; then p2p, http, rsync and base64 fail in one sync."""
+    rig.script("n1", base64=[refused("base64")])
+    await rig.sync(force="base64")
+    rig.fail_all()
+
+    assert await rig.sync() is False
+
+    stats = rig.router.get_stats()
+    assert (stats["disabled_node_count"], stats["active_transports"]) == (1, {})
+    rig.router.reenable_node("n1")
+    stats = rig.router.get_stats()
+    assert (stats["disabled_node_count"], stats["active_transports"]) == (
+        0,
+        dict.fromkeys(CHAIN, 1),
+    )

@@ -198,8 +198,7 @@ async def test_node_down_on_every_route_is_disabled_and_the_rest_still_merge(
     chain = setup.router.chain(names[4])
     stalled = setup.events.of_type(EventType.SYNC_STALLED)
     assert [(e.node, e.transport) for e in stalled] == [(names[4], t) for t in chain]
-    retries = setup.events.of_type(EventType.SYNC_RETRY_REQUESTED)
-    assert [e.data["preferred_transport"] for e in retries] == chain[1:]
+    assert [e.data["next_transport"] for e in stalled] == [*chain[1:], None]
     disabled = setup.events.of_type(EventType.NODE_DISABLED)
     assert [(e.node, e.outcome) for e in disabled] == [(names[4], EXHAUSTED)]
     assert setup.router.get_disabled_nodes()[names[4]]["failed_transports"] == chain

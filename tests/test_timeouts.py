@@ -15,8 +15,8 @@ import pytest_asyncio
 
 from netfault.engine.config import TransportConfig
 from netfault.engine.errors import TransportTimeout
-from netfault.engine.transfer import ScpTransport
 from netfault.engine.transports import Transport, default_transports
+from netfault.engine.transports.scp import ScpTransport
 from netfault.simulator.cluster import LocalCluster
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")

@@ -42,12 +42,12 @@ async def test_each_method_pushes_and_pulls_identical_bytes(
     pushed = await transfer_async(
         "push", src, node.host, node.ssh_port, remote, config(node), (method,)
     )
-    assert pushed.success and pushed.method == method, pushed.errors
+    assert pushed.success and pushed.transport_used == method, pushed.error
     assert (node.home / remote).read_bytes() == data
     pulled = await transfer_async(
         "pull", back, node.host, node.ssh_port, remote, config(node), (method,)
     )
-    assert pulled.success, pulled.errors
+    assert pulled.success, pulled.error
     assert back.read_bytes() == data
     assert not list(node.home.rglob("pwned*"))
 
@@ -60,8 +60,8 @@ async def test_robust_push_falls_back_to_base64_when_the_channel_mangles_binary(
     src.write_bytes(data)
     node.faults.binary_mangling = True
     result = await transfer_async("push", src, node.host, node.ssh_port, "data/m.bin", config(node))
-    assert result.success and result.method == "base64", result.errors
-    assert set(result.errors) == {"rsync", "scp"}
+    assert result.success and result.transport_used == "base64", result.error
+    assert {a.transport for a in result.attempts if not a.success} == {"rsync", "scp"}
     assert (node.home / "data/m.bin").read_bytes() == data
 
 
@@ -72,8 +72,12 @@ async def test_robust_push_reports_failure_with_every_error_when_auth_is_refused
     src.write_bytes(b"x")
     node.faults.auth_refused = True
     result = await transfer_async("push", src, node.host, node.ssh_port, "data/a.bin", config(node))
-    assert not result.success and result.method is None
-    assert set(result.errors) == {"rsync", "scp", "base64"}
+    assert not result.success and result.transport_used is None
+    assert [(a.transport, a.error_kind) for a in result.attempts] == [
+        ("rsync", "auth"),
+        ("scp", "auth"),
+        ("base64", "auth"),
+    ]
     assert result.error is not None and "key refused" in result.error
 
 

@@ -16,6 +16,8 @@ from netfault.engine.errors import (
     ConnectError,
     IntegrityError,
     RemoteStorageError,
+    ServerError,
+    TransportError,
 )
 from netfault.engine.transports import Transport, default_transports
 from netfault.simulator.node import FakeNode
@@ -56,9 +58,7 @@ def leftovers(root: Path) -> list[str]:
     return sorted(
         str(p.relative_to(root))
         for p in root.rglob("*")
-        if ".nfpart" in p.name
-        or p.name.endswith(".netfault-partial")
-        or p.name.startswith("pwned")
+        if ".nfpart" in p.name or p.name.endswith(".netfault-partial") or p.name.startswith("pwned")
     )
 
 
@@ -272,16 +272,16 @@ async def test_disk_full_raises_storage_error_and_leaves_no_file(
     assert leftovers(node.home) == []
 
 
-@pytest.mark.parametrize("mode", ["down", "5xx"])
-async def test_http_agent_down_raises_connect_error(
-    node: FakeNode, tmp_path: Path, mode: str
+@pytest.mark.parametrize(("mode", "error"), [("down", ConnectError), ("5xx", ServerError)])
+async def test_http_agent_down_or_failing_raises_connect_or_server_error(
+    node: FakeNode, tmp_path: Path, mode: str, error: type[TransportError]
 ) -> None:
     src = tmp_path / "src.bin"
     src.write_bytes(b"data")
     node.faults.http_mode = mode
-    with pytest.raises(ConnectError):
+    with pytest.raises(error):
         await transport("http").push(cfg(node), src, "h.bin", CONFIG)
-    with pytest.raises(ConnectError):
+    with pytest.raises(error):
         await transport("http").probe(cfg(node), CONFIG)
 
 

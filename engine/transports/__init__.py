@@ -6,6 +6,7 @@ from netfault.engine.transports.base import Direction, Progress, Transport
 from netfault.engine.transports.base64 import Base64Transport
 from netfault.engine.transports.http import HttpTransport
 from netfault.engine.transports.rsync import RsyncTransport
+from netfault.engine.transports.scp import ScpTransport
 from netfault.engine.transports.ssh import SshTransport
 from netfault.engine.transports.sshconn import SshEndpoint
 from netfault.engine.transports.tailscale import TailscaleTransport
@@ -29,6 +30,7 @@ __all__ = [
     "HttpTransport",
     "Progress",
     "RsyncTransport",
+    "ScpTransport",
     "SshEndpoint",
     "SshTransport",
     "TailscaleTransport",

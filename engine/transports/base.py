@@ -24,10 +24,33 @@ class Direction(StrEnum):
     PULL = "pull"
 
 
+class TransportConnection(ABC):
+    """A connection to a node set up for one transfer, before any byte of the file moves."""
+
+    @abstractmethod
+    async def transfer(
+        self, direction: Direction, local_path: Path, remote_path: str, config: TransportConfig
+    ) -> int:
+        """Move the file over this connection; return bytes moved."""
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Drop the connection (also when it was never used)."""
+
+
 class Transport(ABC):
     """One way of moving files to a node."""
 
     name: str = "transport"
+    # True when ``connect`` sets up the connection as a phase of its own, so failover can
+    # race it against another route's before the transfer starts.
+    connects_first: bool = False
+
+    async def connect(
+        self, node: NodeConfig, config: TransportConfig, progress: Progress | None = None
+    ) -> TransportConnection:
+        """Set up a connection for one transfer (only when ``connects_first``)."""
+        raise NotImplementedError(f"{self.name} has no connect phase of its own")
 
     def available(self, node: NodeConfig) -> bool:
         """Whether this transport is configured for the node (e.g. it has a tailscale_ip)."""

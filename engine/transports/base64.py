@@ -1,9 +1,13 @@
-"""The base64 transport: text-safe chunks over an SSH exec channel, memory bounded.
+"""The base64 transport: text-safe bytes over SSH, for channels that mangle binary data.
 
-Push encodes 768 KiB chunks locally and streams them to ``base64 -d >> .<name>.nfpart``;
-pull reads ``tail -c +N file | base64`` and decodes as it arrives, ignoring the CR/LF a
-text-mangling channel adds. Only one chunk per direction is in memory at a time; resume
-works from any byte offset of the partial.
+By default (OpenSSH's ``ssh`` installed, see ``sshpipe``) a push pipes the file through the
+local ``base64`` into ``ssh node 'base64 -d >> .<name>.nfpart'``, and a pull pipes
+``tail -c +N file | base64`` through ``ssh`` into ``base64 --decode --ignore-garbage``
+(which drops the CRs a text-mangling channel adds). Without the ``ssh`` binary the same
+streams run over an asyncssh exec channel, encoded and decoded here in 768 KiB chunks.
+Encoded lines stay short (76 characters from ``base64``, 3,040 in the chunked path): a
+forced terminal's line discipline keeps at most 4,095 bytes of one line and drops the
+rest. Resume works from any byte offset of the partial.
 """
 
 from __future__ import annotations
@@ -14,11 +18,13 @@ from collections.abc import Callable
 from netfault.engine.transports.execpath import Codec, ExecTransport
 
 RAW_CHUNK = 3 * 256 * 1024  # a multiple of 3: chunks encode without padding
+LINE_RAW = 57 * 40  # bytes a line (a multiple of 3 too): 3,040 characters and a LF
 _WHITESPACE = b"\r\n\t "
 
 
 def encode_chunk(block: bytes) -> bytes:
-    return binascii.b2a_base64(block, newline=False)
+    pieces = range(0, len(block), LINE_RAW)
+    return b"".join(binascii.b2a_base64(block[i : i + LINE_RAW]) for i in pieces)
 
 
 class StreamDecoder:

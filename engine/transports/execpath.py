@@ -8,9 +8,9 @@ one command renames that copy only if its sha256 equals the local file's. Pull: 
 ``sha256sum`` before ``os.replace``. Either way an interrupted transfer leaves its partial
 for the next attempt, which reuses it only after the prefix sha256 of both sides match.
 
-The bulk bytes go through OpenSSH's ``ssh`` binary when it is installed (``sshpipe``: about
-twice asyncssh's client throughput here); the control steps stay on one asyncssh connection.
-Remote hashing prefers ``openssl dgst`` (7x coreutils' sha256sum here, see ``remote.SHA256``).
+The bulk bytes go through OpenSSH's ``ssh`` binary when it is installed (``sshpipe``, the
+default); the control steps stay on one asyncssh connection. Remote hashing prefers
+``openssl dgst`` over coreutils' sha256sum (see ``remote.SHA256``).
 """
 
 from __future__ import annotations
@@ -25,10 +25,11 @@ from pathlib import Path
 import asyncssh
 
 from netfault.engine.config import NodeConfig, TransportConfig
-from netfault.engine.errors import IntegrityError, RemoteStorageError, TransportError
+from netfault.engine.errors import AttemptError, IntegrityError, RemoteStorageError, TransportError
 from netfault.engine.transports import remote as rc
 from netfault.engine.transports import sshpipe
-from netfault.engine.transports.base import Progress, Transport
+from netfault.engine.transports.base import Direction, Progress, Transport, TransportConnection
+from netfault.engine.transports.execconn import open_exec
 from netfault.engine.transports.failures import (
     Attempt,
     boundary,
@@ -38,7 +39,9 @@ from netfault.engine.transports.failures import (
 )
 from netfault.engine.transports.fenced import (
     commit_remote,
+    discard,
     discard_own,
+    is_ready,
     resume_point,
     text,
     written_error,
@@ -49,7 +52,6 @@ from netfault.engine.transports.integrity import (
     Hasher,
     hash_prefix,
     local_partial_size,
-    receiving,
 )
 from netfault.engine.transports.sshconn import PIPE_CHUNK, SshEndpoint, run_text, ssh_connection
 
@@ -76,6 +78,7 @@ class ExecTransport(Transport):
 
     name = "ssh"
     codec = Codec()
+    connects_first = True  # connect() is its own phase: failover races it across routes
     # Move the bulk bytes through OpenSSH's ssh binary when it is installed (see sshpipe);
     # False keeps them on the asyncssh connection.
     openssh = True
@@ -92,16 +95,29 @@ class ExecTransport(Transport):
         progress: Progress | None = None,
     ) -> int:
         """Upload; return the bytes this attempt sent (less than the size when it resumed)."""
-        attempt = Attempt(node, self.name, progress)
-        final = rc.remote_path_for(node, remote_path)
-        with boundary(attempt):
-            attempt.total = (await asyncio.to_thread(local_path.stat)).st_size
-            async with (
-                asyncio.timeout(config.operation_timeout),
-                ssh_connection(self.endpoint(node), config, attempt) as conn,
-            ):
-                await self._push(conn, local_path, final, attempt, config)
-        return attempt.sent
+        way = Direction.PUSH
+        return await self._connected(way, node, local_path, remote_path, config, progress)
+
+    async def connect(
+        self, node: NodeConfig, config: TransportConfig, progress: Progress | None = None
+    ) -> TransportConnection:
+        """Open and authenticate the SSH connection a transfer then runs on."""
+        return await open_exec(self, node, config, progress)
+
+    async def _connected(
+        self,
+        direction: Direction,
+        node: NodeConfig,
+        local_path: Path,
+        remote_path: str,
+        config: TransportConfig,
+        progress: Progress | None,
+    ) -> int:
+        connection = await self.connect(node, config, progress)
+        try:
+            return await connection.transfer(direction, local_path, remote_path, config)
+        finally:
+            await connection.close()
 
     def _native(self, attempt: Attempt) -> SshEndpoint | None:
         """The endpoint for the OpenSSH data path, or None to stream over asyncssh."""
@@ -191,9 +207,11 @@ class ExecTransport(Transport):
             await proc.stdin.drain()
             attempt.advance(raw)
 
+        echo: asyncio.Future[None] | None = None
         try:
             try:
-                if await proc.stdout.readline() == rc.READY_MARK.encode() + b"\n":
+                if is_ready(await proc.stdout.readline()):
+                    echo = asyncio.ensure_future(discard(proc.stdout))
                     await reader.pump(send)
                 else:
                     reader.close()  # the writer refused: its exit status says why
@@ -202,6 +220,8 @@ class ExecTransport(Transport):
                 raise await _remote_failure(proc, exc, attempt, "upload") from exc
             result = await proc.wait()
         finally:
+            if echo is not None:
+                echo.cancel()
             proc.close()
         if result.exit_status != 0:
             raise _exit_error(result, attempt, "upload")
@@ -215,16 +235,8 @@ class ExecTransport(Transport):
         progress: Progress | None = None,
     ) -> int:
         """Download; return the bytes this attempt received (less when it resumed)."""
-        attempt = Attempt(node, self.name, progress)
-        source = rc.remote_path_for(node, remote_path)
-        with boundary(attempt):
-            async with (
-                asyncio.timeout(config.operation_timeout),
-                receiving(local_path, rc.lock_wait(config.operation_timeout)) as part,
-                ssh_connection(self.endpoint(node), config, attempt) as conn,
-            ):
-                await self._pull(conn, source, part, attempt, config)
-        return attempt.sent
+        way = Direction.PULL
+        return await self._connected(way, node, local_path, remote_path, config, progress)
 
     async def _pull(
         self,
@@ -334,7 +346,7 @@ async def _drain_stdout(
 
 async def _remote_failure(
     proc: asyncssh.SSHClientProcess[bytes], exc: Exception, attempt: Attempt, what: str
-) -> TransportError:
+) -> AttemptError:
     """Why the remote command stopped reading: its stderr if it said, else the channel error."""
     try:
         async with asyncio.timeout(2.0):
@@ -348,9 +360,7 @@ async def _remote_failure(
     return classify_stderr(stderr, attempt, what) if stderr.strip() else classify(exc, attempt)
 
 
-def _exit_error(
-    result: asyncssh.SSHCompletedProcess, attempt: Attempt, what: str
-) -> TransportError:
+def _exit_error(result: asyncssh.SSHCompletedProcess, attempt: Attempt, what: str) -> AttemptError:
     """The typed error of a failed remote command (FenceRefused when a fence stopped it)."""
     stderr = text(result.stderr).strip()
     return written_error(result.exit_status, stderr, attempt, what)

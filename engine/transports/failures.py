@@ -1,33 +1,50 @@
-"""Translation of library and OS exceptions into the engine's typed errors, at the boundary.
+"""The engine's one exception map: library, OS, exit-status and HTTP-status failures become
+typed errors (``netfault.engine.errors``) here, and nowhere else.
 
-``Attempt`` tracks one transfer (node, transport, bytes moved, progress callback); the
-``boundary`` context manager turns whatever escapes into a ``TransportError`` subclass with
-``raise ... from exc``. ``CancelledError`` is never caught.
+``Tracker`` follows one attempt (node, transport, bytes moved, progress callback); the
+``boundary`` context manager turns whatever escapes into an ``AttemptError`` with
+``raise ... from exc``; the failover loop calls ``classify`` on anything a candidate raises.
+The kind decides failover: a request error (no such file, a directory, the caller's own
+permissions, a missing key) stops the operation; a path error fails over. Bytes damaged in
+flight are ``integrity`` however they surface (a MAC or packet error, an undecodable
+stream, a garbled HTTP message), not ``reset`` or ``transport``. ``CancelledError`` is
+never caught.
 """
 
 from __future__ import annotations
 
+import binascii
 import errno
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TypeVar
 
 import aiohttp
 import asyncssh
 
 from netfault.engine.config import NodeConfig
 from netfault.engine.errors import (
+    AttemptError,
     AuthenticationError,
     ConnectError,
     ConnectionReset,
     IntegrityError,
+    IsDirectoryError,
+    LocalPermissionError,
+    MissingKeyError,
+    NotFoundError,
     RemoteStorageError,
+    ServerError,
     TransportError,
     TransportTimeout,
 )
-from netfault.engine.http_client import RESET_ERRNOS
+from netfault.engine.transports import remote as rc
 from netfault.engine.transports.base import Progress
 
-STORAGE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EFBIG, errno.EROFS, errno.EPERM}
+E = TypeVar("E", bound=AttemptError)
+
+RESET_ERRNOS = frozenset({errno.ECONNRESET, errno.EPIPE, errno.ECONNABORTED})
+STORAGE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS}
 STORAGE_MARKERS = (
     "No space left on device",
     "Disk quota exceeded",
@@ -43,9 +60,55 @@ AUTH_MARKERS = (
     "No ED25519 host key is known",
     "Too many authentication failures",
 )
+# OpenSSH's words for a packet that arrived damaged (the MAC check or the framing caught it)
+CORRUPTION_MARKERS = (
+    "Corrupted MAC",
+    "message authentication code incorrect",
+    "Bad packet length",
+    "padding error",
+    "Packet corrupt",
+    "Packet integrity error",
+    "invalid packet",
+)
+# (marker, error) for remote commands' own words about the request
+REQUEST_MARKERS: tuple[tuple[str, type[AttemptError]], ...] = (
+    ("netfault: no such file", NotFoundError),
+    ("netfault: is a directory", IsDirectoryError),
+    ("cannot overwrite directory", IsDirectoryError),
+    ("Is a directory", IsDirectoryError),
+    ("No such file or directory", NotFoundError),
+)
+HTTP_STATUS_ERRORS: dict[int, type[AttemptError]] = {
+    400: IntegrityError,  # the agent could not parse what arrived: damaged in flight
+    401: AuthenticationError,
+    403: RemoteStorageError,
+    404: NotFoundError,
+    409: IsDirectoryError,
+    413: RemoteStorageError,
+    422: IntegrityError,
+    423: TransportError,  # an earlier upload still holds the agent's partial: a path error
+    507: RemoteStorageError,
+}
+# rsync exit codes whose stderr named no cause: what they mean on this path
+RSYNC_EXITS: dict[int, type[TransportError]] = {
+    1: IntegrityError,  # "syntax or usage error": our argv is fixed, so the stream was damaged
+    2: IntegrityError,  # "protocol incompatibility": the same
+    11: RemoteStorageError,  # "error in file IO": the receiver could not write
+    12: ConnectionReset,
+    20: ConnectionReset,
+    30: TransportTimeout,
+    35: ConnectionReset,
+    255: ConnectionReset,
+}
+
+# exit statuses of the fenced remote writer and commit (``remote``) that fail the attempt
+WRITER_EXITS: dict[int, type[TransportError]] = {
+    rc.SHORT_EXIT: IntegrityError,  # the file arrived short: the stream was cut or damaged
+    rc.TAKEN_EXIT: TransportError,  # another push took this attempt's copy: send it again
+}
 
 
-class Attempt:
+class Tracker:
     """One push or pull on one transport: where it goes and how far it got."""
 
     def __init__(self, node: NodeConfig, transport: str, progress: Progress | None = None) -> None:
@@ -65,7 +128,7 @@ class Attempt:
     def set_done(self, done: int) -> None:
         self.advance(done - self.done)
 
-    def fail(self, cls: type[TransportError], message: str) -> TransportError:
+    def fail(self, cls: type[E], message: str) -> E:
         where = f"{self.transport}@{self.node.name}"
         return cls(
             f"{where}: {message}",
@@ -75,11 +138,36 @@ class Attempt:
         )
 
 
-def classify(exc: BaseException, attempt: Attempt, *, connecting: bool = False) -> TransportError:
+Attempt = Tracker  # the name the transport modules still import; prefer Tracker
+
+
+def classify(exc: BaseException, attempt: Tracker, *, connecting: bool = False) -> AttemptError:
     """The typed error for a library/OS exception raised during ``attempt``."""
-    if isinstance(exc, TransportError):
+    if isinstance(exc, AttemptError):
         return exc
     after = f" after {attempt.done:,} bytes" if attempt.done else ""
+    found = _ssh_error(exc, attempt, after) or _http_error(exc, attempt, after)
+    if found is not None:
+        return found
+    if isinstance(exc, TimeoutError):
+        return attempt.fail(TransportTimeout, f"timed out{after}; retry with a longer timeout")
+    if isinstance(exc, UnicodeDecodeError | binascii.Error):
+        return attempt.fail(IntegrityError, f"undecodable data{after} ({exc}); damaged in flight")
+    if connecting and isinstance(exc, FileNotFoundError):
+        return attempt.fail(MissingKeyError, f"a key or known_hosts file is missing: {exc}")
+    if isinstance(exc, ConnectionRefusedError) or (connecting and isinstance(exc, OSError)):
+        return attempt.fail(ConnectError, f"cannot connect ({exc}); is the server running?")
+    local = _local_error(exc, attempt)
+    if local is not None:
+        return local
+    if isinstance(exc, OSError) and exc.errno in STORAGE_ERRNOS and not _is_reset(exc):
+        return attempt.fail(RemoteStorageError, f"storage error{after}: {exc}")
+    if _is_reset(exc):
+        return attempt.fail(ConnectionReset, f"connection lost{after} ({exc}); resume may help")
+    return attempt.fail(TransportError, f"failed{after}: {type(exc).__name__}: {exc}")
+
+
+def _ssh_error(exc: BaseException, attempt: Tracker, after: str) -> AttemptError | None:
     if isinstance(exc, asyncssh.PermissionDenied):
         return attempt.fail(AuthenticationError, f"ssh key refused ({exc.reason}); check ssh_key")
     if isinstance(exc, asyncssh.HostKeyNotVerifiable):
@@ -87,17 +175,32 @@ def classify(exc: BaseException, attempt: Attempt, *, connecting: bool = False) 
             AuthenticationError,
             f"host key not verified ({exc.reason}); check known_hosts before trusting it",
         )
-    if isinstance(exc, TimeoutError):
-        return attempt.fail(TransportTimeout, f"timed out{after}; retry with a longer timeout")
-    if isinstance(exc, ConnectionRefusedError) or (connecting and isinstance(exc, OSError)):
-        return attempt.fail(ConnectError, f"cannot connect ({exc}); is the server running?")
+    if isinstance(exc, asyncssh.MACError | asyncssh.ProtocolError):
+        return attempt.fail(IntegrityError, f"ssh packet damaged in flight{after} ({exc.reason})")
     if isinstance(exc, asyncssh.ChannelOpenError):
         return attempt.fail(ConnectError, f"ssh channel refused ({exc.reason})")
-    if isinstance(exc, OSError) and exc.errno in STORAGE_ERRNOS and not _is_reset(exc):
-        return attempt.fail(RemoteStorageError, f"storage error{after}: {exc}")
-    if _is_reset(exc):
-        return attempt.fail(ConnectionReset, f"connection lost{after} ({exc}); resume may help")
-    return attempt.fail(TransportError, f"failed{after}: {type(exc).__name__}: {exc}")
+    return None
+
+
+def _http_error(exc: BaseException, attempt: Tracker, after: str) -> AttemptError | None:
+    if isinstance(exc, aiohttp.ClientSSLError):
+        return attempt.fail(AuthenticationError, f"TLS failed ({exc}); check the certificate")
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return attempt.fail(ConnectError, f"cannot connect ({exc}); is the agent running?")
+    if isinstance(exc, aiohttp.ClientResponseError):  # unparsable status line or headers
+        return attempt.fail(IntegrityError, f"garbled HTTP response{after} ({exc.message})")
+    return None
+
+
+def _local_error(exc: BaseException, attempt: Tracker) -> AttemptError | None:
+    """An OSError about a local file: the caller's request, not the path to the node."""
+    if isinstance(exc, FileNotFoundError):
+        return attempt.fail(NotFoundError, f"local file or directory missing: {exc}")
+    if isinstance(exc, IsADirectoryError):
+        return attempt.fail(IsDirectoryError, f"local path is a directory: {exc}")
+    if isinstance(exc, PermissionError):
+        return attempt.fail(LocalPermissionError, f"local permission denied: {exc}")
+    return None
 
 
 def _is_reset(exc: BaseException) -> bool:
@@ -115,7 +218,7 @@ def _is_reset(exc: BaseException) -> bool:
     )
 
 
-def exit_error(stderr: str, exit_status: int | None, attempt: Attempt, what: str) -> TransportError:
+def exit_error(stderr: str, exit_status: int | None, attempt: Tracker, what: str) -> AttemptError:
     """The typed error for a remote command that ended badly (no status: the link died)."""
     if exit_status is None and not stderr:
         after = f" after {attempt.done:,} bytes" if attempt.done else ""
@@ -127,15 +230,20 @@ def exit_error(stderr: str, exit_status: int | None, attempt: Attempt, what: str
     return classify_stderr(stderr or f"exit status {exit_status}", attempt, what)
 
 
-def classify_stderr(stderr: str, attempt: Attempt, what: str) -> TransportError:
+def classify_stderr(stderr: str, attempt: Tracker, what: str) -> AttemptError:
     """The typed error for a remote command or local client that failed with ``stderr``."""
     text = " ".join(stderr.split())[-400:]
+    if any(marker in stderr for marker in CORRUPTION_MARKERS):
+        return attempt.fail(IntegrityError, f"{what}: {text} (damaged in flight)")
     if any(marker in stderr for marker in AUTH_MARKERS):
         return attempt.fail(AuthenticationError, f"{what}: {text}")
     if "Connection refused" in stderr or "Could not resolve" in stderr or "No route" in stderr:
         return attempt.fail(ConnectError, f"{what}: {text}")
     if "timed out" in stderr or "timeout" in stderr:
         return attempt.fail(TransportTimeout, f"{what}: {text}")
+    for marker, cls in REQUEST_MARKERS:
+        if marker in stderr:
+            return attempt.fail(cls, f"{what}: {text}")
     if any(marker in stderr for marker in STORAGE_MARKERS) or "exit status 153" in stderr:
         return attempt.fail(RemoteStorageError, f"{what}: {text}")
     if "reset by peer" in stderr or "Broken pipe" in stderr or "closed by remote" in stderr:
@@ -143,7 +251,29 @@ def classify_stderr(stderr: str, attempt: Attempt, what: str) -> TransportError:
     return attempt.fail(TransportError, f"{what}: {text or 'no error output'}")
 
 
-def mismatch(attempt: Attempt, expected: str, got: str) -> TransportError:
+def rsync_error(code: int, stderr: str, attempt: Tracker) -> AttemptError:
+    """The typed error for an rsync run that exited with ``code``."""
+    error = classify_stderr(stderr or f"rsync exit status {code}", attempt, f"rsync exit {code}")
+    if type(error) is not TransportError or code not in RSYNC_EXITS:
+        return error
+    return attempt.fail(RSYNC_EXITS[code], f"rsync exit {code}: {' '.join(stderr.split())[-400:]}")
+
+
+def writer_error(status: int | None, stderr: str, attempt: Tracker, what: str) -> AttemptError:
+    """The typed error for a fenced remote writer or commit that ended with ``status``."""
+    cls = WRITER_EXITS.get(status) if status is not None else None
+    if cls is None:
+        return exit_error(stderr, status, attempt, what)
+    return attempt.fail(cls, f"{what}: {' '.join(stderr.split())[-400:]}")
+
+
+def http_status_error(status: int, attempt: Tracker, what: str, text: str = "") -> AttemptError:
+    """The typed error for an HTTP error status from the node's agent."""
+    cls = HTTP_STATUS_ERRORS.get(status) or (ServerError if status >= 500 else TransportError)
+    return attempt.fail(cls, f"{what}: HTTP {status} {text}".rstrip())
+
+
+def mismatch(attempt: Tracker, expected: str, got: str) -> AttemptError:
     return attempt.fail(
         IntegrityError,
         f"sha256 mismatch (expected {expected[:16]}…, got {got[:16]}…); the copy was discarded",
@@ -151,11 +281,11 @@ def mismatch(attempt: Attempt, expected: str, got: str) -> TransportError:
 
 
 @contextmanager
-def boundary(attempt: Attempt, *, connecting: bool = False) -> Iterator[None]:
-    """Re-raise anything but ``TransportError``/cancellation as its typed error."""
+def boundary(attempt: Tracker, *, connecting: bool = False) -> Iterator[None]:
+    """Re-raise anything but a typed error or a cancellation as its typed error."""
     try:
         yield
-    except TransportError:
+    except AttemptError:
         raise
     except Exception as exc:
         raise classify(exc, attempt, connecting=connecting) from exc

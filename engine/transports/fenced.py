@@ -11,16 +11,35 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from pathlib import Path
+from typing import Protocol
 
 import asyncssh
 
-from netfault.engine.errors import IntegrityError, TransportError
+from netfault.engine.errors import AttemptError
 from netfault.engine.transports import remote as rc
-from netfault.engine.transports.failures import Attempt, exit_error, mismatch
+from netfault.engine.transports.failures import Attempt, mismatch, writer_error
 from netfault.engine.transports.integrity import Hasher, hash_prefix
 from netfault.engine.transports.sshconn import run_text
 
-DISCARD_TIMEOUT = 1.0
+DISCARD_TIMEOUT = rc.DISCARD_LOCK_WAIT + 1.0
+OUTPUT_CHUNK = 1 << 16
+
+
+class Readable(Protocol):
+    async def read(self, n: int = -1) -> bytes: ...
+
+
+def is_ready(line: bytes) -> bool:
+    """Whether a fenced writer's first line of output is its go-ahead (``remote.READY_MARK``,
+    printed once it holds its lock): no byte is sent into a writer that refuses them."""
+    return line.rstrip(b"\r\n") == rc.READY_MARK.encode()  # a forced terminal adds a CR
+
+
+async def discard(stdout: Readable) -> None:
+    """Read a writer's output to its end: under a forced terminal it echoes every byte sent,
+    which would fill the pipe and stall the writer if nobody read it."""
+    while await stdout.read(OUTPUT_CHUNK):
+        pass
 
 
 async def resume_point(
@@ -72,17 +91,13 @@ async def discard_own(
         pass
 
 
-def written_error(status: int | None, stderr: str, attempt: Attempt, what: str) -> TransportError:
-    """The error of a remote writer's exit ``status``: raises FenceRefused when its fence
-    refused to start; a file that arrived short is an integrity failure."""
+def written_error(status: int | None, stderr: str, attempt: Attempt, what: str) -> AttemptError:
+    """The error of a remote writer's exit ``status`` (classified by ``failures``): raises
+    FenceRefused instead when its fence refused to start."""
     fenced = rc.fence_code(status, stderr)
     if fenced is not None:
         raise rc.FenceRefused(fenced)
-    if status == rc.SHORT_EXIT:
-        return attempt.fail(IntegrityError, f"{what}: {stderr.strip()}")
-    if status == rc.TAKEN_EXIT:
-        return attempt.fail(TransportError, f"{what}: {rc.TAKEN_MARK}")
-    return exit_error(stderr, status, attempt, what)
+    return writer_error(status, stderr, attempt, what)
 
 
 def text(value: object) -> str:

@@ -16,8 +16,7 @@ import asyncio
 import contextlib
 import hashlib
 import posixpath
-from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -25,17 +24,10 @@ from urllib.parse import quote
 import aiohttp
 
 from netfault.engine.config import NodeConfig, TransportConfig
-from netfault.engine.errors import (
-    AuthenticationError,
-    ConnectError,
-    ConnectionReset,
-    IntegrityError,
-    RemoteStorageError,
-    TransportError,
-)
+from netfault.engine.errors import BadRemotePathError, TransportError
 from netfault.engine.transports import remote as rc
 from netfault.engine.transports.base import Progress, Transport
-from netfault.engine.transports.failures import Attempt, boundary, mismatch
+from netfault.engine.transports.failures import Attempt, boundary, http_status_error, mismatch
 from netfault.engine.transports.integrity import (
     ChunkReader,
     Hasher,
@@ -50,16 +42,6 @@ READ_CHUNK = 1 << 20
 # resumed the socket every few reads of a bulk GET
 READ_BUFSIZE = 4 << 20
 TAIL_CHUNK = 1 << 20  # sent last, with the X-Sha256 of the whole file
-_STATUS_ERRORS: dict[int, type[TransportError]] = {
-    401: AuthenticationError,
-    403: RemoteStorageError,
-    413: RemoteStorageError,
-    422: IntegrityError,
-    502: ConnectError,
-    503: ConnectError,
-    504: ConnectError,
-    507: RemoteStorageError,
-}
 
 
 class HttpTransport(Transport):
@@ -87,8 +69,14 @@ class HttpTransport(Transport):
 
     @staticmethod
     def _path(node: NodeConfig, remote_path: str) -> str:
+        if remote_path.startswith("/"):  # the agent serves its home only
+            raise BadRemotePathError(
+                f"{node.name}: the HTTP agent cannot reach the absolute path {remote_path!r}; "
+                "use a path relative to base_path or another transport",
+                node=node.name,
+            )
         joined = posixpath.join(node.base_path, remote_path) if node.base_path else remote_path
-        return quote(joined.lstrip("/"), safe="/")
+        return quote(joined, safe="/")
 
     async def push(
         self,
@@ -101,7 +89,7 @@ class HttpTransport(Transport):
         """Upload; return the bytes this attempt sent (less than the size when it resumed)."""
         attempt = Attempt(node, self.name, progress)
         path = self._path(node, remote_path)
-        with _http_boundary(attempt):
+        with boundary(attempt):
             size = (await asyncio.to_thread(local_path.stat)).st_size
             attempt.total = size
             async with asyncio.timeout(config.operation_timeout), self._session(node, config) as s:
@@ -198,7 +186,7 @@ class HttpTransport(Transport):
         """Download; return the bytes this attempt received (less when it resumed)."""
         attempt = Attempt(node, self.name, progress)
         path = self._path(node, remote_path)
-        with _http_boundary(attempt):
+        with boundary(attempt):
             async with (
                 asyncio.timeout(config.operation_timeout),
                 receiving(local_path, rc.lock_wait(config.operation_timeout)) as part,
@@ -275,7 +263,7 @@ class HttpTransport(Transport):
 
     async def probe(self, node: NodeConfig, config: TransportConfig) -> str:
         attempt = Attempt(node, self.name)
-        with _http_boundary(attempt):
+        with boundary(attempt):
             async with asyncio.timeout(config.http_timeout), self._session(node, config) as s:
                 info = await _json(s, "GET", "/health", attempt)
         return f"http {self.base_url(node)}/health: {info.get('status', '?')}"
@@ -341,17 +329,4 @@ async def _check(resp: aiohttp.ClientResponse, attempt: Attempt, what: str) -> N
     if resp.status == 416 and what == "PUT":  # the agent's partial is not what we resumed
         raise rc.FenceRefused(rc.CHANGED_EXIT)
     text = (await resp.text())[:300]
-    cls = _STATUS_ERRORS.get(resp.status, TransportError)
-    raise attempt.fail(cls, f"{what} {resp.url.path}: HTTP {resp.status} {text}")
-
-
-@contextmanager
-def _http_boundary(attempt: Attempt) -> Iterator[None]:
-    """aiohttp's errors first (refused, disconnected, bad payload), then the common mapping."""
-    with boundary(attempt):
-        try:
-            yield
-        except aiohttp.ClientConnectorError as exc:
-            raise attempt.fail(ConnectError, f"cannot connect ({exc})") from exc
-        except (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError) as exc:
-            raise attempt.fail(ConnectionReset, f"connection lost ({exc})") from exc
+    raise http_status_error(resp.status, attempt, f"{what} {resp.url.path}", text)

@@ -38,12 +38,13 @@ BUSY_MARK = "netfault: partial busy"
 CHANGED_MARK = "netfault: partial changed"
 READY_MARK = "netfault: writing"  # on stdout: the writer holds its lock, send the bytes
 LOCK_WAIT_MAX = 5.0
+DISCARD_LOCK_WAIT = 1.0
 # A whole per-attempt copy waits, unlocked, for its own attempt's commit (a round trip after
 # its writer ended). Only a copy left this long is taken as orphaned: adopted or swept.
 ORPHAN_AGE = 10
 _SHA_RE = re.compile(r"^[0-9a-f]{64}$")
-# sha256 of stdin as ``<hex> ...``. coreutils' sha256sum runs at ~140 MB/s here (no SHA-NI),
-# OpenSSL's at ~1 GB/s: prefer openssl, fall back to sha256sum where it is missing.
+# sha256 of stdin as ``<hex> ...``: OpenSSL's is much faster than coreutils' sha256sum on CPUs
+# without SHA instructions (figures in the README's benchmarks); sha256sum where it is missing.
 SHA256 = (
     "{ if command -v openssl >/dev/null 2>&1; then openssl dgst -sha256 -r; else sha256sum; fi; }"
 )
@@ -188,11 +189,12 @@ def cmd_sweep(final: str) -> str:
 
 def cmd_discard(final: str, token: str, shared: bool = True) -> str:
     """Remove this attempt's own partial, and (``shared``) the shared one unless a live writer
-    holds it."""
+    holds it for ``DISCARD_LOCK_WAIT`` seconds (this attempt's own writer, which just failed,
+    may still be exiting: an OpenSSH node ends it after the client saw the error)."""
     t, own = quote(part_name(final)), quote(own_name(final, token))
     if not shared:
         return f"rm -f -- {own}"
-    return f"rm -f -- {own}; [ -f {t} ] && flock -n {t} rm -f -- {t}; true"
+    return f"rm -f -- {own}; [ -f {t} ] && flock -w {DISCARD_LOCK_WAIT:g} {t} rm -f -- {t}; true"
 
 
 def parent_dir(path: str) -> str:
@@ -212,10 +214,8 @@ def cmd_prepare_push(final: str) -> str:
         f'for f in {tmp}.*; do [ -f {tmp} ] && break; [ -f "$f" ] && {_orphaned("f")} && '
         f'flock -n "$f" mv -n -- "$f" {tmp}; done'
     )
-    f = quote(final)
-    is_dir = f"echo {quote(f'netfault: {final}: Is a directory')} >&2; exit 21"
     return (
-        f"mkdir -p -- {quote(parent_dir(final))} && {{ if [ -d {f} ]; then {is_dir}; fi; }} && "
+        f"{_refuse_directory(final)}mkdir -p -- {quote(parent_dir(final))} && "
         f"{{ {adopt}; }}; if [ -f {tmp} ]; then wc -c < {tmp}; else echo 0; fi"
     )
 
@@ -223,7 +223,17 @@ def cmd_prepare_push(final: str) -> str:
 def cmd_stat(path: str) -> str:
     """Print the size of a regular file (fails when it is missing)."""
     p = quote(path)
-    return f"[ -f {p} ] && wc -c < {p}"
+    return (
+        f"{_refuse_directory(path)}if [ -f {p} ]; then wc -c < {p}; "
+        f"else echo 'netfault: no such file: '{p} >&2; exit 2; fi"
+    )
+
+
+def _refuse_directory(path: str) -> str:
+    """A command prefix failing (with the words ``failures`` maps to a request error) when
+    ``path`` is a directory."""
+    p = quote(path)
+    return f"if [ -d {p} ]; then echo 'netfault: is a directory: '{p} >&2; exit 21; fi; "
 
 
 def cmd_prefix_sha(path: str, length: int) -> str:

@@ -24,12 +24,12 @@ from pathlib import Path
 import asyncssh
 
 from netfault.engine.config import NodeConfig, TransportConfig
-from netfault.engine.errors import RemoteStorageError, TransportError
+from netfault.engine.errors import RemoteStorageError
 from netfault.engine.transports import children
 from netfault.engine.transports import remote as rc
 from netfault.engine.transports.base import Progress, Transport
-from netfault.engine.transports.failures import Attempt, boundary, classify_stderr, mismatch
-from netfault.engine.transports.fenced import commit_remote, resume_point
+from netfault.engine.transports.failures import Attempt, boundary, mismatch, rsync_error
+from netfault.engine.transports.fenced import commit_remote, discard_own, resume_point
 from netfault.engine.transports.integrity import (
     Hasher,
     hash_prefix,
@@ -112,7 +112,7 @@ class RsyncTransport(Transport):
                     own = rc.own_name(final, token)
                     await commit_remote(conn, own, final, await digest, attempt)
                 except RemoteStorageError:
-                    await run_text(conn, rc.cmd_discard(final, token), attempt, "rm")
+                    await discard_own(conn, final, token)
                     raise
                 finally:
                     digest.cancel()
@@ -251,7 +251,7 @@ class RsyncTransport(Transport):
             fenced = rc.fence_code(None, text)
             if fenced is not None:
                 raise rc.FenceRefused(fenced)
-            raise _rsync_error(code, text, attempt)
+            raise rsync_error(code, text, attempt)
 
 
 async def _follow_progress(stream: asyncio.StreamReader, attempt: Attempt, start: int) -> None:
@@ -269,14 +269,3 @@ def _mode(offset: int) -> list[str]:
     """A fresh copy goes whole (no delta search) straight into the partial name; a resume
     appends to the partial after rsync re-checks the part it keeps."""
     return ["--partial", "--append-verify"] if offset else ["--whole-file", "--inplace"]
-
-
-def _rsync_error(code: int, stderr: str, attempt: Attempt) -> TransportError:
-    error = classify_stderr(stderr or f"rsync exit status {code}", attempt, f"rsync exit {code}")
-    if type(error) is not TransportError:
-        return error
-    if code == 30:
-        return classify_stderr("timed out: " + stderr, attempt, "rsync")
-    if code in (12, 20, 35, 255):
-        return classify_stderr("connection closed by remote: " + stderr, attempt, "rsync")
-    return error

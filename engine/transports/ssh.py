@@ -1,7 +1,8 @@
-"""The ssh transport: raw bytes over an asyncssh exec channel (``cat > .<name>.nfpart``).
+"""The ssh transport: raw bytes into ``cat >> .<name>.nfpart`` on the node.
 
-Measured here against an asyncssh node, a streamed exec channel beat asyncssh's SFTP client
-(see ``bench/transfer.py``), and it lets the node hash and rename in the same connection.
+By default the bytes go through OpenSSH's ``ssh`` binary (``sshpipe``) and the control steps
+(prepare, resume check, sha256, rename) over one asyncssh connection; without the ``ssh``
+binary the bytes stream over that asyncssh connection's exec channel instead.
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ from typing import Any
 import asyncssh
 
 from netfault.engine.config import NodeConfig, TransportConfig
+from netfault.engine.errors import MissingKeyError
 from netfault.engine.transports.failures import Attempt, boundary, exit_error
 
 # AES-GCM runs on AES-NI here and beats chacha20 (platform notes); keep the rest as fallbacks.
@@ -72,6 +73,9 @@ async def ssh_connection(
     endpoint: SshEndpoint, config: TransportConfig, attempt: Attempt
 ) -> AsyncIterator[asyncssh.SSHClientConnection]:
     """An authenticated connection, closed on exit; failures raise typed errors."""
+    for what, path in (("ssh_key", endpoint.key), ("known_hosts", endpoint.known_hosts)):
+        if path is not None and not await asyncio.to_thread(path.is_file):
+            raise attempt.fail(MissingKeyError, f"{what} file {path} does not exist; fix {what}")
     with boundary(attempt, connecting=True):
         async with asyncio.timeout(config.connect_timeout):
             conn = await asyncssh.connect(endpoint.host, **connect_options(endpoint, config))

@@ -1,8 +1,8 @@
 """The exec transports' bulk data path through OpenSSH's ``ssh`` binary (and coreutils base64).
 
-Profiled here (2 cores, asyncssh node): asyncssh's client spent ~1.5 s of CPU per 256 MiB
-packetising and encrypting in Python, CPU taken from the node on the same host, and pushes ran
-at half of ``cat f | ssh node 'cat > f'``. So the bytes go the baseline's way: ``ssh`` reads the
+asyncssh's client packetises and encrypts in Python, on CPU the node on the same host needs
+(``bench/transfer.py`` compares both paths with ``cat f | ssh node 'cat > f'``). So the bytes
+go the baseline's way: ``ssh`` reads the
 local file (or a local ``base64`` pipe) straight from a descriptor and writes a pull straight
 into the ``.nfpart`` file. No byte passes through an asyncio pipe transport (the platform notes'
 truncation trap): child processes are joined by plain ``os.pipe`` descriptors.
@@ -25,12 +25,11 @@ from collections.abc import Awaitable, Sequence
 from pathlib import Path
 
 from netfault.engine.config import TransportConfig
-from netfault.engine.errors import IntegrityError, TransportError
+from netfault.engine.errors import AttemptError, IntegrityError, TransportError
 from netfault.engine.transports import children
 from netfault.engine.transports.failures import Attempt, classify_stderr, exit_error
-from netfault.engine.transports.fenced import written_error
+from netfault.engine.transports.fenced import discard, is_ready, written_error
 from netfault.engine.transports.integrity import Hasher
-from netfault.engine.transports.remote import READY_MARK
 from netfault.engine.transports.sshconn import SshEndpoint, ssh_command
 
 CHUNK = 1 << 20
@@ -147,6 +146,7 @@ class _Pipeline:
 
     def __init__(self) -> None:
         self.procs: list[tuple[asyncio.subprocess.Process, asyncio.Future[bytes]]] = []
+        self.readers: list[asyncio.Future[None]] = []  # stdouts read to their end
 
     async def spawn(
         self, argv: Sequence[str], stdin: int, stdout: int
@@ -164,12 +164,20 @@ class _Pipeline:
             results.append((await proc.wait(), text))
         return results
 
+    def discard_stdout(self, proc: asyncio.subprocess.Process) -> None:
+        assert proc.stdout is not None
+        self.readers.append(asyncio.ensure_future(discard(proc.stdout)))
+
     async def close(self) -> None:
         for proc, stderr in self.procs:
             await children.reap(proc)
             stderr.cancel()
             with contextlib.suppress(BaseException):
                 await stderr
+        for reader in self.readers:
+            reader.cancel()
+            with contextlib.suppress(BaseException):
+                await reader
 
 
 def _forget(future: asyncio.Future[int]) -> None:
@@ -177,7 +185,7 @@ def _forget(future: asyncio.Future[int]) -> None:
     future.add_done_callback(lambda f: f.cancelled() or f.exception())
 
 
-def _ssh_failure(status: int, stderr: str, attempt: Attempt, what: str) -> TransportError:
+def _ssh_failure(status: int, stderr: str, attempt: Attempt, what: str) -> AttemptError:
     if status != SSH_ERROR_EXIT:
         return exit_error(stderr.strip(), status, attempt, what)
     error = classify_stderr(stderr or "ssh exit status 255", attempt, f"ssh {what}")
@@ -218,6 +226,7 @@ async def push_file(
                 os.close(fd)
         opened = [write_end]
         if await _ready(ssh):
+            pipeline.discard_stdout(ssh)
             sending = asyncio.ensure_future(asyncio.to_thread(streamer.feed, write_end))
             opened = []  # the thread closes the write end
         else:  # the writer refused (its exit status says why): send nothing
@@ -245,10 +254,9 @@ async def push_file(
 
 
 async def _ready(proc: asyncio.subprocess.Process) -> bool:
-    """Wait for the remote writer's go-ahead (``remote.READY_MARK``, printed once it holds
-    its lock): no byte is sent into a writer that will refuse them."""
+    """Wait for the remote writer's go-ahead (see ``fenced.is_ready``)."""
     assert proc.stdout is not None
-    return await proc.stdout.readline() == READY_MARK.encode() + b"\n"
+    return is_ready(await proc.stdout.readline())
 
 
 async def pull_file(

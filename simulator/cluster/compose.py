@@ -156,7 +156,7 @@ def write_compose(
 
 def write_secrets(directory: Path, specs: Sequence[NodeSpec]) -> None:
     """Client key, per-node token and host key (kept if present), known_hosts, hosts.yaml."""
-    from netfault.engine.config import NodeConfig
+    from netfault.engine import NodeConfig
     from netfault.simulator.cluster.routes import write_hosts_file
     from netfault.simulator.node.keys import ClientKey, HostKeys, load_or_create_host_key
 

@@ -23,7 +23,7 @@ from typing import Any
 
 import aiohttp
 
-from netfault.engine.config import NodeConfig
+from netfault.engine import NodeConfig
 from netfault.simulator.cluster.compose import (
     LOOPBACK,
     NODE_ADMIN_PORT,

@@ -14,9 +14,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from netfault.engine.config import NodeConfig
+from netfault.engine import NodeConfig
 from netfault.simulator.cluster.addresses import AddressPlan
 from netfault.simulator.cluster.controller import FaultController
+from netfault.simulator.cluster.faults import FaultError
 from netfault.simulator.cluster.loop_thread import LoopThread
 from netfault.simulator.cluster.routes import (
     config_fields,
@@ -29,8 +30,10 @@ from netfault.simulator.cluster.routes import (
 from netfault.simulator.cluster.spec import ClusterBase, NodeSpec, normalise_specs, proxy_name
 from netfault.simulator.node import ClientKey, FakeNode
 from netfault.simulator.proxy import ProxyServer
+from netfault.simulator.proxy.trace import FaultEvent
 
 START_TIMEOUT = 30.0
+FAULT_EVENTS = 100_000  # the proxy's fault events kept for fault_events()
 
 
 class LocalCluster(ClusterBase):
@@ -43,8 +46,11 @@ class LocalCluster(ClusterBase):
         seed: int = 0,
         tailscale: bool = True,
         base_path: str = "data",
+        ssh_server: str = "asyncssh",
     ) -> None:
-        self.specs = normalise_specs(nodes, tailscale)
+        """``ssh_server`` ("asyncssh" or "openssh") is for nodes given as a count or names;
+        a NodeSpec carries its own."""
+        self.specs = normalise_specs(nodes, tailscale, ssh_server)
         self.seed = seed
         self.base_path = base_path
         self.plan = AddressPlan()
@@ -84,11 +90,14 @@ class LocalCluster(ClusterBase):
 
     async def _start_servers(self) -> None:
         assert self.workdir is not None
-        self._proxy = ProxyServer(self.plan.address("hostname", 0), 0, seed=self.seed)
+        host = self.plan.address("hostname", 0)
+        self._proxy = ProxyServer(host, 0, seed=self.seed, events=FAULT_EVENTS)
         key = await asyncio.to_thread(ClientKey.generate, self.workdir)
         for i, spec in enumerate(self.specs):
             host = self.plan.address("backend", i)
-            self.fakes[spec.name] = FakeNode(spec.name, host=host, client_keys=[key])
+            self.fakes[spec.name] = FakeNode(
+                spec.name, host=host, client_keys=[key], ssh_server=spec.ssh_server
+            )
         await asyncio.gather(self._proxy.start(), *(n.start() for n in self.fakes.values()))
 
     async def _create_routes(self) -> None:
@@ -149,7 +158,16 @@ class LocalCluster(ClusterBase):
 
     def _switch(self, node: str, fn: Callable[[Any], Any]) -> Any:
         fake = self.fakes[node]
-        return self._thread.call(lambda: fn(fake.faults))
+        try:
+            return self._thread.call(lambda: fn(fake.faults))
+        except FaultError:
+            raise
+        except ValueError as exc:  # a fault this node's SSH server cannot express
+            raise FaultError(f"node {node}: {exc}") from exc
+
+    def fault_events(self, cursor: int = 0) -> list[FaultEvent]:
+        """The proxy's fault events numbered above ``cursor`` (callable from any thread)."""
+        return [] if self._proxy is None else self._proxy.collection.fault_events(cursor)
 
     def home_path(self, name: str, remote_path: str) -> Path:
         return self.fakes[name].home / self.node(name).base_path / remote_path

@@ -13,7 +13,7 @@ from typing import Any
 import aiohttp
 import yaml
 
-from netfault.engine.config import NodeConfig
+from netfault.engine import NodeConfig
 from netfault.simulator.cluster.faults import ROUTES
 from netfault.simulator.cluster.spec import SERVICES, NodeSpec, proxy_name
 

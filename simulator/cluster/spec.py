@@ -7,27 +7,46 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, Self
 
-from netfault.engine.config import NodeConfig, TransportSpec
+from netfault.engine import NodeConfig, TransportSpec
 from netfault.simulator.cluster.controller import FaultController
+from netfault.simulator.node.node import SSH_SERVERS
+from netfault.simulator.proxy.trace import FaultEvent
 
 SERVICES = ("ssh", "http", "p2p")
 
 
 @dataclass(frozen=True)
 class NodeSpec:
-    """One node of a fake cluster."""
+    """One node of a fake cluster; ``ssh_server`` is "asyncssh" or "openssh" (the real sshd)."""
 
     name: str
     tailscale: bool = True
     transports: tuple[TransportSpec, ...] = ()
+    ssh_server: str = "asyncssh"
+
+    def __post_init__(self) -> None:
+        if self.ssh_server not in SSH_SERVERS:
+            raise ValueError(
+                f"node {self.name}: ssh_server must be one of {', '.join(SSH_SERVERS)}, "
+                f"not {self.ssh_server!r}"
+            )
 
 
-def normalise_specs(nodes: int | Sequence[NodeSpec | str], tailscale: bool) -> list[NodeSpec]:
+def normalise_specs(
+    nodes: int | Sequence[NodeSpec | str], tailscale: bool, ssh_server: str = "asyncssh"
+) -> list[NodeSpec]:
+    """NodeSpecs for a node count or names; ``tailscale``/``ssh_server`` apply to those two."""
     if isinstance(nodes, int):
         if nodes < 1:
             raise ValueError("a cluster needs at least one node")
-        return [NodeSpec(f"node-{i + 1}", tailscale=tailscale) for i in range(nodes)]
-    specs = [NodeSpec(n, tailscale=tailscale) if isinstance(n, str) else n for n in nodes]
+        return [
+            NodeSpec(f"node-{i + 1}", tailscale=tailscale, ssh_server=ssh_server)
+            for i in range(nodes)
+        ]
+    specs = [
+        NodeSpec(n, tailscale=tailscale, ssh_server=ssh_server) if isinstance(n, str) else n
+        for n in nodes
+    ]
     names = [s.name for s in specs]
     if len(set(names)) != len(names):
         raise ValueError(f"node names must be unique: {names}")
@@ -53,6 +72,10 @@ class Cluster(Protocol):
         ...
 
     async def read_remote(self, name: str, remote_path: str) -> bytes | None: ...
+
+    def fault_events(self, cursor: int = 0) -> list[FaultEvent]:
+        """The fault proxy's decisions numbered above ``cursor``, oldest first."""
+        ...
 
 
 class ClusterBase:
@@ -83,6 +106,9 @@ class ClusterBase:
             for (n, r, s), name in self.proxies.items()
             if n == node and route in (None, r) and service in (None, s)
         ]
+
+    def fault_events(self, cursor: int = 0) -> list[FaultEvent]:
+        return []  # the Docker backend runs Toxiproxy itself, which records none
 
     async def start(self) -> None:
         raise NotImplementedError

@@ -14,6 +14,7 @@ from aiohttp import web
 
 from netfault.simulator.node.faults import HTTP_MODES, NodeFaults
 from netfault.simulator.node.http_files import json_error
+from netfault.simulator.node.sshd import SshdFaults
 
 # attr -> (accepted types, whether None is allowed)
 FAULT_ATTRS: dict[str, tuple[type, bool]] = {
@@ -82,6 +83,11 @@ class FaultEndpoints:
             changes = check_fault_changes(body)
         except ValueError as exc:
             return json_error(400, str(exc), node=self.name)
+        if isinstance(self.faults, SshdFaults):
+            for attr, value in changes.items():
+                problem = self.faults.refusal(attr, value)
+                if problem is not None:
+                    return json_error(400, problem, node=self.name)
         for attr, value in changes.items():
             setattr(self.faults, attr, value)
         return self._answer()

@@ -27,7 +27,7 @@ Upload protocol (all paths relative to the node's home, under ``/files/``):
 * Fencing (:mod:`partials`): a PUT writes the partial file only while it holds its exclusive
   ``flock``, the same lock the engine's shell writers take, and it re-reads the partial's size
   under that lock. A PUT that cannot get the lock within ``LOCK_WAIT`` seconds (an earlier
-  upload is still draining bytes queued in the network) gets 409 and writes nothing.
+  upload is still draining bytes queued in the network) gets 423 (Locked) and writes nothing.
 * A completed PUT removes the partials other writers left for the same name (when no live
   writer holds them); partials of aborted uploads older than ``partials.PARTIAL_MAX_AGE``
   (a day) are removed by a sweep that PUTs run at most once a minute.
@@ -238,8 +238,8 @@ class FileEndpoints:
 
 
 def _busy(request: web.Request) -> web.Response:
-    return json_error(
-        409,
+    return json_error(  # 423, not 409: the engine reads 409 as "is a directory"
+        423,
         f"an earlier upload to {request.match_info['path']!r} is still being written on the node "
         f"(its partial file stayed locked for {LOCK_WAIT:g} s); retry once it has stopped",
     )

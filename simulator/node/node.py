@@ -1,5 +1,8 @@
 """FakeNode: a sandbox home plus an SSH server and an HTTP agent on one loopback address.
 
+The SSH server is asyncssh (``ssh_server="asyncssh"``, every node fault) or the real OpenSSH
+``sshd`` (``ssh_server="openssh"``, see :mod:`netfault.simulator.node.sshd`).
+
 The node keeps its keys, known_hosts and (unless given) its home in a private temporary
 directory that exists from construction until :meth:`FakeNode.stop`; a later ``start()``
 recreates it with the same keys and paths. Fault switches (``node.faults``) must be flipped from
@@ -25,13 +28,17 @@ from netfault.simulator.node.faults import NodeFaults
 from netfault.simulator.node.http_agent import HttpAgent
 from netfault.simulator.node.keys import ClientKey, HostKeys
 from netfault.simulator.node.ssh_server import NodeSSHServer
+from netfault.simulator.node.sshd import OpenSSHServer, SshdFaults
+from netfault.simulator.node.sshd_files import current_user
 
 if TYPE_CHECKING:
     import asyncssh
 
-    from netfault.engine.config import NodeConfig
+    from netfault.engine import NodeConfig
 
 DEFAULT_BASE_PATH = "data"
+SSH_SERVERS = ("asyncssh", "openssh")
+DEFAULT_USER = "netfault"
 
 
 class FakeNode:
@@ -47,13 +54,17 @@ class FakeNode:
         home: Path | None = None,
         client_keys: list[ClientKey] | None = None,
         token: str | None = None,
-        user: str = "netfault",
+        user: str | None = None,
         admin_port: int | None = None,
         authorized_keys: Sequence[asyncssh.SSHKey] = (),
         host_key: asyncssh.SSHKey | None = None,
+        ssh_server: str = "asyncssh",
     ) -> None:
         """``admin_port`` (None: none) serves the never-faulted admin API (see HttpAgent);
-        ``authorized_keys`` are accepted besides ``client_keys``; ``host_key`` fixes the key."""
+        ``authorized_keys`` are accepted besides ``client_keys``; ``host_key`` fixes the key;
+        ``user`` defaults to "netfault" on asyncssh and must be the current user on openssh."""
+        user = _check_server(name, ssh_server, user)
+        self.ssh_server = ssh_server
         self.name = name
         self.host = host
         self.ssh_port = ssh_port
@@ -74,17 +85,30 @@ class FakeNode:
         self.client_keys = list(client_keys)
         self.client_key = self.client_keys[0]
         self.known_hosts_path = self._key_dir / "known_hosts"
-        self.faults = NodeFaults()
+        self.faults = SshdFaults() if ssh_server == "openssh" else NodeFaults()
         self.faults.on_change(self._fault_changed)
         self._host_keys = HostKeys(host_key)
         self._extra_routes: list[tuple[str, int]] = []
-        self._ssh = NodeSSHServer(
-            home=self.home,
-            user=user,
-            faults=self.faults,
-            host_keys=self._host_keys,
-            authorized=[k.load_public() for k in self.client_keys] + list(authorized_keys),
-        )
+        authorized = [k.load_public() for k in self.client_keys] + list(authorized_keys)
+        self._ssh: NodeSSHServer | OpenSSHServer
+        if ssh_server == "openssh":
+            self._ssh = OpenSSHServer(
+                name=name,
+                directory=self._root / "sshd",
+                home=self.home,
+                user=user,
+                faults=self.faults,
+                host_keys=self._host_keys,
+                authorized=authorized,
+            )
+        else:
+            self._ssh = NodeSSHServer(
+                home=self.home,
+                user=user,
+                faults=self.faults,
+                host_keys=self._host_keys,
+                authorized=authorized,
+            )
         self._http = HttpAgent(name=name, home=self.home, token=self.token, faults=self.faults)
         self._running = False
 
@@ -179,7 +203,7 @@ class FakeNode:
     def node_config(self, **overrides: object) -> NodeConfig:
         """A NodeConfig reaching this node directly; ``overrides`` replace fields."""
         # Imported here so the simulator's servers start even while the engine is broken.
-        from netfault.engine.config import NodeConfig
+        from netfault.engine import NodeConfig
 
         config = NodeConfig(
             hostname=self.host,
@@ -194,8 +218,32 @@ class FakeNode:
         )
         return config.with_changes(**overrides) if overrides else config
 
+    @property
+    def ssh_log(self) -> Path | None:
+        """The sshd log of an OpenSSH node (None on asyncssh, which logs through Python)."""
+        return self._ssh.log_path if isinstance(self._ssh, OpenSSHServer) else None
+
     def _fault_changed(self, name: str) -> None:
-        if name == "host_key_changed":
-            self._ssh.refresh_host_key()
-        elif name == "http_mode":
+        if name == "http_mode":
             self._http.apply_mode()
+        elif isinstance(self._ssh, OpenSSHServer):
+            self._ssh.apply_fault(name)
+        elif name == "host_key_changed":
+            self._ssh.refresh_host_key()
+
+
+def _check_server(node: str, ssh_server: str, user: str | None) -> str:
+    """The SSH user of a node running ``ssh_server``; ValueError for an impossible choice."""
+    if ssh_server not in SSH_SERVERS:
+        raise ValueError(
+            f"node {node}: ssh_server must be one of {', '.join(SSH_SERVERS)}, not {ssh_server!r}"
+        )
+    if ssh_server == "asyncssh":
+        return user or DEFAULT_USER
+    me = current_user()
+    if user not in (None, me):
+        raise ValueError(
+            f"node {node}: an sshd started as {me!r} can only log in {me!r}, not {user!r}; "
+            f"leave the user unset or use ssh_server 'asyncssh'"
+        )
+    return me

@@ -18,7 +18,7 @@ from typing import Any
 
 from netfault.simulator.node.errors import NodeStartError
 from netfault.simulator.node.keys import load_or_create_host_key, read_authorized_keys
-from netfault.simulator.node.node import FakeNode
+from netfault.simulator.node.node import SSH_SERVERS, FakeNode
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -33,7 +33,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="admin API port (/faults, never faulted); -1 to disable",
     )
     parser.add_argument("--home", type=Path, help="node home (default: a temporary directory)")
-    parser.add_argument("--user", default="netfault", help="SSH user name to accept")
+    parser.add_argument(
+        "--user",
+        help="SSH user name to accept (default: netfault; openssh: only the current user)",
+    )
+    parser.add_argument(
+        "--ssh-server",
+        choices=SSH_SERVERS,
+        default="asyncssh",
+        help="SSH server: asyncssh (in process, every node fault) or openssh (the real sshd, "
+        "from the openssh-server package)",
+    )
     parser.add_argument(
         "--authorized-key-file",
         type=Path,
@@ -82,6 +92,7 @@ def build_node(args: argparse.Namespace) -> FakeNode:
         user=args.user,
         authorized_keys=authorized,
         host_key=host_key,
+        ssh_server=args.ssh_server,
     )
 
 

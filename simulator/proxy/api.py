@@ -12,6 +12,7 @@ from aiohttp import web
 
 from netfault.simulator.proxy import errors, schema
 from netfault.simulator.proxy.collection import ProxyCollection
+from netfault.simulator.proxy.events_api import event_routes
 from netfault.simulator.proxy.metrics import render_metrics
 
 TOXIPROXY_VERSION = "2.12.0"
@@ -169,6 +170,7 @@ def make_app(collection: ProxyCollection, *, metrics: bool = False) -> web.Appli
     app = web.Application(middlewares=[toxiproxy_middleware])
     app[COLLECTION] = collection
     app.add_routes(routes)
+    app.add_routes(event_routes(collection))
     if metrics:
 
         async def metrics_handler(request: web.Request) -> web.Response:

@@ -33,6 +33,13 @@ def _parser() -> argparse.ArgumentParser:
         default=DEFAULT_SPIN_US,
         help=f"poll this many us after traffic, for lower latency ({DEFAULT_SPIN_US}; 0 = off)",
     )
+    parser.add_argument(
+        "-events",
+        "--events",
+        type=_non_negative,
+        default=0,
+        help="keep the last N fault events for GET /events (0 = off until POST /events)",
+    )
     parser.add_argument("-runtime-metrics", "--runtime-metrics", action="store_true")
     parser.add_argument("-version", "--version", action="store_true", help="print the version")
     return parser
@@ -57,7 +64,12 @@ def _own_version() -> str:
 
 async def _serve(args: argparse.Namespace) -> int:
     server = ProxyServer(
-        args.host, args.port, seed=args.seed, metrics=args.proxy_metrics, spin_us=args.spin_us
+        args.host,
+        args.port,
+        seed=args.seed,
+        metrics=args.proxy_metrics,
+        spin_us=args.spin_us,
+        events=args.events,
     )
     try:
         await server.start()

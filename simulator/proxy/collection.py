@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from netfault.simulator.proxy import errors
@@ -11,6 +11,7 @@ from netfault.simulator.proxy.address import resolve_listen
 from netfault.simulator.proxy.proxy import Proxy
 from netfault.simulator.proxy.schema import ProxyConfig
 from netfault.simulator.proxy.spec import ToxicSpec
+from netfault.simulator.proxy.trace import EventPage, FaultEvent, FaultTrace, Listener
 
 
 class ProxyCollection:
@@ -18,6 +19,7 @@ class ProxyCollection:
 
     def __init__(self, seed: int) -> None:
         self.seed = seed
+        self.trace = FaultTrace()
         self._proxies: dict[str, Proxy] = {}
         self._lock = asyncio.Lock()
 
@@ -128,10 +130,23 @@ class ProxyCollection:
             self._proxies.clear()
 
     def _new(self, config: ProxyConfig) -> Proxy:
-        proxy = Proxy(config.name, config.listen, config.upstream, seed=self.seed)
+        proxy = Proxy(config.name, config.listen, config.upstream, seed=self.seed, trace=self.trace)
         for spec in config.toxics:
             proxy.add_toxic(spec)
         return proxy
+
+    # --- fault events (thread-safe: callable from any thread) ---------------------------------
+    def fault_events(self, cursor: int = 0) -> list[FaultEvent]:
+        """Every recorded fault event numbered above `cursor`, oldest first."""
+        return self.trace.since(cursor).events
+
+    def events_since(self, cursor: int = 0) -> EventPage:
+        """The recorded events above `cursor`, the next cursor and how many were overwritten."""
+        return self.trace.since(cursor)
+
+    def subscribe(self, listener: Listener) -> Callable[[], None]:
+        """Call `listener` on the proxy's loop with each fault event; returns unsubscribe."""
+        return self.trace.subscribe(listener)
 
     def to_json(self) -> dict[str, Any]:
         return {name: proxy.to_json() for name, proxy in self._proxies.items()}

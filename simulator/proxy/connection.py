@@ -10,6 +10,7 @@ from typing import cast
 
 from netfault.simulator.proxy.link import ByteCounter, Link
 from netfault.simulator.proxy.spec import ToxicSpec
+from netfault.simulator.proxy.trace import FaultTrace
 
 CONNECT_TIMEOUT = 10.0
 # A destination that cannot take a whole read at once pauses its source until every byte
@@ -59,7 +60,10 @@ class Endpoint(asyncio.BufferedProtocol):
             self.outbound.set_dst_paused(False)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.conn.close()
+        # Closed or reset by its peer: the other side is closed after what this one sent
+        # (which may still wait for the upstream connection or a toxic) has been written.
+        if self.inbound is not None and not self.conn.closed:
+            self.inbound.feed_close()
 
 
 class Connection:
@@ -74,8 +78,10 @@ class Connection:
         counters: dict[str, ByteCounter],
         toxics: Sequence[ToxicSpec],
         on_closed: Callable[[Connection], None],
+        trace: FaultTrace | None = None,
     ) -> None:
         self.proxy_name = proxy_name
+        self.trace = trace
         self.number = number
         self.ready = False
         self.closed = False

@@ -12,6 +12,7 @@ from netfault.simulator.proxy import rng
 from netfault.simulator.proxy.spec import ToxicSpec
 from netfault.simulator.proxy.spin import spinner_for
 from netfault.simulator.proxy.toxics import Chunk, Kind, ToxicState
+from netfault.simulator.proxy.trace import FaultAction, toxic_event
 
 if TYPE_CHECKING:
     from netfault.simulator.proxy.connection import Connection, Endpoint
@@ -146,11 +147,28 @@ class Link:
         for act in self._toxics:
             if act.active:
                 when = act.spec.toxic.eof_time(when, self, act.state)
-        if not self._pending and when <= self._loop.time():
-            self._write_eof()
+        self._feed_end(Kind.EOF, when)
+
+    def feed_close(self) -> None:
+        """The source socket is gone: close the connection once what it sent is written."""
+        self._feed_end(Kind.CLOSE, self._loop.time())
+
+    def _feed_end(self, kind: Kind, when: float) -> None:
+        # An end marker waits behind queued bytes and for the destination socket to exist
+        # (an EOF may arrive before the upstream connection does).
+        if self._pending:
+            when = max(when, self._pending[-1].t)
+        elif when <= self._loop.time() and self.dst.transport is not None:
+            self._end(kind)
             return
-        self._pending.append(Chunk(b"", when, Kind.EOF))
+        self._pending.append(Chunk(b"", when, kind))
         self.flush()
+
+    def _end(self, kind: Kind) -> None:
+        if kind is Kind.EOF:
+            self._write_eof()
+        else:
+            self._conn.close()
 
     # --- data to the destination ---------------------------------------------------------
     def flush(self) -> None:
@@ -172,7 +190,8 @@ class Link:
             else:
                 self._conn.close()
                 return
-        self.sync_reading()
+        if not self._conn.closed:
+            self.sync_reading()
 
     def _arm(self, when: float) -> None:
         if self._timer is not None and self._timer_when == when:
@@ -199,7 +218,13 @@ class Link:
         self.finished = True
         transport = self.dst.transport
         if transport is not None and not transport.is_closing() and transport.can_write_eof():
-            transport.write_eof()
+            try:
+                transport.write_eof()
+            except OSError:
+                # Reset by its peer while nothing read it (ENOTCONN): a lost socket, handled
+                # by connection_lost as on an event loop that reports this asynchronously.
+                transport.abort()
+                return
         self._conn.link_finished()
 
     # --- flow control ------------------------------------------------------------------
@@ -225,8 +250,10 @@ class Link:
             transport.resume_reading()
 
     # --- toxic changes on an open connection ---------------------------------------------
-    def add_toxic(self, spec: ToxicSpec) -> None:
-        act = _Active(spec, ToxicState(name=spec.name), self._draw(spec))
+    def add_toxic(self, spec: ToxicSpec, *, late: bool = False) -> None:
+        """Add `spec`; `late` if the connection may already have carried bytes."""
+        state = ToxicState(name=spec.name, trace=self._conn.trace, offsets_exact=not late)
+        act = _Active(spec, state, self._draw(spec))
         self._toxics.append(act)
         if act.active:
             spec.toxic.start(self, act.state)
@@ -237,6 +264,7 @@ class Link:
             if act.spec.name == spec.name:
                 act.spec.toxic.stop(self, act.state)
                 act.spec = spec
+                act.state.offsets_exact = False
                 act.active = self._draw(spec)
                 if act.active:
                     spec.toxic.start(self, act.state)
@@ -275,4 +303,13 @@ class Link:
 
     def _draw(self, spec: ToxicSpec) -> bool:
         keys = (self.proxy, self.conn, self.direction, spec.name, "toxicity", spec.version)
-        return rng.uniform(self.seed, *keys) < spec.toxicity
+        active = rng.uniform(self.seed, *keys) < spec.toxicity
+        trace = self._conn.trace
+        if not active and trace is not None and trace.active:
+            action, now = FaultAction.TOXIC_SKIPPED, self._loop.time()
+            trace.emit(
+                toxic_event(
+                    action, self.proxy, spec.name, spec.type, self.direction, self.conn, now
+                )
+            )
+        return active

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 from netfault.simulator.proxy import errors
@@ -10,6 +11,7 @@ from netfault.simulator.proxy.address import bind, split_host_port
 from netfault.simulator.proxy.connection import Connection, Endpoint
 from netfault.simulator.proxy.link import ByteCounter
 from netfault.simulator.proxy.spec import ToxicSpec
+from netfault.simulator.proxy.trace import FaultAction, FaultEvent, FaultTrace, toxic_event
 
 STREAMS = ("upstream", "downstream")
 
@@ -17,8 +19,11 @@ STREAMS = ("upstream", "downstream")
 class Proxy:
     """A named listener forwarding to `upstream`, with toxics on either stream."""
 
-    def __init__(self, name: str, listen: str, upstream: str, *, seed: int) -> None:
+    def __init__(
+        self, name: str, listen: str, upstream: str, *, seed: int, trace: FaultTrace | None = None
+    ) -> None:
         self.name = name
+        self.trace = trace if trace is not None else FaultTrace()
         self.listen = listen
         self.upstream = upstream
         self.enabled = False
@@ -62,6 +67,7 @@ class Proxy:
             counters=self.counters,
             toxics=self.toxics(),
             on_closed=self._connections.discard,
+            trace=self.trace,
         )
         self._accepted += 1
         self._connections.add(conn)
@@ -91,8 +97,9 @@ class Proxy:
         if self.has_toxic(spec.name):
             raise errors.toxic_already_exists()
         self._chains[spec.direction].append(spec)
+        self._changed(FaultAction.TOXIC_ADDED, spec)
         for conn in list(self._connections):
-            conn.link(spec.direction).add_toxic(spec)
+            conn.link(spec.direction).add_toxic(spec, late=True)
         return spec
 
     def update_toxic(
@@ -110,6 +117,7 @@ class Proxy:
         )
         chain = self._chains[old.direction]
         chain[chain.index(old)] = new
+        self._changed(FaultAction.TOXIC_UPDATED, new)
         for conn in list(self._connections):
             conn.link(new.direction).update_toxic(new)
         return new
@@ -117,12 +125,23 @@ class Proxy:
     def remove_toxic(self, name: str) -> None:
         spec = self.get_toxic(name)
         self._chains[spec.direction].remove(spec)
+        self._changed(FaultAction.TOXIC_REMOVED, spec)
         for conn in list(self._connections):
             conn.link(spec.direction).remove_toxic(name)
 
     def remove_all_toxics(self) -> None:
         for spec in self.toxics():
             self.remove_toxic(spec.name)
+
+    def _changed(self, action: FaultAction, spec: ToxicSpec) -> None:
+        if self.trace.active:
+            now = time.monotonic()  # asyncio's loop clock (uvloop's, to the millisecond)
+            event = toxic_event(action, self.name, spec.name, spec.type, spec.direction, None, now)
+            self.trace.emit(event)
+
+    def fault_events(self, cursor: int = 0) -> list[FaultEvent]:
+        """This proxy's recorded fault events numbered above `cursor` (thread-safe)."""
+        return [e for e in self.trace.since(cursor).events if e.proxy == self.name]
 
     def to_json(self) -> dict[str, Any]:
         return {

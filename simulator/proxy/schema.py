@@ -141,7 +141,7 @@ def toxic_create(value: Any, existing: list[ToxicSpec]) -> ToxicSpec:
         type=type_name,
         stream=stream,
         toxicity=1.0 if toxicity is None else float(toxicity),
-        toxic=cls(attributes),
+        toxic=cls.from_json(attributes),
     )
 
 

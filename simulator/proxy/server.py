@@ -43,6 +43,7 @@ class ProxyServer:
         config: str | Path | None = None,
         metrics: bool = False,
         spin_us: int = 0,
+        events: int = 0,
     ) -> None:
         self.host = host
         self.port = port
@@ -51,6 +52,8 @@ class ProxyServer:
         self.metrics = metrics
         self.spin_us = spin_us  # busy-poll window after traffic (see spin.py); 0 = off
         self.collection = ProxyCollection(self.seed)
+        if events:  # keep the last `events` fault events (see trace.py)
+            self.collection.trace.record(events)
         self._runner: web.AppRunner | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None

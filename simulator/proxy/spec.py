@@ -16,7 +16,7 @@ class ToxicSpec:
     type: str
     stream: str  # as sent by the client; matched case-insensitively
     toxicity: float
-    toxic: Toxic
+    toxic: Toxic[Any]
     version: int = 0  # bumped on every update; part of the toxicity draw's key
 
     @property

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from netfault.engine.errors import ConfigError
 from netfault.engine.yamlsrc import Located, load_located
+from netfault.simulator.node.node import SSH_SERVERS
 from netfault.simulator.scenario import schema as s
 from netfault.simulator.scenario.expect_schema import validate_expect
 from netfault.simulator.scenario.model import (
@@ -22,9 +23,17 @@ from netfault.simulator.scenario.step_schema import (
     parse_step,
 )
 
+
+def _delay_or_off(item: Located, key: str) -> float | None:
+    """A duration, or ``off`` (which YAML reads as false) for no racing."""
+    off = item.value is False or item.value is None or item.value == "off"
+    return None if off else s.v_duration(item, key)
+
+
 CONFIG = s.v_map(
     {k: s.v_duration for k in ("connect_timeout", "operation_timeout", "http_timeout")}
-    | {"integrity_retries": s.v_int()}
+    | {"integrity_retries": s.v_int(), "race_delay": _delay_or_off}
+    | {"route_cooldown": s.v_duration}
 )
 BREAKER = s.v_map(
     {
@@ -47,7 +56,13 @@ def _nodes(item: Located, key: str) -> tuple[NodeEntry, ...]:
         count = s.v_int(1)(item, key)
         return tuple(NodeEntry(f"node-{i + 1}") for i in range(count))
     entry = s.v_map(
-        {"name": s.v_str(), "tailscale": s.v_bool, "transports": s.v_list(s.v_any)}, ["name"]
+        {
+            "name": s.v_str(),
+            "tailscale": s.v_bool,
+            "transports": s.v_list(s.v_any),
+            "ssh_server": s.v_str(SSH_SERVERS),
+        },
+        ["name"],
     )
     nodes = []
     for i, child in enumerate(item.sequence(key)):
@@ -69,7 +84,8 @@ def _nodes(item: Located, key: str) -> tuple[NodeEntry, ...]:
                         ["type"],
                     )(t, f"{where}.transports[{j}]")
                 )
-        nodes.append(NodeEntry(raw["name"], raw.get("tailscale", True), tuple(specs)))
+        server = raw.get("ssh_server", "asyncssh")
+        nodes.append(NodeEntry(raw["name"], raw.get("tailscale", True), tuple(specs), server))
     names = [n.name for n in nodes]
     if len(set(names)) != len(names):
         raise s.fail(item, key, f"node names must be unique: {names}")

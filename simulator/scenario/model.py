@@ -57,12 +57,13 @@ class NodeEntry:
     name: str
     tailscale: bool = True
     transports: tuple[dict[str, Any], ...] = ()
+    ssh_server: str = "asyncssh"
 
 
 @dataclass(frozen=True)
 class ClusterSpec:
     nodes: tuple[NodeEntry, ...]
-    config: dict[str, float]
+    config: dict[str, float | None]  # TransportConfig fields, and route_cooldown
     breaker: dict[str, float]
     router: dict[str, Any]
     preset: str = "scenario"

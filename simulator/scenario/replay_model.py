@@ -255,14 +255,20 @@ class _Parser:
             self.incident.recovery_timeout = waited if known is None else min(known, waited)
 
     def on_sync_stalled(self, e: Event, node: str, t: float) -> None:
-        if e.data.get("source") == "router" and node in self.last:
-            self.last[node].router = True
+        # the router reports a stall while the operation it escalates is still open; logs
+        # written before that carry source=router on stalls emitted after the operation
+        op = self.open.get(node)
+        if op is None and e.data.get("source") == "router":
+            op = self.last.get(node)
+        if op is not None:
+            op.router = True
 
     on_sync_retry_requested = on_sync_stalled
 
     def on_node_disabled(self, e: Event, node: str, t: float) -> None:
-        if node in self.last:
-            self.last[node].router = True
+        op = self.open.get(node) or self.last.get(node)
+        if op is not None:
+            op.router = True
         self.incident.disabled[node] = {
             "reason": e.outcome,
             "failed_transports": list(e.data.get("failed_transports", [])),

@@ -63,7 +63,7 @@ class ScenarioResult:
             "BREAKER_TRANSITION",
             "NODE_DISABLED",
             "NODE_REENABLED",
-            "SYNC_RETRY_REQUESTED",
+            "SYNC_STALLED",
             "OPERATION_FAILED",
             "ALERT",
         }

@@ -35,19 +35,22 @@ from netfault.simulator.scenario.steps import StepFailed, StepRunner
 SCENARIO_CONFIG = TransportConfig(connect_timeout=3.0, operation_timeout=15.0, http_timeout=3.0)
 
 
-def transport_configs(overrides: dict[str, float]) -> dict[str, TransportConfig]:
+def transport_configs(overrides: dict[str, float | None]) -> dict[str, TransportConfig]:
     base = {
         "scenario": SCENARIO_CONFIG,
         "quick": TransportConfig.for_quick_requests(),
         "large": TransportConfig.for_large_transfers(),
         "default": TransportConfig(),
     }
+    overrides = {k: v for k, v in overrides.items() if k != "route_cooldown"}  # a Thresholds one
     return {k: TransportConfig(**{**vars(v), **overrides}) for k, v in base.items()}
 
 
 def make_cluster(scenario: Scenario, backend: str, seed: int) -> Any:
     specs = [
-        NodeSpec(n.name, n.tailscale, tuple(TransportSpec(**t) for t in n.transports))
+        NodeSpec(
+            n.name, n.tailscale, tuple(TransportSpec(**t) for t in n.transports), n.ssh_server
+        )
         for n in scenario.cluster.nodes
     ]
     if backend == "docker":
@@ -90,12 +93,14 @@ class ScenarioRunner:
         recorder = EventRecorder()
         bus = EventBus(clock)
         bus.subscribe(recorder)
+        cooldown = spec.config.get("route_cooldown")
         thresholds = Thresholds(
             breaker_failure_threshold=int(spec.breaker.get("failure_threshold", 3)),
             breaker_recovery_timeout=spec.breaker.get("recovery_timeout", 300.0),
             breaker_half_open_max_wait=spec.breaker.get("half_open_max_wait", 600.0),
             sync_failover_threshold=int(spec.router.get("failover_threshold", 1)),
             sync_backup_transport=spec.router.get("backup_transport"),
+            route_cooldown=cooldown if cooldown is not None else Thresholds.route_cooldown,
         )
         configs = transport_configs(spec.config)
         transport = ClusterTransport(

@@ -2,18 +2,28 @@
 
 from __future__ import annotations
 
-from netfault.simulator.proxy.toxics.bandwidth import BandwidthToxic
-from netfault.simulator.proxy.toxics.base import Chunk, Kind, LinkContext, Toxic, ToxicState
-from netfault.simulator.proxy.toxics.corrupt import CorruptToxic
-from netfault.simulator.proxy.toxics.latency import LatencyToxic
-from netfault.simulator.proxy.toxics.limit_data import LimitDataToxic
-from netfault.simulator.proxy.toxics.noop import NoopToxic
-from netfault.simulator.proxy.toxics.reset_peer import ResetPeerToxic
-from netfault.simulator.proxy.toxics.slicer import SlicerToxic
-from netfault.simulator.proxy.toxics.slow_close import SlowCloseToxic
-from netfault.simulator.proxy.toxics.timeout import TimeoutToxic
+from typing import Any
 
-REGISTRY: dict[str, type[Toxic]] = {
+from netfault.simulator.proxy.toxics.bandwidth import BandwidthAttributes, BandwidthToxic
+from netfault.simulator.proxy.toxics.base import (
+    Chunk,
+    Kind,
+    LinkContext,
+    NoAttributes,
+    Timer,
+    Toxic,
+    ToxicState,
+)
+from netfault.simulator.proxy.toxics.corrupt import CorruptAttributes, CorruptToxic
+from netfault.simulator.proxy.toxics.latency import LatencyAttributes, LatencyToxic
+from netfault.simulator.proxy.toxics.limit_data import LimitDataAttributes, LimitDataToxic
+from netfault.simulator.proxy.toxics.noop import NoopToxic
+from netfault.simulator.proxy.toxics.reset_peer import ResetPeerAttributes, ResetPeerToxic
+from netfault.simulator.proxy.toxics.slicer import SlicerAttributes, SlicerToxic
+from netfault.simulator.proxy.toxics.slow_close import SlowCloseAttributes, SlowCloseToxic
+from netfault.simulator.proxy.toxics.timeout import TimeoutAttributes, TimeoutToxic
+
+REGISTRY: dict[str, type[Toxic[Any]]] = {
     cls.type_name: cls
     for cls in (
         NoopToxic,
@@ -30,18 +40,28 @@ REGISTRY: dict[str, type[Toxic]] = {
 
 __all__ = [
     "REGISTRY",
+    "BandwidthAttributes",
     "BandwidthToxic",
     "Chunk",
+    "CorruptAttributes",
     "CorruptToxic",
     "Kind",
+    "LatencyAttributes",
     "LatencyToxic",
+    "LimitDataAttributes",
     "LimitDataToxic",
     "LinkContext",
+    "NoAttributes",
     "NoopToxic",
+    "ResetPeerAttributes",
     "ResetPeerToxic",
+    "SlicerAttributes",
     "SlicerToxic",
+    "SlowCloseAttributes",
     "SlowCloseToxic",
+    "TimeoutAttributes",
     "TimeoutToxic",
+    "Timer",
     "Toxic",
     "ToxicState",
 ]

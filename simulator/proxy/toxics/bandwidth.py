@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import ClassVar
 
 from netfault.simulator.proxy.toxics.base import Chunk, LinkContext, Toxic, ToxicState
 
 
-class BandwidthToxic(Toxic):
+@dataclass(frozen=True, slots=True)
+class BandwidthAttributes:
+    rate: int = 0  # KB/s, KB = 1000 bytes; <= 0 is unlimited
+
+
+class BandwidthToxic(Toxic[BandwidthAttributes]):
     type_name: ClassVar[str] = "bandwidth"
     go_name: ClassVar[str] = "BandwidthToxic"
-    fields: ClassVar[dict[str, str]] = {"rate": "int"}
+    Attributes: ClassVar[type[BandwidthAttributes]] = BandwidthAttributes
 
     def transform(self, chunk: Chunk, ctx: LinkContext, st: ToxicState) -> list[Chunk]:
-        rate = int(self.attrs["rate"])
+        rate = self.attrs.rate
         if rate <= 0:
             return [chunk]
         per_second = rate * 1000.0

@@ -7,11 +7,16 @@ reset_peer) are scheduled through the link context, so no toxic owns a task.
 
 from __future__ import annotations
 
-import asyncio
+import dataclasses
 import enum
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, Self, TypeVar
+
+from netfault.simulator.proxy.trace import FaultAction, FaultEvent, FaultTrace
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 
 class Kind(enum.Enum):
@@ -29,6 +34,12 @@ class Chunk:
     kind: Kind = Kind.DATA
 
 
+class Timer(Protocol):
+    """A scheduled callback (an asyncio.TimerHandle on a real link)."""
+
+    def cancel(self) -> None: ...
+
+
 class LinkContext(Protocol):
     """The side of a link a toxic may use."""
 
@@ -39,7 +50,7 @@ class LinkContext(Protocol):
 
     def now(self) -> float: ...
 
-    def call_at(self, when: float, callback: Callable[[], None]) -> asyncio.TimerHandle: ...
+    def call_at(self, when: float, callback: Callable[[], None]) -> Timer: ...
 
     def close(self) -> None: ...
 
@@ -55,14 +66,19 @@ class ToxicState:
     count: int = 0
     free_at: float = 0.0
     triggered: bool = False
-    timer: asyncio.TimerHandle | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    timer: Timer | None = None
+    trace: FaultTrace | None = None  # where this toxic's decisions are reported
+    # False once the toxic joined or changed on a connection already carrying bytes: its
+    # offsets then count from an instant that depends on timing.
+    offsets_exact: bool = True
 
     def cancel_timer(self) -> None:
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
 
+
+A = TypeVar("A", bound="DataclassInstance")
 
 _GO_TYPES = {"int": "int64", "float": "float64", "bool": "bool", "map": "map[string]int"}
 
@@ -80,17 +96,35 @@ def json_kind(value: object) -> str:
     return "object"
 
 
-class Toxic:
-    """A toxic type: attribute schema plus how it changes a link's chunks."""
+@dataclass(frozen=True, slots=True)
+class NoAttributes:
+    """A toxic without attributes (noop)."""
+
+
+class Toxic(Generic[A]):
+    """A toxic type: a typed attribute dataclass plus how it changes a link's chunks.
+
+    `Attributes` is a frozen dataclass whose fields are Toxiproxy's JSON attribute names, in
+    its JSON order, each an int, float, bool or dict[str, int] defaulting to zero.
+    """
 
     type_name: ClassVar[str] = ""
     go_name: ClassVar[str] = "Toxic"
-    # attribute name -> "int" | "float" | "bool" | "map", in Toxiproxy's JSON order
-    fields: ClassVar[dict[str, str]] = {}
+    Attributes: ClassVar[type[Any]] = NoAttributes
 
-    def __init__(self, attributes: Mapping[str, Any] | None = None) -> None:
-        given = dict(attributes or {})
-        self.attrs: dict[str, Any] = {n: given.get(n, _zero(k)) for n, k in self.fields.items()}
+    def __init__(self, attrs: A) -> None:
+        self.attrs = attrs
+
+    @classmethod
+    def fields(cls) -> dict[str, str]:
+        """Attribute name -> "int" | "float" | "bool" | "map", read from the dataclass."""
+        return {f.name: _kind(f) for f in dataclasses.fields(cls.Attributes)}
+
+    @classmethod
+    def from_json(cls, attributes: Mapping[str, Any]) -> Self:
+        """A toxic from attributes already checked by `check` (missing ones are zero)."""
+        names = cls.fields()
+        return cls(cls.Attributes(**{k: v for k, v in attributes.items() if k in names}))
 
     @classmethod
     def check(cls, raw: object) -> dict[str, Any]:
@@ -104,7 +138,7 @@ class Toxic:
             )
         lowered = {k.lower(): v for k, v in raw.items()}
         out: dict[str, Any] = {}
-        for name, kind in cls.fields.items():
+        for name, kind in cls.fields().items():
             if name not in lowered or lowered[name] is None:
                 continue
             value = lowered[name]
@@ -116,12 +150,13 @@ class Toxic:
             out[name] = _normalise(value, kind)
         return out
 
-    def merged(self, patch: Mapping[str, Any]) -> Toxic:
-        """A toxic of the same type with `patch` laid over these attributes."""
-        return type(self)({**self.attrs, **patch})
+    def merged(self, patch: Mapping[str, Any]) -> Self:
+        """A toxic of the same type with `patch` (checked by `check`) laid over these."""
+        return type(self)(dataclasses.replace(self.attrs, **patch))
 
     def attributes(self) -> dict[str, Any]:
-        return dict(self.attrs)
+        """The attributes as the API shows them."""
+        return {f.name: getattr(self.attrs, f.name) for f in dataclasses.fields(self.attrs)}
 
     def passes_through(self) -> bool:
         """True if this toxic leaves every chunk and the end of stream as they are, due at
@@ -141,13 +176,70 @@ class Toxic:
     def transform(self, chunk: Chunk, ctx: LinkContext, st: ToxicState) -> list[Chunk]:
         return [chunk]
 
+    @staticmethod
+    def tracing(st: ToxicState) -> bool:
+        """True if someone listens for this toxic's fault events (one flag, checked first)."""
+        return st.trace is not None and st.trace.active
+
+    def report(
+        self,
+        ctx: LinkContext,
+        st: ToxicState,
+        action: FaultAction,
+        offset: int,
+        *,
+        exact: bool = True,
+        delay_ms: int | None = None,
+    ) -> None:
+        """Record a decision on this link, if anyone listens."""
+        trace = st.trace
+        if trace is not None and trace.active:
+            trace.emit(self.event(ctx, st, action, offset, exact=exact, delay_ms=delay_ms))
+
+    def event(
+        self,
+        ctx: LinkContext,
+        st: ToxicState,
+        action: FaultAction,
+        offset: int,
+        *,
+        exact: bool = True,
+        bit: int | None = None,
+        value: int | None = None,
+        mode: str | None = None,
+        delay_ms: int | None = None,
+    ) -> FaultEvent:
+        """A decision of this toxic on this link, now."""
+        return FaultEvent(
+            action=action,
+            proxy=ctx.proxy,
+            toxic=st.name,
+            toxic_type=self.type_name,
+            direction=ctx.direction,
+            connection=ctx.conn,
+            offset=offset,
+            offset_exact=exact and st.offsets_exact,
+            time=ctx.now(),
+            bit=bit,
+            value=value,
+            mode=mode,
+            delay_ms=delay_ms,
+        )
+
     def eof_time(self, t: float, ctx: LinkContext, st: ToxicState) -> float:
         """The time the end of stream may leave this toxic."""
         return t
 
 
-def _zero(kind: str) -> Any:
-    return {"int": 0, "float": 0.0, "bool": False, "map": {}}[kind]
+def _kind(f: dataclasses.Field[Any]) -> str:
+    default = f.default
+    if isinstance(default, bool):
+        return "bool"
+    if isinstance(default, int):
+        return "int"
+    if isinstance(default, float):
+        return "float"
+    return "map"  # dict[str, int], from a default_factory
 
 
 def _fits(value: object, kind: str) -> bool:

@@ -13,47 +13,97 @@ seed reproduces the same damage whatever the chunking or timing.
 from __future__ import annotations
 
 import math
+import re
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 from netfault.simulator.proxy import rng
 from netfault.simulator.proxy.toxics.base import Chunk, LinkContext, Toxic, ToxicState
+from netfault.simulator.proxy.trace import FaultAction
 
 BLOCK = 4096
 _STRIP = bytes(b & 0x7F for b in range(256))
+_HIGH = re.compile(rb"[\x80-\xff]")
 
 
-class CorruptToxic(Toxic):
+@dataclass(frozen=True, slots=True)
+class CorruptAttributes:
+    probability: float = 0.0
+    rewrite: dict[str, int] = field(default_factory=dict)
+    strip_high_bit: bool = False
+    lf_to_crlf: bool = False
+
+
+class CorruptToxic(Toxic[CorruptAttributes]):
     type_name: ClassVar[str] = "corrupt"
     go_name: ClassVar[str] = "CorruptToxic"
-    fields: ClassVar[dict[str, str]] = {
-        "probability": "float",
-        "rewrite": "map",
-        "strip_high_bit": "bool",
-        "lf_to_crlf": "bool",
-    }
+    Attributes: ClassVar[type[CorruptAttributes]] = CorruptAttributes
 
     def transform(self, chunk: Chunk, ctx: LinkContext, st: ToxicState) -> list[Chunk]:
         start = st.offset
         data = bytearray(chunk.data)
         end = start + len(data)
-        rewrite: dict[str, int] = self.attrs["rewrite"]
+        tracing = self.tracing(st)
+        decisions: list[tuple[int, FaultAction, int]] = []
+        rewrite: dict[str, int] = self.attrs.rewrite
         for key, value in rewrite.items():
             offset = int(key)
             if start <= offset < end:
                 data[offset - start] = value
-        probability = float(self.attrs["probability"])
+                if tracing:
+                    decisions.append((offset, FaultAction.BYTE_REWRITTEN, value))
+        probability = self.attrs.probability
         if probability > 0:
             for block in range(start // BLOCK, (end - 1) // BLOCK + 1 if data else 0):
                 for pos, bit in _flips(ctx, st.name, block, probability):
                     if start <= pos < end:
                         data[pos - start] ^= 1 << bit
+                        if tracing:
+                            decisions.append((pos, FaultAction.BIT_FLIPPED, bit))
         out = bytes(data)
-        if self.attrs["strip_high_bit"]:
+        if self.attrs.strip_high_bit:
             out = out.translate(_STRIP)
-        if self.attrs["lf_to_crlf"]:
+        if self.attrs.lf_to_crlf:
             out = out.replace(b"\n", b"\r\n")
         chunk.data = out
+        if tracing:
+            self._report(ctx, st, sorted(decisions), data)
         return [chunk]
+
+    def _report(
+        self,
+        ctx: LinkContext,
+        st: ToxicState,
+        decisions: list[tuple[int, FaultAction, int]],
+        data: bytearray,
+    ) -> None:
+        """Each flip and rewrite, in stream order; a mangling mode once, where it first acts."""
+        events = [
+            self.event(ctx, st, action, offset, bit=number)
+            if action is FaultAction.BIT_FLIPPED
+            else self.event(ctx, st, action, offset, value=number)
+            for offset, action, number in decisions
+        ]
+        first = None
+        if not st.triggered:
+            first = _first_mangled(data, self.attrs.strip_high_bit, self.attrs.lf_to_crlf)
+        if first is not None:
+            st.triggered = True
+            mode = "strip_high_bit" if first[1] else "lf_to_crlf"
+            offset = st.offset + first[0]
+            events.append(self.event(ctx, st, FaultAction.BYTES_MANGLED, offset, mode=mode))
+        if events and st.trace is not None:
+            st.trace.emit(*events)
+
+
+def _first_mangled(data: bytearray, strip: bool, crlf: bool) -> tuple[int, bool] | None:
+    """(index, True if stripped) of the first byte a mangling mode changes, if any."""
+    match = _HIGH.search(data) if strip else None
+    high = None if match is None else match.start()
+    lf = data.find(b"\n") if crlf else -1
+    if lf >= 0 and (high is None or lf < high):
+        return lf, False
+    return (high, True) if high is not None else None
 
 
 def _flips(ctx: LinkContext, name: str, block: int, p: float) -> list[tuple[int, int]]:

@@ -2,23 +2,30 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import ClassVar
 
 from netfault.simulator.proxy import rng
 from netfault.simulator.proxy.toxics.base import Chunk, LinkContext, Toxic, ToxicState
 
 
-class LatencyToxic(Toxic):
+@dataclass(frozen=True, slots=True)
+class LatencyAttributes:
+    latency: int = 0  # ms
+    jitter: int = 0  # ms, +- around latency
+
+
+class LatencyToxic(Toxic[LatencyAttributes]):
     type_name: ClassVar[str] = "latency"
     go_name: ClassVar[str] = "LatencyToxic"
-    fields: ClassVar[dict[str, str]] = {"latency": "int", "jitter": "int"}
+    Attributes: ClassVar[type[LatencyAttributes]] = LatencyAttributes
 
     def passes_through(self) -> bool:
-        return int(self.attrs["latency"]) <= 0 and int(self.attrs["jitter"]) <= 0
+        return self.attrs.latency <= 0 and self.attrs.jitter <= 0
 
     def transform(self, chunk: Chunk, ctx: LinkContext, st: ToxicState) -> list[Chunk]:
-        delay = int(self.attrs["latency"])
-        jitter = int(self.attrs["jitter"])
+        delay = self.attrs.latency
+        jitter = self.attrs.jitter
         if jitter > 0:
             keys = (ctx.proxy, ctx.conn, ctx.direction, st.name, st.offset)
             delay += rng.derive(ctx.seed, *keys) % (2 * jitter) - jitter

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from netfault.simulator.proxy.toxics.base import Toxic
+from netfault.simulator.proxy.toxics.base import NoAttributes, Toxic
 
 
-class NoopToxic(Toxic):
+class NoopToxic(Toxic[NoAttributes]):
     type_name: ClassVar[str] = "noop"
     go_name: ClassVar[str] = "NoopToxic"
-    fields: ClassVar[dict[str, str]] = {}
 
     def passes_through(self) -> bool:
         return True

@@ -6,29 +6,33 @@ Pieces leave `delay` microseconds apart.
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass
 from typing import ClassVar
 
 from netfault.simulator.proxy import rng
 from netfault.simulator.proxy.toxics.base import Chunk, LinkContext, Toxic, ToxicState
 
 
-class SlicerToxic(Toxic):
+@dataclass(frozen=True, slots=True)
+class SlicerAttributes:
+    average_size: int = 0  # bytes
+    size_variation: int = 0  # bytes
+    delay: int = 0  # microseconds between pieces
+
+
+class SlicerToxic(Toxic[SlicerAttributes]):
     type_name: ClassVar[str] = "slicer"
     go_name: ClassVar[str] = "SlicerToxic"
-    fields: ClassVar[dict[str, str]] = {
-        "average_size": "int",
-        "size_variation": "int",
-        "delay": "int",
-    }
+    Attributes: ClassVar[type[SlicerAttributes]] = SlicerAttributes
 
     def transform(self, chunk: Chunk, ctx: LinkContext, st: ToxicState) -> list[Chunk]:
-        average = int(self.attrs["average_size"])
+        average = self.attrs.average_size
         if average <= 0 or not chunk.data:
             return [chunk]
         gen = rng.generator(ctx.seed, ctx.proxy, ctx.conn, ctx.direction, st.name, st.offset)
         bounds = [0]
         self._split(0, len(chunk.data), gen, bounds)
-        step = max(0, int(self.attrs["delay"])) / 1_000_000.0
+        step = max(0, self.attrs.delay) / 1_000_000.0
         base = max(chunk.t, st.free_at)
         out = []
         for index in range(len(bounds) - 1):
@@ -39,8 +43,8 @@ class SlicerToxic(Toxic):
 
     def _split(self, start: int, end: int, gen: random.Random, bounds: list[int]) -> None:
         """Halve [start, end) until pieces are within the variation of the average size."""
-        average = int(self.attrs["average_size"])
-        variation = max(0, int(self.attrs["size_variation"]))
+        average = self.attrs.average_size
+        variation = max(0, self.attrs.size_variation)
         if (end - start) - average <= variation or end - start <= 1:
             bounds.append(end)
             return

@@ -5,24 +5,38 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import ClassVar
 
 from netfault.simulator.proxy.toxics.base import Chunk, LinkContext, Toxic, ToxicState
+from netfault.simulator.proxy.trace import FaultAction
 
 
-class TimeoutToxic(Toxic):
+@dataclass(frozen=True, slots=True)
+class TimeoutAttributes:
+    timeout: int = 0  # ms; 0 never closes
+
+
+class TimeoutToxic(Toxic[TimeoutAttributes]):
     type_name: ClassVar[str] = "timeout"
     go_name: ClassVar[str] = "TimeoutToxic"
-    fields: ClassVar[dict[str, str]] = {"timeout": "int"}
+    Attributes: ClassVar[type[TimeoutAttributes]] = TimeoutAttributes
 
     def start(self, ctx: LinkContext, st: ToxicState) -> None:
         st.cancel_timer()
-        timeout = int(self.attrs["timeout"])
+        timeout = self.attrs.timeout
         if timeout > 0:
-            st.timer = ctx.call_at(ctx.now() + timeout / 1000.0, ctx.close)
+            st.timer = ctx.call_at(ctx.now() + timeout / 1000.0, lambda: self._close(ctx, st))
+        # Armed on connect, add or update: when, relative to the data, depends on timing.
+        self.report(ctx, st, FaultAction.TIMEOUT_ARMED, st.offset, exact=False, delay_ms=timeout)
 
     def removed(self, ctx: LinkContext, st: ToxicState) -> None:
-        ctx.close()
+        self._close(ctx, st)
 
     def transform(self, chunk: Chunk, ctx: LinkContext, st: ToxicState) -> list[Chunk]:
         return []
+
+    def _close(self, ctx: LinkContext, st: ToxicState) -> None:
+        # The bytes dropped by now depend on how fast the peer sent them.
+        self.report(ctx, st, FaultAction.TIMEOUT_CLOSED, st.offset, exact=False)
+        ctx.close()

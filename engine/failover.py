@@ -1,0 +1,379 @@
+"""The one failover loop: one operation on one node, over an ordered list of candidates.
+
+A candidate is one way to do the operation (a transport attempt, an HTTP route). The loop
+takes the node's breaker permit once, runs candidates in the order a ``CandidateSource``
+gives them, classifies each error once (``failures.classify``), records a typed ``Attempt``
+and emits its events as it happens, and returns one ``FailoverOutcome``:
+
+* success: the first candidate that returns wins; the breaker hears one success;
+* a request error (``RequestError``: not found, a directory, a bad remote path, ...): the
+  operation stops at once; the breaker and the router hear nothing, since another
+  transport would fail the same way;
+* a path error (``TransportError``): the source chooses the next candidate (the same one
+  again, the next of the chain, or the escalation's choice); when none is left the breaker
+  hears one failure, unless no candidate could even be tried (all unavailable);
+* cancellation: the permit is released (neither success nor failure) and it propagates.
+
+Route memory and racing (``netfault.engine.route_memory``, ``failover_race``): a candidate
+names the node address it rides (``route``); ``ordered`` puts candidates on demoted routes
+last, and every attempt's outcome teaches the memory. A candidate with a ``connect`` phase
+is raced, ``race_delay`` apart, against the next candidate on another route; the first to
+connect runs, the others are closed and recorded as ``cancelled`` attempts, never failures.
+
+``ClusterTransport.transfer_file`` (transport candidates), ``http_request_with_failover``
+(route candidates, ``http_failover``) and the script API (``transfer``) build candidates.
+
+The failover order is defined once, in ``netfault.engine.config`` ("Failover order");
+``transfer_file(transports=...)`` and an ``Escalation`` choose it per operation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Generic, Protocol, TypeVar
+
+from netfault.engine.breaker import REFUSED, BreakerRegistry
+from netfault.engine.config import NodeConfig
+from netfault.engine.errors import (
+    AttemptError,
+    CircuitOpenError,
+    IntegrityError,
+    TransportTimeout,
+    TransportUnavailable,
+)
+from netfault.engine.events import EventBus, EventType
+from netfault.engine.failover_race import RaceStep
+from netfault.engine.results import Attempt
+from netfault.engine.route_memory import RouteMemory, RouteName
+from netfault.engine.transports.failures import Tracker, classify
+
+T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
+
+
+class Escalation(Protocol):
+    """Chooses the next transport after a failed attempt (None: stop); see ``transfer_file``."""
+
+    def next_transport(self, failed: Attempt) -> str | None: ...
+
+
+class Connection(Protocol[T_co]):
+    """A candidate's connection, set up and unused: ``run`` does the operation on it."""
+
+    def run(self) -> Awaitable[T_co]: ...
+
+    def close(self) -> Awaitable[None]: ...
+
+
+@dataclass(frozen=True)
+class Candidate(Generic[T]):
+    """One thing to try: ``run`` returns the operation's value or raises."""
+
+    name: str  # in attempts and events, e.g. "ssh" or "http:tailscale"
+    run: Callable[[], Awaitable[T]]
+    available: bool = True
+    timeout: float | None = None  # limit of one attempt, child processes included
+    reports_as: str | None = None  # the result's ``transport_used`` (default: ``name``)
+    route: RouteName | None = None  # the node address it rides (route memory, racing)
+    connect: Callable[[], Awaitable[Connection[T]]] | None = None  # set-up phase: raceable
+
+
+class CandidateSource(Protocol[T]):
+    """Gives the candidates of one operation: the first, then one after each failure."""
+
+    def first(self) -> Candidate[T] | None: ...
+
+    def after(self, failed: Attempt) -> Candidate[T] | None: ...
+
+    def upcoming(self) -> Sequence[Candidate[T]]:
+        """The candidates queued after the current one (racing looks ahead; none: [])."""
+        ...
+
+
+class Chain(Generic[T]):
+    """Candidates in a fixed order: each gets ``tries`` attempts for path errors, plus
+    ``integrity_retries`` more after an integrity error, before the next one runs."""
+
+    def __init__(
+        self, candidates: Sequence[Candidate[T]], *, tries: int = 1, integrity_retries: int = 0
+    ) -> None:
+        self._candidates = list(candidates)
+        self._tries = max(1, tries)
+        self._integrity = max(0, integrity_retries)
+        self._index = -1
+        self._tries_left = 0
+        self._integrity_left = 0
+
+    def first(self) -> Candidate[T] | None:
+        return self._advance()
+
+    def after(self, failed: Attempt) -> Candidate[T] | None:
+        if failed.error_kind == IntegrityError.kind and self._integrity_left > 0:
+            self._integrity_left -= 1
+            return self._candidates[self._index]
+        if failed.error_kind not in (IntegrityError.kind, TransportUnavailable.kind):
+            self._tries_left -= 1
+            if self._tries_left > 0:
+                return self._candidates[self._index]
+        return self._advance()
+
+    def upcoming(self) -> Sequence[Candidate[T]]:
+        return self._candidates[self._index + 1 :]
+
+    def _advance(self) -> Candidate[T] | None:
+        self._index += 1
+        self._tries_left, self._integrity_left = self._tries, self._integrity
+        if self._index < len(self._candidates):
+            return self._candidates[self._index]
+        return None
+
+
+class Escalated(Generic[T]):
+    """The first candidate, then whatever ``escalation`` names after each failure. A named
+    transport the node cannot use is skipped and reported as an attempt of kind
+    ``unavailable`` (never in the result's attempts), so the escalation names another."""
+
+    def __init__(
+        self, first: str, build: Callable[[str], Candidate[T]], escalation: Escalation
+    ) -> None:
+        self._first, self._build, self._escalation = first, build, escalation
+
+    def first(self) -> Candidate[T] | None:
+        return self._build(self._first)
+
+    def after(self, failed: Attempt) -> Candidate[T] | None:
+        name = self._escalation.next_transport(failed)
+        return None if name is None else self._build(name)
+
+    def upcoming(self) -> Sequence[Candidate[T]]:
+        return []  # the escalation decides after each failure: nothing to race
+
+
+@dataclass
+class FailoverOutcome(Generic[T]):
+    """What one operation did: its value if it succeeded, and every attempt in order."""
+
+    node: str
+    success: bool = False
+    value: T | None = None
+    transport_used: str | None = None
+    attempts: list[Attempt] = field(default_factory=list)
+    error: str | None = None
+    error_kind: str | None = None
+    refused: bool = False
+    latency_ms: float = 0.0
+
+
+class FailoverOperation(Generic[T]):
+    """One operation (``label``: "push", "pull", "http GET /status") on one node."""
+
+    def __init__(
+        self,
+        node: NodeConfig,
+        label: str,
+        *,
+        breakers: BreakerRegistry,
+        events: EventBus,
+        size: Callable[[T], int] | None = None,
+        routes: RouteMemory | None = None,
+        race_delay: float | None = None,
+    ) -> None:
+        self.node = node
+        self.label = label
+        self.breakers = breakers
+        self.events = events
+        self.routes = routes
+        self.race_delay = race_delay  # None: candidates run strictly one after another
+        self._size = size
+        self._race = RaceStep(self)
+        self._source_done = False
+        self._tried = False  # a candidate ran and failed in a way that counts
+        self._last: AttemptError | None = None
+
+    async def run(self, source: CandidateSource[T]) -> FailoverOutcome[T]:
+        """Take the permit once, walk the candidates, report one outcome to the breaker."""
+        outcome: FailoverOutcome[T] = FailoverOutcome(self.node.name)
+        breaker = self.breakers.get(self.node.name)
+        permit = breaker.allow()
+        if permit == REFUSED:
+            return self._refused(outcome)
+        started = time.perf_counter()
+        try:
+            await self._walk(source, outcome)
+        except BaseException as exc:
+            breaker.record(permit, exc)
+            raise
+        outcome.latency_ms = (time.perf_counter() - started) * 1000
+        if outcome.success:
+            breaker.record_success(permit)
+        elif self._tried and (self._last is None or self._last.counts):
+            breaker.record_failure(permit)
+        else:
+            breaker.release(permit)
+        self._emit_end(outcome)
+        return outcome
+
+    def reject(self, error: AttemptError) -> FailoverOutcome[T]:
+        """Fail the operation before any candidate ran (a request error); nothing counted."""
+        outcome: FailoverOutcome[T] = FailoverOutcome(self.node.name)
+        self._last = error
+        self._emit_end(outcome)
+        return outcome
+
+    def ordered(self, candidates: Sequence[Candidate[T]]) -> list[Candidate[T]]:
+        """``candidates`` with those on a demoted route moved last (order otherwise kept)."""
+        if self.routes is None:
+            return list(candidates)
+        return self.routes.order(self.node.name, candidates, lambda c: c.route)
+
+    async def _walk(self, source: CandidateSource[T], outcome: FailoverOutcome[T]) -> None:
+        candidate = source.first()
+        while candidate is not None:
+            if not candidate.available or self._race.spent(candidate):
+                if not candidate.available:
+                    self._emit(EventType.ATTEMPT_SKIPPED, candidate.name, outcome="unavailable")
+                skipped = Attempt(candidate.name, False, 0.0, TransportUnavailable.kind)
+                candidate = self._next(source, skipped)
+                continue
+            rivals = self._race.rivals(candidate, source.upcoming())
+            if rivals:
+                ran, attempt, value = await self._race.run([candidate, *rivals], outcome)
+            else:
+                ran, (attempt, value) = candidate, await self._attempt(candidate)
+                outcome.attempts.append(attempt)
+            if attempt.success:
+                outcome.success, outcome.value = True, value
+                outcome.transport_used = ran.reports_as or ran.name
+                return
+            if self._last is not None and not self._last.fails_over:
+                return
+            candidate = self._next(source, attempt)
+
+    def _next(self, source: CandidateSource[T], failed: Attempt) -> Candidate[T] | None:
+        """The source's next candidate; once it has none, those that lost a race."""
+        if not self._source_done:
+            candidate = source.after(failed)
+            if candidate is not None:
+                return candidate
+            self._source_done = True
+        return self._race.take_lost()
+
+    async def _attempt(
+        self,
+        candidate: Candidate[T],
+        run: Callable[[], Awaitable[T]] | None = None,
+        started: float | None = None,
+    ) -> tuple[Attempt, T | None]:
+        """One attempt (``run``: on a connection already set up since ``started``)."""
+        name = candidate.name
+        if started is None:
+            self._emit(EventType.ATTEMPT_STARTED, name)
+            started = time.perf_counter()
+        try:
+            async with asyncio.timeout(candidate.timeout):
+                value = await (run or candidate.run)()
+        except Exception as exc:
+            error = self._classify(exc, candidate)
+            failed = self._failed(name, error, (time.perf_counter() - started) * 1000)
+            self._learn(candidate, error)
+            return failed, None
+        ms = (time.perf_counter() - started) * 1000
+        moved = self._size(value) if self._size is not None else 0
+        self._emit(
+            EventType.ATTEMPT_SUCCEEDED, name, outcome="success", bytes=moved, duration_ms=ms
+        )
+        self._learn(candidate, None)
+        return Attempt(name, True, ms, bytes=moved), value
+
+    def _learn(self, candidate: Candidate[T], error: AttemptError | None) -> None:
+        """Tell route memory how the candidate's route did (a request error says nothing)."""
+        if self.routes is None or candidate.route is None:
+            return
+        if error is None or error.fails_over:
+            self.routes.record_attempt(self.node.name, candidate.route, error)
+
+    def _classify(self, exc: Exception, candidate: Candidate[T]) -> AttemptError:
+        if isinstance(exc, TimeoutError) and candidate.timeout is not None:
+            return TransportTimeout(
+                f"{candidate.name}@{self.node.name}: operation exceeded {candidate.timeout}s",
+                node=self.node.name,
+                transport=candidate.name,
+            )
+        return classify(exc, Tracker(self.node, candidate.name))
+
+    def _failed(self, name: str, error: AttemptError, ms: float) -> Attempt:
+        if error.counts or not error.fails_over:
+            self._tried = self._tried or error.counts
+            self._last = error
+        self._emit(
+            EventType.ATTEMPT_FAILED,
+            name,
+            outcome="failure" if error.fails_over else "rejected",
+            error_kind=error.kind,
+            error=error.message,
+            bytes=error.bytes_done,
+            duration_ms=ms,
+        )
+        return Attempt(name, False, ms, error.kind, error.message, error.bytes_done)
+
+    def _refused(self, outcome: FailoverOutcome[T]) -> FailoverOutcome[T]:
+        err = CircuitOpenError(self.node.name, self.breakers.get(self.node.name).retry_in())
+        outcome.error, outcome.error_kind, outcome.refused = err.message, err.kind, True
+        self._emit(
+            EventType.OPERATION_FAILED,
+            None,
+            outcome="refused",
+            error_kind=err.kind,
+            error=err.message,
+        )
+        return outcome
+
+    def _emit_end(self, outcome: FailoverOutcome[T]) -> None:
+        if outcome.success:
+            moved = outcome.attempts[-1].bytes
+            self._emit(
+                EventType.OPERATION_SUCCEEDED,
+                outcome.transport_used,
+                outcome="success",
+                bytes=moved,
+                duration_ms=outcome.latency_ms,
+            )
+            return
+        last = self._last
+        rejected = last is not None and not last.fails_over
+        outcome.error_kind = last.kind if last is not None else TransportUnavailable.kind
+        if rejected:
+            assert last is not None
+            outcome.error = last.message
+        else:
+            tried = "; ".join(f"{a.transport}: {a.message}" for a in outcome.attempts)
+            tried = tried or "none available"
+            outcome.error = f"every transport to {self.node.name} failed: {tried}"
+        self._emit(
+            EventType.OPERATION_FAILED,
+            None,
+            outcome="rejected" if rejected else "failure",
+            error_kind=outcome.error_kind,
+            error=outcome.error,
+            duration_ms=outcome.latency_ms,
+        )
+
+    def _emit(self, type_: EventType, transport: str | None, **fields: object) -> None:
+        self.events.emit(
+            type_, node=self.node.name, transport=transport, operation=self.label, **fields
+        )
+
+
+__all__ = [
+    "Candidate",
+    "CandidateSource",
+    "Chain",
+    "Connection",
+    "Escalated",
+    "Escalation",
+    "FailoverOperation",
+    "FailoverOutcome",
+]

@@ -1,0 +1,158 @@
+"""The failover loop's racing step: leading candidates on different routes race to connect.
+
+``FailoverOperation`` asks ``rivals`` for the candidates that may race the one it is about
+to run: when racing is on (``race_delay`` set) and the candidate has a ``connect`` phase,
+the first raceable candidate of each other route among those queued after it (or lost
+earlier in this operation). ``run`` races their ``connect`` with ``netfault.engine.race``,
+records each connect failure as the attempt it is, each loser as a ``cancelled`` attempt
+(``ATTEMPT_CANCELLED``, never a failure), demotes a route outpaced in the race, and runs the
+operation on the winner's connection alone. A rival that failed or ran is not offered by the
+source again in the same operation; a candidate that lost is offered again when the
+source has nothing left.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Generic, TypeVar
+
+from netfault.engine.errors import CANCELLED_KIND as CANCELLED
+from netfault.engine.events import EventType
+from netfault.engine.race import RaceOutcome, RaceResult, outpaced, race
+from netfault.engine.results import Attempt
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from netfault.engine.failover import (
+        Candidate,
+        Connection,
+        FailoverOperation,
+        FailoverOutcome,
+    )
+
+T = TypeVar("T")
+
+
+@dataclass(slots=True)
+class _Entrant(Generic[T]):
+    candidate: Candidate[T]
+    started: float  # perf_counter when its connect began
+    connection: Connection[T]
+
+
+class RaceStep(Generic[T]):
+    """Racing state of one operation: what already ran in a race, and who lost."""
+
+    def __init__(self, op: FailoverOperation[T]) -> None:
+        self._op = op
+        self._spent: set[str] = set()  # rivals that failed to connect or ran
+        self._lost: list[Candidate[T]] = []  # candidates the source moved past, cancelled
+        self._queued: set[str] = set()  # names the source still holds, as of the last race
+
+    def spent(self, candidate: Candidate[T]) -> bool:
+        """Whether the source offers a candidate that already raced (skip it, once)."""
+        if candidate.name in self._spent:
+            self._spent.discard(candidate.name)
+            return True
+        return False
+
+    def take_lost(self) -> Candidate[T] | None:
+        """A candidate that lost a race and has not run since, once the source is done."""
+        return self._lost.pop(0) if self._lost else None
+
+    def rivals(self, lead: Candidate[T], upcoming: Sequence[Candidate[T]]) -> list[Candidate[T]]:
+        """Candidates to race against ``lead``: one per other route, in queue order."""
+        self._lost = [c for c in self._lost if c.name != lead.name]  # offered again already
+        if self._op.race_delay is None or lead.connect is None or lead.route is None:
+            return []
+        seen, found = {lead.route}, []
+        for c in [*self._lost, *upcoming]:
+            if c.connect is None or c.route is None or c.route in seen or not c.available:
+                continue
+            if c.name in self._spent or c.name == lead.name:
+                continue
+            seen.add(c.route)
+            found.append(c)
+        self._lost = [c for c in self._lost if c not in found]
+        self._queued = {c.name for c in upcoming}
+        return found
+
+    async def run(
+        self, entrants: list[Candidate[T]], outcome: FailoverOutcome[T]
+    ) -> tuple[Candidate[T], Attempt, T | None]:
+        """Race ``entrants``' connects; run the winner; return what ran and its attempt."""
+        op = self._op
+
+        async def close(entrant: _Entrant[T]) -> None:
+            await entrant.connection.close()
+            self._cancelled(entrant.candidate, entrant.started, outcome)
+
+        starters = [self._starter(c, outcome) for c in entrants]
+        raced: RaceResult[_Entrant[T]] = await race(starters, op.race_delay, close=close)
+        for index in outpaced(raced):  # still connecting after race_delay: try it last
+            self._demote(entrants[index])
+        for candidate, entry in zip(entrants, raced.entries, strict=True):
+            if entry.outcome in (RaceOutcome.FAILED, RaceOutcome.WON):
+                self._spent.add(candidate.name)  # not again from the source
+            elif candidate.name not in self._queued or candidate is entrants[0]:
+                self._lost.append(candidate)  # the source has moved past it
+        self._spent.discard(entrants[0].name)  # the source's current one: it moves on itself
+        winner = raced.winner
+        if winner is None or (op._last is not None and not op._last.fails_over):
+            if winner is not None:  # a request error in another connect: stop, unsent
+                await close(winner)
+            failed = [a for a in outcome.attempts if a.error_kind != CANCELLED]
+            return entrants[0], failed[-1], None
+        candidate = winner.candidate
+        attempt, value = await op._attempt(candidate, winner.connection.run, winner.started)
+        outcome.attempts.append(attempt)
+        return candidate, attempt, value
+
+    def _starter(
+        self, candidate: Candidate[T], outcome: FailoverOutcome[T]
+    ) -> Callable[[], Awaitable[_Entrant[T]]]:
+        op = self._op
+        connect = candidate.connect
+        assert connect is not None
+
+        async def start() -> _Entrant[T]:
+            op._emit(EventType.ATTEMPT_STARTED, candidate.name)
+            started = time.perf_counter()
+            try:
+                async with asyncio.timeout(candidate.timeout):
+                    connection = await connect()
+            except BaseException as exc:
+                if not isinstance(exc, Exception):  # cancelled: lost, or the operation was
+                    self._cancelled(candidate, started, outcome)
+                    raise
+                error = op._classify(exc, candidate)
+                ms = (time.perf_counter() - started) * 1000
+                outcome.attempts.append(op._failed(candidate.name, error, ms))
+                op._learn(candidate, error)
+                raise
+            return _Entrant(candidate, started, connection)
+
+        return start
+
+    def _cancelled(
+        self, candidate: Candidate[T], started: float, outcome: FailoverOutcome[T]
+    ) -> None:
+        ms = (time.perf_counter() - started) * 1000
+        node = self._op.node.name
+        message = f"{candidate.name}@{node}: connection abandoned, another route connected first"
+        outcome.attempts.append(Attempt(candidate.name, False, ms, CANCELLED, message))
+        self._op._emit(
+            EventType.ATTEMPT_CANCELLED, candidate.name, outcome=CANCELLED, duration_ms=ms
+        )
+
+    def _demote(self, candidate: Candidate[T]) -> None:
+        routes = self._op.routes
+        if routes is not None and candidate.route is not None:
+            routes.record_failure(self._op.node.name, candidate.route, "outpaced")
+
+
+__all__ = ["RaceStep"]

@@ -1,0 +1,91 @@
+"""SSH connection racing on a LocalCluster: a blackholed tailscale route loses to ssh.
+
+The proxy's ``timeout`` fault accepts the TCP connection and drops every byte, so the SSH
+handshake over the tailscale address never completes. Connect timeouts here are far longer
+than any test runs: a push that succeeds with the tailscale attempt cancelled can only have
+been raced.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from netfault.engine.clock import ManualClock
+from netfault.engine.config import NodeConfig, TransportConfig
+from netfault.engine.events import EventBus, EventRecorder, EventType
+from netfault.engine.thresholds import Thresholds
+from netfault.engine.transport import ClusterTransport
+from netfault.simulator.cluster import LocalCluster
+
+
+@dataclass
+class Rig:
+    cluster: LocalCluster
+    ct: ClusterTransport
+    node: NodeConfig
+    recorder: EventRecorder
+    src: Path
+
+    async def push(self, name: str) -> list[tuple[str, str | None]]:
+        result = await self.ct.transfer_file(self.src, name, self.node)
+        assert result.success, result.error
+        assert await self.cluster.read_remote("node-1", name) == self.src.read_bytes()
+        return [(a.transport, a.error_kind) for a in result.attempts]
+
+
+@pytest.fixture
+async def blackholed(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[Rig]:
+    race_delay, connect_timeout = request.param
+    clock = ManualClock()
+    bus, recorder = EventBus(clock), EventRecorder()
+    bus.subscribe(recorder)
+    src = tmp_path / "src.bin"
+    src.write_bytes(os.urandom(200_000))
+    config = TransportConfig(
+        connect_timeout=connect_timeout,
+        operation_timeout=connect_timeout + 30.0,
+        race_delay=race_delay,
+    )
+    async with (
+        LocalCluster(nodes=1, seed=3) as cluster,
+        ClusterTransport(config=config, clock=clock, thresholds=Thresholds(), events=bus) as ct,
+    ):
+        cluster.faults.apply("timeout", "node-1", route="tailscale")
+        yield Rig(cluster, ct, cluster.node("node-1"), recorder, src)
+
+
+@pytest.mark.parametrize("blackholed", [(0.2, 600.0)], indirect=True)
+async def test_blackholed_tailscale_handshake_loses_the_race_to_ssh(blackholed: Rig) -> None:
+    assert await blackholed.push("a.bin") == [("tailscale", "cancelled"), ("ssh", None)]
+    assert await blackholed.push("b.bin") == [("ssh", None)]  # demoted: not waited for again
+    demoted = blackholed.recorder.of_type(EventType.ROUTE_DEMOTED)
+    assert [(e.data["route"], e.data["reason"]) for e in demoted] == [("tailscale", "outpaced")]
+    assert not blackholed.recorder.of_type(EventType.ATTEMPT_FAILED)
+    health = blackholed.ct.get_health_summary()["node-1"]
+    assert (health["state"], health["failures"]) == ("closed", 0)
+
+
+@pytest.mark.parametrize("blackholed", [(None, 1.0)], indirect=True)
+async def test_racing_off_waits_for_the_connect_timeout_then_uses_ssh(blackholed: Rig) -> None:
+    assert await blackholed.push("a.bin") == [("tailscale", "timeout"), ("ssh", None)]
+    assert await blackholed.push("b.bin") == [("ssh", None)]
+    assert not blackholed.recorder.of_type(EventType.ATTEMPT_CANCELLED)
+
+
+@pytest.mark.parametrize("blackholed", [(0.2, 600.0)], indirect=True)
+async def test_a_pull_races_too_and_lands_the_exact_bytes(blackholed: Rig, tmp_path: Path) -> None:
+    remote = blackholed.cluster.home_path("node-1", "m.bin")
+    remote.parent.mkdir(parents=True, exist_ok=True)
+    remote.write_bytes(blackholed.src.read_bytes())
+    back = tmp_path / "back.bin"
+    result = await blackholed.ct.transfer_file(back, "m.bin", blackholed.node, "pull")
+    assert [(a.transport, a.error_kind) for a in result.attempts] == [
+        ("tailscale", "cancelled"),
+        ("ssh", None),
+    ]
+    assert back.read_bytes() == blackholed.src.read_bytes()
