@@ -8,7 +8,7 @@ import pytest
 from netfault.engine.config import NodeConfig
 from netfault.engine.errors import IntegrityError, IsDirectoryError, TransportError
 from netfault.engine.transports import remote as rc
-from netfault.engine.transports.failures import Tracker, http_status_error
+from netfault.engine.transports.failures import Tracker, classify, http_status_error
 from netfault.engine.transports.fenced import is_ready, written_error
 
 
@@ -42,6 +42,8 @@ def test_a_refusing_fence_is_not_an_error_of_the_attempt(code: int) -> None:
     with pytest.raises(rc.FenceRefused) as refused:
         written_error(code, mark, tracker(), "upload")
     assert refused.value.code == code
+    again = classify(refused.value, tracker())  # refused once more: the attempt's error
+    assert type(again) is TransportError and again.fails_over and "another push" in str(again)
 
 
 def test_the_agents_busy_partial_fails_over_and_its_409_still_means_a_directory() -> None:

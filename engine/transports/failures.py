@@ -151,6 +151,8 @@ def classify(exc: BaseException, attempt: Tracker, *, connecting: bool = False) 
         return found
     if isinstance(exc, TimeoutError):
         return attempt.fail(TransportTimeout, f"timed out{after}; retry with a longer timeout")
+    if isinstance(exc, rc.FenceRefused):  # refused again after the one retry it gets
+        return attempt.fail(TransportError, f"{exc} on the node: another push is writing; retry")
     if isinstance(exc, UnicodeDecodeError | binascii.Error):
         return attempt.fail(IntegrityError, f"undecodable data{after} ({exc}); damaged in flight")
     if connecting and isinstance(exc, FileNotFoundError):
