@@ -38,6 +38,7 @@ from netfault.engine.errors import (
     TransportError,
     TransportTimeout,
 )
+from netfault.engine.transports import remote as rc
 from netfault.engine.transports.base import Progress
 
 E = TypeVar("E", bound=AttemptError)
@@ -85,6 +86,7 @@ HTTP_STATUS_ERRORS: dict[int, type[AttemptError]] = {
     409: IsDirectoryError,
     413: RemoteStorageError,
     422: IntegrityError,
+    423: TransportError,  # an earlier upload still holds the agent's partial: a path error
     507: RemoteStorageError,
 }
 # rsync exit codes whose stderr named no cause: what they mean on this path
@@ -97,6 +99,12 @@ RSYNC_EXITS: dict[int, type[TransportError]] = {
     30: TransportTimeout,
     35: ConnectionReset,
     255: ConnectionReset,
+}
+
+# exit statuses of the fenced remote writer and commit (``remote``) that fail the attempt
+WRITER_EXITS: dict[int, type[TransportError]] = {
+    rc.SHORT_EXIT: IntegrityError,  # the file arrived short: the stream was cut or damaged
+    rc.TAKEN_EXIT: TransportError,  # another push took this attempt's copy: send it again
 }
 
 
@@ -151,6 +159,8 @@ def _classify(exc: BaseException, attempt: Tracker, connecting: bool) -> Attempt
         return found
     if isinstance(exc, TimeoutError):
         return attempt.fail(TransportTimeout, f"timed out{after}; retry with a longer timeout")
+    if isinstance(exc, rc.FenceRefused):  # refused again after the one retry it gets
+        return attempt.fail(TransportError, f"{exc} on the node: another push is writing; retry")
     if isinstance(exc, UnicodeDecodeError | binascii.Error):
         return attempt.fail(IntegrityError, f"undecodable data{after} ({exc}); damaged in flight")
     if connecting and isinstance(exc, FileNotFoundError):
@@ -273,6 +283,14 @@ def rsync_error(code: int, stderr: str, attempt: Tracker) -> AttemptError:
     if type(error) is not TransportError or code not in RSYNC_EXITS:
         return error
     return attempt.fail(RSYNC_EXITS[code], f"rsync exit {code}: {' '.join(stderr.split())[-400:]}")
+
+
+def writer_error(status: int | None, stderr: str, attempt: Tracker, what: str) -> AttemptError:
+    """The typed error for a fenced remote writer or commit that ended with ``status``."""
+    cls = WRITER_EXITS.get(status) if status is not None else None
+    if cls is None:
+        return exit_error(stderr, status, attempt, what)
+    return attempt.fail(cls, f"{what}: {' '.join(stderr.split())[-400:]}")
 
 
 def http_status_error(status: int, attempt: Tracker, what: str, text: str = "") -> AttemptError:
