@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from proxy_common import api, result, start_proxy
+from support.proxy import api, result, start_proxy
 
 STREAM_BYTES = int(os.environ.get("BENCH_PROXY_BYTES", 512 << 20))
 BLOCK = 1 << 20

@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from proxy_common import api, result, start_proxy
+from support.proxy import api, result, start_proxy
 
 from netfault.simulator.proxy.load import (
     DigestSink,

@@ -51,11 +51,13 @@ if TYPE_CHECKING:
     )
     from netfault.engine.failover import Escalation
     from netfault.engine.hosts import load_hosts
+    from netfault.engine.http_client import http_routes
     from netfault.engine.paths import confine_remote_path
     from netfault.engine.race import RaceEntry, RaceOutcome, RaceResult, race
     from netfault.engine.results import Attempt, HttpResult, ProbeResult, TransferResult
     from netfault.engine.route_memory import RouteMemory, RouteName, RouteStatus
     from netfault.engine.router import TRANSPORT_ESCALATION_ORDER, SyncRouter, get_sync_router
+    from netfault.engine.router_stats import RouterStats
     from netfault.engine.sync import (
         DatabaseSyncManager,
         LocalStats,
@@ -66,7 +68,9 @@ if TYPE_CHECKING:
     from netfault.engine.sync_sqlite import SQLiteSyncManager
     from netfault.engine.thresholds import Thresholds, load_thresholds
     from netfault.engine.transport import ClusterTransport
+    from netfault.engine.transports import default_transports
     from netfault.engine.transports.base import Direction, Progress, Transport
+    from netfault.engine.transports.remote import part_name
     from netfault.engine.yamlsrc import Located, load_located
 
 # Each name is imported from its module on first use, so importing one submodule (the
@@ -116,6 +120,7 @@ _EXPORTS = {
     "read_event_log": "netfault.engine.events",
     "Escalation": "netfault.engine.failover",
     "load_hosts": "netfault.engine.hosts",
+    "http_routes": "netfault.engine.http_client",
     "confine_remote_path": "netfault.engine.paths",
     "RaceEntry": "netfault.engine.race",
     "RaceOutcome": "netfault.engine.race",
@@ -131,6 +136,7 @@ _EXPORTS = {
     "TRANSPORT_ESCALATION_ORDER": "netfault.engine.router",
     "SyncRouter": "netfault.engine.router",
     "get_sync_router": "netfault.engine.router",
+    "RouterStats": "netfault.engine.router_stats",
     "DatabaseSyncManager": "netfault.engine.sync",
     "LocalStats": "netfault.engine.sync",
     "NodeSyncState": "netfault.engine.sync",
@@ -140,9 +146,11 @@ _EXPORTS = {
     "Thresholds": "netfault.engine.thresholds",
     "load_thresholds": "netfault.engine.thresholds",
     "ClusterTransport": "netfault.engine.transport",
+    "default_transports": "netfault.engine.transports",
     "Direction": "netfault.engine.transports.base",
     "Progress": "netfault.engine.transports.base",
     "Transport": "netfault.engine.transports.base",
+    "part_name": "netfault.engine.transports.remote",
     "Located": "netfault.engine.yamlsrc",
     "load_located": "netfault.engine.yamlsrc",
 }
@@ -214,6 +222,7 @@ __all__ = [
     "RouteMemory",
     "RouteName",
     "RouteStatus",
+    "RouterStats",
     "ServerError",
     "SyncRouter",
     "SystemClock",
@@ -226,9 +235,12 @@ __all__ = [
     "TransportUnavailable",
     "TransferResult",
     "confine_remote_path",
+    "default_transports",
     "get_sync_router",
+    "http_routes",
     "load_hosts",
     "load_thresholds",
+    "part_name",
     "race",
     "read_event_log",
 ]

@@ -71,10 +71,12 @@ class ConfigError(NetfaultError):
 
 
 class AttemptError(NetfaultError):
-    """An error one attempt ended with; ``bytes_done`` says how far it got."""
+    """An error one attempt ended with; ``bytes_done`` says how far it got, ``connecting``
+    whether it struck while the connection was being set up (before any session ran)."""
 
     fails_over = True
     counts = True
+    connecting = False
 
     def __init__(
         self,

@@ -46,12 +46,16 @@ def route_of(candidate: str) -> RouteName:
 def connect_failure(exc: BaseException) -> str | None:
     """The error kind when ``exc`` means the route could not carry a connection, else None.
 
-    Refused or unreachable always counts; a timeout or reset counts only before a byte of
-    the payload moved (a connection that dies mid-file says little about the route).
+    Refused or unreachable always counts; a timeout only before a byte of the payload
+    moved; a reset only while the connection was being set up (a session that dies, even
+    before its first byte, says little about the route, and whether a byte had moved when
+    a reset lands is a matter of timing, so it would make the same seed demote or not).
     """
     if isinstance(exc, ConnectError):
         return exc.kind
-    if isinstance(exc, TransportTimeout | ConnectionReset) and exc.bytes_done == 0:
+    if isinstance(exc, TransportTimeout) and (exc.bytes_done == 0 or exc.connecting):
+        return exc.kind
+    if isinstance(exc, ConnectionReset) and exc.connecting:
         return exc.kind
     return None
 

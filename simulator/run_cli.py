@@ -82,7 +82,18 @@ def register(sub: Any) -> None:
         metavar="DIR",
         help="write an SVG timeline per scenario into DIR (created if missing)",
     )
+    run.add_argument(
+        "--trace",
+        type=output_dir,
+        metavar="DIR",
+        help="write each scenario's full trace (engine and fault events) as DIR/NAME.jsonl",
+    )
     run.set_defaults(handler=cmd_run)
+    schema = sub.add_parser(
+        "schema", help="print the JSON Schema of scenario files (for editors: VS Code YAML)"
+    )
+    schema.add_argument("-o", "--output", type=output_file, metavar="FILE", help="write to FILE")
+    schema.set_defaults(handler=cmd_schema)
     about = "turn an engine event log into a scenario file"
     replay = sub.add_parser("replay", help=about, description=about[0].upper() + about[1:] + ".")
     replay.add_argument(
@@ -139,6 +150,17 @@ def discover(paths: list[Path]) -> list[Path]:
 
 def _matches(name: str, keyword: str | None) -> bool:
     return keyword is None or keyword in name or fnmatch.fnmatch(name, keyword)
+
+
+async def cmd_schema(args: argparse.Namespace) -> int:
+    from netfault.simulator.scenario.scenario_file import json_schema
+
+    text = json_schema()
+    if args.output is None:
+        print(text, end="")
+    else:
+        args.output.write_text(text, encoding="utf-8")
+    return 0
 
 
 async def cmd_run(args: argparse.Namespace) -> int:
@@ -258,3 +280,10 @@ def _outputs(args: argparse.Namespace, results: list[ScenarioResult]) -> None:
         for r in results:
             write_timeline_svg(r, args.timeline / f"{r.name}.svg")
         out().print(f"{len(results)} timelines written to {args.timeline}/")
+    if args.trace:
+        from netfault.simulator.scenario.trace import write_trace
+
+        args.trace.mkdir(parents=True, exist_ok=True)
+        for r in results:
+            write_trace(args.trace / f"{r.name}.jsonl", r.events, r.fault_trace)
+        out().print(f"{len(results)} traces written to {args.trace}/")

@@ -7,7 +7,7 @@ import contextlib
 import os
 import re
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,17 +32,20 @@ DEFAULT_ORDER = ["tailscale", "ssh", "base64", "http"]
 PAYLOAD = bytes(range(256)) * 800
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def cluster() -> AsyncIterator[LocalCluster]:
-    async with LocalCluster(nodes=5, seed=1) as c:
-        yield c
+@pytest.fixture(scope="module")
+def netfault_nodes() -> int:
+    return 5
 
 
-@pytest.fixture(autouse=True)
-def _no_fault_survives_a_test(request: pytest.FixtureRequest) -> Iterator[None]:
-    yield
-    if "cluster" in request.fixturenames:
-        request.getfixturevalue("cluster").faults.clear_all()
+@pytest.fixture(scope="module")
+def netfault_seed() -> int:
+    return 1
+
+
+@pytest.fixture
+def cluster(netfault_cluster: LocalCluster) -> LocalCluster:
+    """The plugin's module cluster; its faults are cleared after every test."""
+    return netfault_cluster
 
 
 @pytest_asyncio.fixture(loop_scope="module")
@@ -456,8 +459,15 @@ async def test_slow_close_delays_the_end_of_a_response(cluster: LocalCluster) ->
             "latency",
             "node-1",
             {"delay": 5},
-            "unknown parameter(s) ['delay'] (known: ['jitter_ms', 'latency_ms'])",
+            "fault latency has no parameter 'delay' (known: latency_ms, jitter_ms)",
             id="unknown-param",
+        ),
+        pytest.param(
+            "reset",
+            "node-1",
+            {"level": "bogus"},
+            "fault reset: level 'bogus' is not one of: tcp, ssh",
+            id="level-outside-its-choices",
         ),
         pytest.param(
             "latency",

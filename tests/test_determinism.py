@@ -11,7 +11,7 @@ from netfault.simulator.scenario.runner import run_scenario
 
 LIBRARY = Path(__file__).resolve().parent.parent / "scenarios"
 
-# The library has no breaker scenario yet; this one opens, half-opens and closes a breaker.
+# A compact breaker scenario: opens, half-opens and closes a breaker.
 BREAKER = """\
 name: breaker-opens-then-a-probe-closes-it
 seed: 5
@@ -58,3 +58,36 @@ async def test_same_seed_gives_the_same_event_trace(tmp_path: Path, name: str) -
     assert first.trace(), "a scenario that emits no events proves nothing"
     assert first.trace() == second.trace()
     assert [s.detail for s in first.steps] == [s.detail for s in second.steps]
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "tailscale-down-for-two-operations-then-back",
+        "pty-mangled-ssh-channel-falls-back-to-base64",
+        "base64-only-channel-reset-falls-over-to-http",
+        "reset-at-sixty-percent-of-the-transfer-falls-back-to-base64",
+    ],
+)
+async def test_same_seed_gives_the_same_fault_and_engine_decisions(name: str) -> None:
+    scenario = load_scenario(LIBRARY / f"{name}.yaml")
+    first = await run_scenario(scenario, seed=23)
+    second = await run_scenario(scenario, seed=23)
+
+    assert first.passed and second.passed, first.report() + second.report()
+    assert first.fault_trace, "the fault trace records every fault decision"
+    assert first.decisions() == second.decisions()
+
+
+async def test_trace_says_which_fields_of_a_fired_fault_are_exact() -> None:
+    result = await run_scenario(
+        load_scenario(LIBRARY / "base64-only-channel-reset-falls-over-to-http.yaml")
+    )
+    kinds = [(f.kind, f.fault) for f in result.fault_trace]
+    assert kinds == [("applied", "reset"), ("fired", "reset")]
+    fired = result.fault_trace[1]
+    # the node counts the bytes it saw, but where the kernel cut them into chunks varies
+    assert fired.inexact == ("offset",)
+    assert fired.data["channel"] == "base64"
+    assert fired.data["offset"] > 4096
+    assert ("offset", fired.data["offset"]) not in fired.decision()[-1]

@@ -85,12 +85,12 @@ async def test_escalation_chooses_each_next_transport_after_the_failure_is_emitt
         ("ROUTE_DEMOTED", None, None),  # the hostname route refused ssh
         ("ATTEMPT_STARTED", "base64", None),
         ("ATTEMPT_FAILED", "base64", "reset"),
+        ("ROUTE_RESTORED", None, None),  # base64's session was set up: the address works
         ("ATTEMPT_STARTED", "http", None),
         ("ATTEMPT_SUCCEEDED", "http", None),
-        ("ROUTE_RESTORED", None, None),  # http reached the node over the same address
         ("OPERATION_SUCCEEDED", "http", None),
     ]
-    assert picker.events_seen == [3, 5]  # each failure was on the bus before the question
+    assert picker.events_seen == [3, 6]  # each failure was on the bus before the question
     assert [c.transport for c in rig.transports["ssh"].calls] == ["ssh", "base64", "http"]
 
 

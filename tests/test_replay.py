@@ -147,16 +147,22 @@ def test_hand_made_log_replays_to_a_valid_scenario(tmp_path: Path) -> None:
     assert scenario.node_names == ["node-2"]
     kinds = [s.kind for s in scenario.steps]
     assert kinds == ["fault", "transfer", "clear", "advance", "fault", "transfer", "clear"]
-    fault, first, _, advance, storage, second, _ = (s.args for s in scenario.steps)
+    fault, first, _, advance, storage, second, _ = (
+        getattr(s, s.kind) for s in scenario.steps
+    )
     # ssh must fail without taking base64 (same route and service) down with it
-    assert fault["kind"] == "reset" and fault["params"]["level"] == "ssh"
-    assert first["transports"] == ["ssh", "base64"] and first["size"] == 4096
-    assert first["expect"] == {"success": True, "transport_used": "base64", "failed": ["ssh"]}
+    assert fault.kind == "reset" and fault.params()["level"] == "ssh"
+    assert first.transports == ["ssh", "base64"] and first.size == 4096
+    assert first.expect.model_dump(exclude_unset=True) == {
+        "success": True,
+        "transport_used": "base64",
+        "failed": ["ssh"],
+    }
     assert advance == pytest.approx(120.0)
-    assert storage["kind"] == "down" and storage["service"] == "http"  # a pull: not disk_full
-    assert second["direction"] == "pull"
-    assert second["expect"] == {"success": False, "failed": ["http"]}
-    assert scenario.expect["breaker"] == {"node-2": ["closed"]}
+    assert storage.kind == "down" and storage.service == "http"  # a pull: not disk_full
+    assert second.direction == "pull"
+    assert second.expect.model_dump(exclude_unset=True) == {"success": False, "failed": ["http"]}
+    assert scenario.expect.breaker == {"node-2": ["closed"]}
 
 
 def test_log_without_operations_is_refused() -> None:

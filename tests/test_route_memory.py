@@ -180,12 +180,18 @@ def test_summary_lists_only_demoted_routes_with_time_left(
     assert memory.summary() == {}
 
 
+def during_setup(error: ConnectionReset) -> ConnectionReset:
+    error.connecting = True
+    return error
+
+
 @pytest.mark.parametrize(
     ("error", "kind"),
     [
         pytest.param(ConnectError("refused"), "connect", id="refused"),
         pytest.param(TransportTimeout("no handshake"), "timeout", id="connect-timeout"),
-        pytest.param(ConnectionReset("rst"), "reset", id="reset-before-data"),
+        pytest.param(during_setup(ConnectionReset("rst")), "reset", id="reset-in-handshake"),
+        pytest.param(ConnectionReset("rst"), None, id="reset-after-setup-before-data"),
         pytest.param(ConnectionReset("rst", bytes_done=4096), None, id="reset-mid-file"),
         pytest.param(TransportTimeout("stall", bytes_done=1), None, id="stall-mid-file"),
         pytest.param(AuthenticationError("key refused"), None, id="auth"),

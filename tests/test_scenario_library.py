@@ -84,4 +84,4 @@ async def test_expected_event_that_never_happened_fails_naming_it() -> None:
         "    - {type: SYNC_STALLED, transport: http}\n",
     )
     assert not result.passed
-    assert "events: missing {'type': 'SYNC_STALLED', 'transport': 'http'}" in result.report()
+    assert "events: missing SYNC_STALLED(transport=http)" in result.report()

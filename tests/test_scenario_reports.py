@@ -12,12 +12,13 @@ import pytest
 from netfault.engine.events import Event, EventType
 from netfault.simulator.scenario.loader import load_scenario
 from netfault.simulator.scenario.model import Where
-from netfault.simulator.scenario.report import write_json, write_junit
+from netfault.simulator.scenario.report import timeline_text, write_json, write_junit
 from netfault.simulator.scenario.results import Failure, ScenarioResult, StepOutcome
 from netfault.simulator.scenario.runner import run_scenario
 from netfault.simulator.scenario.timeline import BREAKER_COLOURS, write_timeline_svg
 
 SVG = "{http://www.w3.org/2000/svg}"
+LIBRARY = Path(__file__).resolve().parent.parent / "scenarios"
 WRONG_WINNER = """\
 name: expects-the-wrong-winner
 seed: 4
@@ -161,3 +162,68 @@ def test_timeline_svg_colours_breaker_states_per_node(tmp_path: Path) -> None:
     ]
     lanes = [t.text for t in svg.getroot().iter(f"{SVG}text") if t.get("class") == "lane-label"]
     assert lanes == ["ssh", "base64", "tailscale"]
+
+
+async def test_json_report_and_trace_hold_every_engine_event_and_fault_decision(
+    tmp_path: Path,
+) -> None:
+    from netfault.simulator.scenario.trace import write_trace
+
+    result = await run_scenario(
+        load_scenario(LIBRARY / "tailscale-down-for-two-operations-then-back.yaml")
+    )
+    assert result.passed, result.report()
+    record = json.loads(write_json([result], tmp_path / "r.json").read_text())["scenarios"][0]
+    types = [e["type"] for e in record["events"]]
+    for kind in ("ATTEMPT_STARTED", "ATTEMPT_FAILED", "OPERATION_SUCCEEDED", "FAULT_APPLIED"):
+        assert kind in types
+    # the fault expires after the second operation, before the third starts
+    expired = types.index("FAULT_EXPIRED")
+    assert types[expired + 1] == "FAULT_CLEARED"
+    assert types[:expired].count("OPERATION_SUCCEEDED") == 2
+    assert types[expired:].count("OPERATION_SUCCEEDED") == 1
+    lines = write_trace(tmp_path / "t.jsonl", result.events, result.fault_trace).read_text()
+    assert [json.loads(line)["type"] for line in lines.splitlines()] == types
+
+
+async def test_timeline_draws_alerts_and_refusals_and_explains_every_glyph(
+    tmp_path: Path,
+) -> None:
+    alert = await run_scenario(
+        load_scenario(
+            LIBRARY / "disabling-over-a-fifth-of-the-cluster-raises-the-disabled-nodes-alert.yaml"
+        )
+    )
+    refused = await run_scenario(
+        load_scenario(LIBRARY / "failed-half-open-probe-reopens-the-breaker.yaml")
+    )
+    for result, kind in ((alert, "alert"), (refused, "operation_failed")):
+        root = ET.parse(write_timeline_svg(result, tmp_path / f"{result.name}.svg")).getroot()
+        texts = ["".join(t.itertext()) for t in root.iter(f"{SVG}text")]
+        legend = [t.text for t in root.iter(f"{SVG}text") if t.get("class") == "legend"]
+        assert {"node disabled", "node re-enabled", "alert", "attempt failed"} <= set(legend)
+        assert "operation refused (no attempt)" in legend
+        drawn = [t for t in root.iter(f"{SVG}text") if t.get("class") == kind]
+        assert drawn, f"{result.name}: no {kind} mark"
+        assert "virtual time (s, to scale)" in texts
+
+
+async def test_timeline_draws_an_attempt_that_lost_the_connection_race(tmp_path: Path) -> None:
+    result = await run_scenario(
+        load_scenario(LIBRARY / "blackholed-tailscale-route-costs-one-race-delay-then-nothing.yaml")
+    )
+    assert result.passed, result.report()
+    root = ET.parse(write_timeline_svg(result, tmp_path / "race.svg")).getroot()
+    cancelled = [c for c in root.iter(f"{SVG}circle") if c.get("class") == "attempt_cancelled"]
+    assert len(cancelled) == 1
+    assert "".join(cancelled[0].itertext()).endswith(
+        "tailscale push: cancelled (lost the connection race)"
+    )
+    legend = [t.text for t in root.iter(f"{SVG}text") if t.get("class") == "legend"]
+    assert "attempt cancelled" in legend
+    lines = [" ".join(line.split()[2:]) for line in timeline_text(result).splitlines()]
+    assert lines[:3] == [
+        "ATTEMPT_CANCELLED node-1 tailscale cancelled",
+        "ROUTE_DEMOTED node-1 tailscale demoted",
+        "ATTEMPT_SUCCEEDED node-1 ssh success",
+    ]

@@ -49,7 +49,8 @@ class ExecConnection(TransportConnection):
                     tracker.total = (await asyncio.to_thread(local_path.stat)).st_size
                     await impl._push(self._conn, local_path, path, tracker, config)
                 else:
-                    async with receiving(local_path) as part:
+                    wait = rc.lock_wait(config.operation_timeout)
+                    async with receiving(local_path, wait) as part:
                         await impl._pull(self._conn, path, part, tracker, config)
         return tracker.sent
 

@@ -1,7 +1,9 @@
 """File transfer over an SSH exec channel, shared by the ssh, tailscale and base64 transports.
 
-Push: ``cat >> .<name>.nfpart`` (or ``base64 -d >> ...``) fed from local chunks, then one
-command renames the partial only if its sha256 equals the local file's. Pull: ``cat``/``tail
+Push: ``cat >> .<name>.nfpart`` (or ``base64 -d >> ...``) fed from local chunks by a writer
+fenced by the partial's lock (``remote.cmd_fenced_write``: it re-checks the partial under the
+lock, says when to start sending, and moves the whole file to this attempt's own name), then
+one command renames that copy only if its sha256 equals the local file's. Pull: ``cat``/``tail
 -c +N`` (piped through ``base64``) into a local ``.nfpart`` file, checked against the remote
 ``sha256sum`` before ``os.replace``. Either way an interrupted transfer leaves its partial
 for the next attempt, which reuses it only after the prefix sha256 of both sides match.
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,8 +35,16 @@ from netfault.engine.transports.failures import (
     boundary,
     classify,
     classify_stderr,
-    exit_error,
     mismatch,
+)
+from netfault.engine.transports.fenced import (
+    commit_remote,
+    discard,
+    discard_own,
+    is_ready,
+    resume_point,
+    text,
+    written_error,
 )
 from netfault.engine.transports.integrity import (
     ChunkReader,
@@ -122,35 +133,72 @@ class ExecTransport(Transport):
         attempt: Attempt,
         config: TransportConfig,
     ) -> None:
-        tmp = rc.part_name(final)
-        partial = rc.parse_size(await run_text(conn, rc.cmd_prepare_push(final), attempt, "mkdir"))
-        offset, hasher = await remote_resume_point(conn, tmp, local, partial, attempt)
-        attempt.done = offset
+        token = secrets.token_hex(8)
+        own = rc.own_name(final, token)
         try:
-            native = self._native(attempt)
-            if native is not None:
-                command = rc.cmd_append(tmp, offset, self.codec.remote_decode)
-                encode = self.codec.local_encode
-                await sshpipe.push_file(
-                    native, config, command, local, offset, hasher, encode, attempt
-                )
-            else:
-                await self._upload(conn, tmp, local, offset, hasher, attempt)
-            await commit_remote(conn, tmp, final, str(hasher.hexdigest()), attempt)
+            hasher = await self._write_fenced(conn, local, final, token, attempt, config)
+            await commit_remote(conn, own, final, str(hasher.hexdigest()), attempt)
         except RemoteStorageError:
-            await _quietly_remove(conn, tmp)
+            await discard_own(conn, final, token)
             raise
+
+    async def _write_fenced(
+        self,
+        conn: asyncssh.SSHClientConnection,
+        local: Path,
+        final: str,
+        token: str,
+        attempt: Attempt,
+        config: TransportConfig,
+    ) -> Hasher:
+        """Stream the file into the shared partial under its lock, resuming what it holds
+        (once more if it changed before the lock was ours); into this attempt's own partial
+        when a previous writer keeps the lock. Returns the hasher fed with the whole file."""
+        assert attempt.total is not None
+        decode, wait = self.codec.remote_decode, rc.lock_wait(config.operation_timeout)
+        for _ in range(2):
+            offset, hasher = await resume_point(conn, final, local, attempt)
+            prefix = str(hasher.copy().hexdigest())
+            command = rc.cmd_fenced_write(final, token, offset, prefix, attempt.total, wait, decode)
+            try:
+                await self._stream(conn, command, local, offset, hasher, attempt, config)
+                return hasher
+            except rc.FenceRefused as refused:
+                if refused.code == rc.BUSY_EXIT:
+                    break
+        hasher = hashlib.sha256()
+        command = rc.cmd_private_write(final, token, attempt.total, decode)
+        await self._stream(conn, command, local, 0, hasher, attempt, config)
+        return hasher
+
+    async def _stream(
+        self,
+        conn: asyncssh.SSHClientConnection,
+        command: str,
+        local: Path,
+        offset: int,
+        hasher: Hasher,
+        attempt: Attempt,
+        config: TransportConfig,
+    ) -> None:
+        """Feed ``local`` from ``offset`` into the remote ``command``'s stdin."""
+        attempt.done = offset
+        native = self._native(attempt)
+        if native is not None:
+            encode = self.codec.local_encode
+            await sshpipe.push_file(native, config, command, local, offset, hasher, encode, attempt)
+        else:
+            await self._upload(conn, command, local, offset, hasher, attempt)
 
     async def _upload(
         self,
         conn: asyncssh.SSHClientConnection,
-        tmp: str,
+        command: str,
         local: Path,
         offset: int,
         hasher: Hasher,
         attempt: Attempt,
     ) -> None:
-        command = rc.cmd_append(tmp, offset, self.codec.remote_decode)
         proc = await conn.create_process(command, encoding=None)
         reader = ChunkReader(local, offset, hasher, self.codec.chunk_size, self.codec.encode)
 
@@ -159,14 +207,21 @@ class ExecTransport(Transport):
             await proc.stdin.drain()
             attempt.advance(raw)
 
+        echo: asyncio.Future[None] | None = None
         try:
             try:
-                await reader.pump(send)
+                if is_ready(await proc.stdout.readline()):
+                    echo = asyncio.ensure_future(discard(proc.stdout))
+                    await reader.pump(send)
+                else:
+                    reader.close()  # the writer refused: its exit status says why
                 proc.stdin.write_eof()
             except (OSError, asyncssh.Error) as exc:
                 raise await _remote_failure(proc, exc, attempt, "upload") from exc
             result = await proc.wait()
         finally:
+            if echo is not None:
+                echo.cancel()
             proc.close()
         if result.exit_status != 0:
             raise _exit_error(result, attempt, "upload")
@@ -270,33 +325,6 @@ class ExecTransport(Transport):
         return f"ssh echo ok via {self.endpoint(node).host}:{self.endpoint(node).port}"
 
 
-async def remote_resume_point(
-    conn: asyncssh.SSHClientConnection, tmp: str, local: Path, partial: int, attempt: Attempt
-) -> tuple[int, Hasher]:
-    """Offset to resume an upload from, and a sha256 object already fed with that prefix."""
-    assert attempt.total is not None
-    if 0 < partial <= attempt.total:
-        remote_sha, local_hasher = await asyncio.gather(
-            run_text(conn, rc.cmd_prefix_sha(tmp, partial), attempt, "sha256sum"),
-            hash_prefix(local, partial),
-        )
-        if rc.parse_sha(remote_sha) == local_hasher.hexdigest():
-            return partial, local_hasher
-    return 0, hashlib.sha256()
-
-
-async def commit_remote(
-    conn: asyncssh.SSHClientConnection, tmp: str, final: str, sha: str, attempt: Attempt
-) -> None:
-    """Rename the remote partial to ``final`` if its sha256 is ``sha``; IntegrityError if not."""
-    result = await conn.run(rc.cmd_commit(tmp, final, sha), check=False)
-    if result.exit_status == rc.MISMATCH_EXIT:
-        got = _text(result.stderr).replace("sha256", "").strip()
-        raise mismatch(attempt, sha, got)
-    if result.exit_status != 0:
-        raise _exit_error(result, attempt, "verify and rename")
-
-
 async def _drain_stdout(
     proc: asyncssh.SSHClientProcess[bytes], writer: ChunkWriter, attempt: Attempt
 ) -> None:
@@ -325,27 +353,14 @@ async def _remote_failure(
             result = await proc.wait()
     except (TimeoutError, OSError, asyncssh.Error):
         return classify(exc, attempt)
-    stderr = _text(result.stderr)
+    stderr = text(result.stderr)
+    fenced = rc.fence_code(result.exit_status, stderr)
+    if fenced is not None:
+        raise rc.FenceRefused(fenced)
     return classify_stderr(stderr, attempt, what) if stderr.strip() else classify(exc, attempt)
 
 
-async def _quietly_remove(conn: asyncssh.SSHClientConnection, path: str) -> None:
-    """Best effort: delete a remote partial after a storage error."""
-    try:
-        async with asyncio.timeout(5.0):
-            await conn.run(rc.cmd_remove(path), check=False)
-    except (TimeoutError, OSError, asyncssh.Error):
-        pass
-
-
-def _exit_error(
-    result: asyncssh.SSHCompletedProcess, attempt: Attempt, what: str
-) -> AttemptError:
-    stderr = _text(result.stderr).strip()
-    return exit_error(stderr, result.exit_status, attempt, what)
-
-
-def _text(value: object) -> str:
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
-    return value if isinstance(value, str) else ""
+def _exit_error(result: asyncssh.SSHCompletedProcess, attempt: Attempt, what: str) -> AttemptError:
+    """The typed error of a failed remote command (FenceRefused when a fence stopped it)."""
+    stderr = text(result.stderr).strip()
+    return written_error(result.exit_status, stderr, attempt, what)

@@ -38,6 +38,7 @@ from netfault.engine.errors import (
     TransportError,
     TransportTimeout,
 )
+from netfault.engine.transports import remote as rc
 from netfault.engine.transports.base import Progress
 
 E = TypeVar("E", bound=AttemptError)
@@ -85,6 +86,7 @@ HTTP_STATUS_ERRORS: dict[int, type[AttemptError]] = {
     409: IsDirectoryError,
     413: RemoteStorageError,
     422: IntegrityError,
+    423: TransportError,  # an earlier upload still holds the agent's partial: a path error
     507: RemoteStorageError,
 }
 # rsync exit codes whose stderr named no cause: what they mean on this path
@@ -97,6 +99,12 @@ RSYNC_EXITS: dict[int, type[TransportError]] = {
     30: TransportTimeout,
     35: ConnectionReset,
     255: ConnectionReset,
+}
+
+# exit statuses of the fenced remote writer and commit (``remote``) that fail the attempt
+WRITER_EXITS: dict[int, type[TransportError]] = {
+    rc.SHORT_EXIT: IntegrityError,  # the file arrived short: the stream was cut or damaged
+    rc.TAKEN_EXIT: TransportError,  # another push took this attempt's copy: send it again
 }
 
 
@@ -151,7 +159,15 @@ def timed_out(attempt: Tracker, limit: float | None = None) -> TransportTimeout:
 
 
 def classify(exc: BaseException, attempt: Tracker, *, connecting: bool = False) -> AttemptError:
-    """The typed error for a library/OS exception raised during ``attempt``."""
+    """The typed error for a library/OS exception raised during ``attempt``; with
+    ``connecting``, raised while its connection was being set up."""
+    error = _classify(exc, attempt, connecting)
+    if connecting:
+        error.connecting = True
+    return error
+
+
+def _classify(exc: BaseException, attempt: Tracker, connecting: bool) -> AttemptError:
     if isinstance(exc, AttemptError):
         return exc
     after = f" after {attempt.done:,} bytes" if attempt.done else ""
@@ -160,6 +176,8 @@ def classify(exc: BaseException, attempt: Tracker, *, connecting: bool = False) 
         return found
     if isinstance(exc, TimeoutError):
         return timed_out(attempt)
+    if isinstance(exc, rc.FenceRefused):  # refused again after the one retry it gets
+        return attempt.fail(TransportError, f"{exc} on the node: another push is writing; retry")
     if isinstance(exc, UnicodeDecodeError | binascii.Error):
         return attempt.fail(IntegrityError, f"undecodable data{after} ({exc}); damaged in flight")
     if connecting and isinstance(exc, FileNotFoundError):
@@ -241,6 +259,13 @@ def exit_error(stderr: str, exit_status: int | None, attempt: Tracker, what: str
 
 def classify_stderr(stderr: str, attempt: Tracker, what: str) -> AttemptError:
     """The typed error for a remote command or local client that failed with ``stderr``."""
+    error = _classify_stderr(stderr, attempt, what)
+    if any(marker in stderr for marker in SETUP_MARKERS):
+        error.connecting = True
+    return error
+
+
+def _classify_stderr(stderr: str, attempt: Tracker, what: str) -> AttemptError:
     text = " ".join(stderr.split())[-400:]
     if any(marker in stderr for marker in CORRUPTION_MARKERS):
         return attempt.fail(IntegrityError, f"{what}: {text} (damaged in flight)")
@@ -260,12 +285,29 @@ def classify_stderr(stderr: str, attempt: Tracker, what: str) -> AttemptError:
     return attempt.fail(TransportError, f"{what}: {text or 'no error output'}")
 
 
+# OpenSSH's words for a connection that failed before its session started
+SETUP_MARKERS = (
+    "ssh: connect to host",
+    "kex_exchange_identification",
+    "ssh_exchange_identification",
+    "during banner exchange",
+)
+
+
 def rsync_error(code: int, stderr: str, attempt: Tracker) -> AttemptError:
     """The typed error for an rsync run that exited with ``code``."""
     error = classify_stderr(stderr or f"rsync exit status {code}", attempt, f"rsync exit {code}")
     if type(error) is not TransportError or code not in RSYNC_EXITS:
         return error
     return attempt.fail(RSYNC_EXITS[code], f"rsync exit {code}: {' '.join(stderr.split())[-400:]}")
+
+
+def writer_error(status: int | None, stderr: str, attempt: Tracker, what: str) -> AttemptError:
+    """The typed error for a fenced remote writer or commit that ended with ``status``."""
+    cls = WRITER_EXITS.get(status) if status is not None else None
+    if cls is None:
+        return exit_error(stderr, status, attempt, what)
+    return attempt.fail(cls, f"{what}: {' '.join(stderr.split())[-400:]}")
 
 
 def http_status_error(status: int, attempt: Tracker, what: str, text: str = "") -> AttemptError:

@@ -25,6 +25,7 @@ import aiohttp
 
 from netfault.engine.config import NodeConfig, TransportConfig
 from netfault.engine.errors import BadRemotePathError, TransportError
+from netfault.engine.transports import remote as rc
 from netfault.engine.transports.base import Progress, Transport
 from netfault.engine.transports.failures import Attempt, boundary, http_status_error, mismatch
 from netfault.engine.transports.integrity import (
@@ -92,18 +93,30 @@ class HttpTransport(Transport):
             size = (await asyncio.to_thread(local_path.stat)).st_size
             attempt.total = size
             async with asyncio.timeout(config.operation_timeout), self._session(node, config) as s:
-                offset, hasher = await self._upload_offset(s, path, local_path, attempt)
-                attempt.done = offset
-                # All but the last chunk first, hashed as it is read and sent (the agent keeps
-                # it as a partial, 202); then the last chunk naming the whole file's sha256,
-                # which the agent checks before its rename. No second pass over the file.
-                tail_at = max(offset, size - TAIL_CHUNK)
-                if tail_at > offset:
-                    await self._put_range(s, path, local_path, offset, tail_at, hasher, attempt)
-                tail = await asyncio.to_thread(_read_range, local_path, tail_at, size - tail_at)
-                hasher.update(tail)
-                await self._put(s, path, tail_at, tail, str(hasher.hexdigest()), attempt)
+                try:
+                    await self._upload(s, path, local_path, attempt)
+                except rc.FenceRefused:
+                    # The partial changed between our look and the agent's lock (an earlier
+                    # upload was still draining into it): look again, once.
+                    await self._upload(s, path, local_path, attempt)
         return attempt.sent
+
+    async def _upload(
+        self, s: aiohttp.ClientSession, path: str, local_path: Path, attempt: Attempt
+    ) -> None:
+        assert attempt.total is not None
+        size = attempt.total
+        offset, hasher = await self._upload_offset(s, path, local_path, attempt)
+        attempt.done = offset
+        # All but the last chunk first, hashed as it is read and sent (the agent keeps it as
+        # a partial, 202); then the last chunk naming the whole file's sha256, which the agent
+        # checks before its rename. No second pass over the file.
+        tail_at = max(offset, size - TAIL_CHUNK)
+        if tail_at > offset:
+            await self._put_range(s, path, local_path, offset, tail_at, hasher, attempt)
+        tail = await asyncio.to_thread(_read_range, local_path, tail_at, size - tail_at)
+        hasher.update(tail)
+        await self._put(s, path, tail_at, tail, str(hasher.hexdigest()), attempt)
 
     async def _upload_offset(
         self, s: aiohttp.ClientSession, path: str, local: Path, attempt: Attempt
@@ -175,8 +188,8 @@ class HttpTransport(Transport):
         path = self._path(node, remote_path)
         with boundary(attempt):
             async with (
-                receiving(local_path) as part,
                 asyncio.timeout(config.operation_timeout),
+                receiving(local_path, rc.lock_wait(config.operation_timeout)) as part,
                 self._session(node, config) as s,
             ):
                 await self._pull(s, path, part, attempt)
@@ -313,5 +326,7 @@ async def _json(s: aiohttp.ClientSession, method: str, url: str, attempt: Attemp
 async def _check(resp: aiohttp.ClientResponse, attempt: Attempt, what: str) -> None:
     if resp.status < 400:
         return
+    if resp.status == 416 and what == "PUT":  # the agent's partial is not what we resumed
+        raise rc.FenceRefused(rc.CHANGED_EXIT)
     text = (await resp.text())[:300]
     raise http_status_error(resp.status, attempt, f"{what} {resp.url.path}", text)

@@ -9,9 +9,11 @@ of what arrived equals the source's.
 from __future__ import annotations
 
 import asyncio
+import errno
 import hashlib
 import os
 import queue
+import secrets
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -19,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from netfault.engine.errors import IntegrityError, RemoteStorageError
+from netfault.engine.transports import locallock
 from netfault.engine.transports.remote import PART_SUFFIX
 
 CHUNK_SIZE = 1 << 20
@@ -265,19 +268,38 @@ def _settle(future: asyncio.Future[None], exc: BaseException | None) -> None:
 
 
 @asynccontextmanager
-async def receiving(final: Path) -> AsyncIterator[Path]:
+async def receiving(final: Path, wait: float) -> AsyncIterator[Path]:
     """Yield the ``.nfpart`` name a pull writes; rename it to ``final`` if the body succeeds.
 
-    A checksum or storage failure discards the partial (it can never be resumed into a good
-    file); any other failure keeps it for the next attempt to resume from.
+    The partial is held under its lock for the whole attempt (``locallock``): after ``wait``
+    seconds of another holder, a private partial is yielded instead. A checksum or storage
+    failure discards the partial (it can never be resumed into a good file), and so does a
+    failed rename; any other failure keeps the shared one for the next attempt to resume
+    from. A ``final`` that is a directory fails before anything is written.
     """
-    part = local_part(final)
+    if await asyncio.to_thread(final.is_dir):
+        raise IsADirectoryError(errno.EISDIR, "is a directory; name the file to write", str(final))
+    shared = local_part(final)
+    fd = await asyncio.to_thread(locallock.open_locked, shared, wait)
+    part = shared if fd is not None else shared.with_name(f"{shared.name}.{secrets.token_hex(8)}")
     try:
-        yield part
-    except (IntegrityError, RemoteStorageError):
-        await remove_local(part)
-        raise
-    await commit_local(part, final)
+        try:
+            yield part
+        except (IntegrityError, RemoteStorageError):
+            await remove_local(part)
+            raise
+        except BaseException:
+            if fd is None:
+                await remove_local(part)  # a private partial: nobody resumes it
+            raise
+        try:
+            await commit_local(part, final)
+        except OSError:
+            await remove_local(part)  # verified, but nothing can resume a file already whole
+            raise
+    finally:
+        if fd is not None:
+            await asyncio.to_thread(locallock.release, fd, shared)
 
 
 async def commit_local(part: Path, final: Path) -> None:

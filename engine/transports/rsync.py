@@ -2,21 +2,22 @@
 
 rsync writes to the same ``.<name>.nfpart`` name the other transports use: a fresh copy with
 ``--whole-file --inplace`` (no delta search, no temp file and rename), a resume with
-``--partial --append-verify``. A side asyncssh connection checks the partial's prefix sha256
-before reuse and renames it only once the whole file's sha256 matches the source's; a pull
+``--partial --append-verify``. The remote rsync runs under the partial's lock
+(``remote.wrap_fenced``), or writes a private copy when an earlier writer keeps it. A side
+asyncssh connection checks the partial's prefix sha256 before reuse and renames it only once
+the whole file's sha256 matches the source's; a pull
 hashes the local partial right behind rsync's in-place writes instead of in a second pass.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import os
 import re
+import secrets
 import shlex
 import shutil
-import signal
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -24,10 +25,11 @@ import asyncssh
 
 from netfault.engine.config import NodeConfig, TransportConfig
 from netfault.engine.errors import RemoteStorageError
+from netfault.engine.transports import children
 from netfault.engine.transports import remote as rc
 from netfault.engine.transports.base import Progress, Transport
-from netfault.engine.transports.execpath import commit_remote, remote_resume_point
 from netfault.engine.transports.failures import Attempt, boundary, mismatch, rsync_error
+from netfault.engine.transports.fenced import commit_remote, discard_own, resume_point
 from netfault.engine.transports.integrity import (
     Hasher,
     hash_prefix,
@@ -70,14 +72,17 @@ class RsyncTransport(Transport):
     def endpoint(self, node: NodeConfig) -> SshEndpoint:
         return SshEndpoint.direct(node)
 
-    def rsync_argv(self, endpoint: SshEndpoint, config: TransportConfig) -> list[str]:
+    def rsync_argv(
+        self, endpoint: SshEndpoint, config: TransportConfig, wrap: str = "trap '' XFSZ;"
+    ) -> list[str]:
+        """``wrap``: the remote shell prefix of the remote rsync (by default, an ignored
+        SIGXFSZ turns the node's file-size limit into a reported EFBIG)."""
         return [
             "rsync",
             "--outbuf=L",
             "--info=progress2",
             f"--timeout={max(1, int(config.operation_timeout))}",
-            # An ignored SIGXFSZ turns the node's file-size limit into a reported EFBIG.
-            "--rsync-path=trap '' XFSZ; rsync",
+            f"--rsync-path={wrap} rsync",
             "-e",
             shlex.join(ssh_command(endpoint, config)),
         ]
@@ -93,33 +98,51 @@ class RsyncTransport(Transport):
         """Upload; return the bytes this attempt sent (less than the size when it resumed)."""
         attempt = Attempt(node, self.name, progress)
         final = rc.remote_path_for(node, remote_path)
-        tmp = rc.part_name(final)
         endpoint = self.endpoint(node)
+        token = secrets.token_hex(8)
         with boundary(attempt):
             attempt.total = (await asyncio.to_thread(local_path.stat)).st_size
             async with (
                 asyncio.timeout(config.operation_timeout),
                 ssh_connection(endpoint, config, attempt) as conn,
             ):
-                out = await run_text(conn, rc.cmd_prepare_push(final), attempt, "mkdir")
-                offset, _ = await remote_resume_point(
-                    conn, tmp, local_path, rc.parse_size(out), attempt
-                )
-                if not offset:
-                    await run_text(conn, rc.cmd_remove(tmp), attempt, "rm")
-                attempt.done = offset
                 digest = asyncio.ensure_future(sha256_file(local_path))
                 try:
-                    src = local_arg(local_path)
-                    dst = remote_spec(endpoint, tmp)
-                    await self._rsync([src, dst], endpoint, config, attempt, _mode(offset))
-                    await commit_remote(conn, tmp, final, await digest, attempt)
+                    await self._write_fenced(conn, local_path, final, token, config, attempt)
+                    own = rc.own_name(final, token)
+                    await commit_remote(conn, own, final, await digest, attempt)
                 except RemoteStorageError:
-                    await run_text(conn, rc.cmd_remove(tmp), attempt, "rm")
+                    await discard_own(conn, final, token)
                     raise
                 finally:
                     digest.cancel()
         return attempt.sent
+
+    async def _write_fenced(
+        self,
+        conn: asyncssh.SSHClientConnection,
+        local: Path,
+        final: str,
+        token: str,
+        config: TransportConfig,
+        attempt: Attempt,
+    ) -> None:
+        """rsync into the shared partial under its lock (resuming what it holds), or into
+        this attempt's own partial when a previous writer keeps the lock."""
+        assert attempt.total is not None
+        endpoint, src = self.endpoint(attempt.node), local_arg(local)
+        offset, _ = await resume_point(conn, final, local, attempt)
+        tmp = rc.part_name(final)
+        attempt.done = offset
+        wait = rc.lock_wait(config.operation_timeout)
+        wrap = rc.wrap_fenced(final, offset, attempt.total, token, wait)
+        try:
+            dst = remote_spec(endpoint, tmp)
+            await self._rsync([src, dst], endpoint, config, attempt, _mode(offset), wrap)
+        except rc.FenceRefused:
+            attempt.done = 0
+            own = remote_spec(endpoint, rc.own_name(final, token))
+            await self._rsync([src, own], endpoint, config, attempt, _mode(0))
 
     async def pull(
         self,
@@ -134,7 +157,10 @@ class RsyncTransport(Transport):
         source = rc.remote_path_for(node, remote_path)
         endpoint = self.endpoint(node)
         with boundary(attempt):
-            async with receiving(local_path) as part:
+            async with (
+                asyncio.timeout(config.operation_timeout),
+                receiving(local_path, rc.lock_wait(config.operation_timeout)) as part,
+            ):
                 await self._pull_into(part, source, endpoint, config, attempt)
         return attempt.sent
 
@@ -205,14 +231,11 @@ class RsyncTransport(Transport):
         config: TransportConfig,
         attempt: Attempt,
         options: Sequence[str] = (),
+        wrap: str = "trap '' XFSZ;",
     ) -> None:
-        argv = [*self.rsync_argv(endpoint, config), *options, "--", *paths]
-        proc = await asyncio.create_subprocess_exec(
-            *argv,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            start_new_session=True,  # its own group, so the ssh it starts can be killed with it
+        argv = [*self.rsync_argv(endpoint, config, wrap), *options, "--", *paths]
+        proc = await children.spawn(
+            argv, stdin=children.DEVNULL, stdout=children.PIPE, stderr=children.PIPE
         )
         try:
             assert proc.stdout is not None and proc.stderr is not None
@@ -222,13 +245,13 @@ class RsyncTransport(Transport):
             )
             code = await proc.wait()
         finally:
-            # Kill rsync's ssh child too: it holds rsync's stderr, and wait() returns only once
-            # that pipe closes (a cancelled pull otherwise stalls until ssh notices, ~10 s).
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            await proc.wait()
+            await children.reap(proc)
         if code != 0:
-            raise rsync_error(code, stderr.decode("utf-8", "replace"), attempt)
+            text = stderr.decode("utf-8", "replace")
+            fenced = rc.fence_code(None, text)
+            if fenced is not None:
+                raise rc.FenceRefused(fenced)
+            raise rsync_error(code, text, attempt)
 
 
 async def _follow_progress(stream: asyncio.StreamReader, attempt: Attempt, start: int) -> None:

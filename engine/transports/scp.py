@@ -1,4 +1,4 @@
-"""The scp transport: OpenSSH ``scp`` into the ``.nfpart`` name, then sha256 check and rename.
+"""The scp transport: OpenSSH ``scp`` into a partial of its own, then sha256 check and rename.
 
 Used by the script API's ``robust_push``/``robust_pull`` (rsync, then scp, then base64); the
 control steps (prepare, remote sha256, atomic rename) run on one asyncssh connection.
@@ -7,21 +7,25 @@ control steps (prepare, remote sha256, atomic rename) run on one asyncssh connec
 from __future__ import annotations
 
 import asyncio
+import secrets
 import shutil
 from pathlib import Path
 
 from netfault.engine.config import NodeConfig, TransportConfig
+from netfault.engine.errors import AttemptError
+from netfault.engine.transports import children
 from netfault.engine.transports import remote as rc
 from netfault.engine.transports.base import Progress, Transport
-from netfault.engine.transports.execpath import commit_remote
 from netfault.engine.transports.failures import Tracker, boundary, classify_stderr, mismatch
-from netfault.engine.transports.integrity import commit_local, local_part, remove_local, sha256_file
+from netfault.engine.transports.fenced import commit_remote, discard_own
+from netfault.engine.transports.integrity import receiving, sha256_file
 from netfault.engine.transports.rsync import local_arg, remote_spec
-from netfault.engine.transports.sshconn import SshEndpoint, run_text, ssh_connection, ssh_options
+from netfault.engine.transports.sshconn import SshEndpoint, run_text, scp_command, ssh_connection
 
 
 class ScpTransport(Transport):
-    """OpenSSH ``scp`` (SFTP mode) into the ``.nfpart`` name, then sha256 check and rename."""
+    """OpenSSH ``scp`` (SFTP mode) into a partial of its own (``.NAME.nfpart.TOKEN``: scp
+    cannot be fenced by a lock nor resume), then sha256 check and rename."""
 
     name = "scp"
 
@@ -31,19 +35,14 @@ class ScpTransport(Transport):
     async def _scp(
         self, endpoint: SshEndpoint, src: str, dst: str, attempt: Tracker, config: TransportConfig
     ) -> None:
-        argv = ["scp", "-q", "-P", str(endpoint.port), *ssh_options(endpoint, config), src, dst]
-        proc = await asyncio.create_subprocess_exec(
-            *argv,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.PIPE,
+        argv = [*scp_command(endpoint, config), src, dst]
+        proc = await children.spawn(
+            argv, stdin=children.DEVNULL, stdout=children.DEVNULL, stderr=children.PIPE
         )
         try:
             _, stderr = await proc.communicate()
         finally:
-            if proc.returncode is None:
-                proc.kill()
-                await proc.wait()
+            await children.reap(proc)
         if proc.returncode != 0:
             raise classify_stderr(stderr.decode("utf-8", "replace"), attempt, "scp")
 
@@ -57,7 +56,8 @@ class ScpTransport(Transport):
     ) -> int:
         attempt, ep = Tracker(node, self.name, progress), SshEndpoint.direct(node)
         final = rc.remote_path_for(node, remote_path)
-        tmp = rc.part_name(final)
+        token = secrets.token_hex(8)
+        own = rc.own_name(final, token)
         with boundary(attempt):
             async with (
                 asyncio.timeout(config.operation_timeout),
@@ -65,8 +65,12 @@ class ScpTransport(Transport):
             ):
                 await run_text(conn, rc.cmd_prepare_push(final), attempt, "mkdir")
                 digest = await sha256_file(local_path)
-                await self._scp(ep, local_arg(local_path), _spec(ep, tmp), attempt, config)
-                await commit_remote(conn, tmp, final, digest, attempt)
+                try:
+                    await self._scp(ep, local_arg(local_path), _spec(ep, own), attempt, config)
+                    await commit_remote(conn, own, final, digest, attempt)
+                except AttemptError:
+                    await discard_own(conn, final, token, shared=False)  # scp cannot resume it
+                    raise
         size = (await asyncio.to_thread(local_path.stat)).st_size
         attempt.advance(size)
         return size
@@ -80,20 +84,19 @@ class ScpTransport(Transport):
         progress: Progress | None = None,
     ) -> int:
         attempt, ep = Tracker(node, self.name, progress), SshEndpoint.direct(node)
-        source, part = rc.remote_path_for(node, remote_path), local_part(local_path)
+        source = rc.remote_path_for(node, remote_path)
         with boundary(attempt):
             async with (
                 asyncio.timeout(config.operation_timeout),
+                receiving(local_path, rc.lock_wait(config.operation_timeout)) as part,
                 ssh_connection(ep, config, attempt) as conn,
             ):
                 want = rc.parse_sha(await run_text(conn, rc.cmd_sha(source), attempt, "sha"))
                 await self._scp(ep, _spec(ep, source), local_arg(part), attempt, config)
-            got = await sha256_file(part)
-            if got != want:
-                await remove_local(part)
-                raise mismatch(attempt, want, got)
-            size = (await asyncio.to_thread(part.stat)).st_size
-            await commit_local(part, local_path)
+                got = await sha256_file(part)
+                if got != want:
+                    raise mismatch(attempt, want, got)  # receiving() discards the partial
+                size = (await asyncio.to_thread(part.stat)).st_size
         attempt.advance(size)
         return size
 

@@ -26,7 +26,9 @@ from pathlib import Path
 
 from netfault.engine.config import TransportConfig
 from netfault.engine.errors import AttemptError, IntegrityError, TransportError
+from netfault.engine.transports import children
 from netfault.engine.transports.failures import Attempt, classify_stderr, exit_error
+from netfault.engine.transports.fenced import discard, is_ready, written_error
 from netfault.engine.transports.integrity import Hasher
 from netfault.engine.transports.sshconn import SshEndpoint, ssh_command
 
@@ -144,13 +146,15 @@ class _Pipeline:
 
     def __init__(self) -> None:
         self.procs: list[tuple[asyncio.subprocess.Process, asyncio.Future[bytes]]] = []
+        self.readers: list[asyncio.Future[None]] = []  # stdouts read to their end
 
-    async def spawn(self, argv: Sequence[str], stdin: int, stdout: int) -> None:
-        proc = await asyncio.create_subprocess_exec(
-            *argv, stdin=stdin, stdout=stdout, stderr=asyncio.subprocess.PIPE
-        )
+    async def spawn(
+        self, argv: Sequence[str], stdin: int, stdout: int
+    ) -> asyncio.subprocess.Process:
+        proc = await children.spawn(argv, stdin=stdin, stdout=stdout, stderr=children.PIPE)
         assert proc.stderr is not None
         self.procs.append((proc, asyncio.ensure_future(proc.stderr.read())))
+        return proc
 
     async def wait(self) -> list[tuple[int, str]]:
         """(exit status, stderr) of each process, in spawn order."""
@@ -160,16 +164,20 @@ class _Pipeline:
             results.append((await proc.wait(), text))
         return results
 
+    def discard_stdout(self, proc: asyncio.subprocess.Process) -> None:
+        assert proc.stdout is not None
+        self.readers.append(asyncio.ensure_future(discard(proc.stdout)))
+
     async def close(self) -> None:
         for proc, stderr in self.procs:
-            if proc.returncode is None:
-                with contextlib.suppress(ProcessLookupError):
-                    proc.kill()
-            with contextlib.suppress(Exception):
-                await proc.wait()
+            await children.reap(proc)
             stderr.cancel()
             with contextlib.suppress(BaseException):
                 await stderr
+        for reader in self.readers:
+            reader.cancel()
+            with contextlib.suppress(BaseException):
+                await reader
 
 
 def _forget(future: asyncio.Future[int]) -> None:
@@ -212,15 +220,21 @@ async def push_file(
             ssh_in, encoded = _pipe()
             opened += [ssh_in, encoded]
             await pipeline.spawn(encode, feed_end, encoded)
-        await pipeline.spawn(_ssh_argv(endpoint, config, command), ssh_in, DEVNULL)
+        ssh = await pipeline.spawn(_ssh_argv(endpoint, config, command), ssh_in, children.PIPE)
         for fd in opened:
             if fd != write_end:
                 os.close(fd)
         opened = [write_end]
-        sending = asyncio.ensure_future(asyncio.to_thread(streamer.feed, write_end))
-        opened = []  # the thread closes the write end
+        if await _ready(ssh):
+            pipeline.discard_stdout(ssh)
+            sending = asyncio.ensure_future(asyncio.to_thread(streamer.feed, write_end))
+            opened = []  # the thread closes the write end
+        else:  # the writer refused (its exit status says why): send nothing
+            os.close(write_end)
+            opened = []
         results = await pipeline.wait()
-        await sending
+        if sending is not None:
+            await sending
     finally:
         streamer.stop()
         if sending is not None:
@@ -229,12 +243,20 @@ async def push_file(
             os.close(fd)
         await pipeline.close()
     *local_steps, (status, stderr) = results
+    if status not in (0, SSH_ERROR_EXIT):
+        raise written_error(status, stderr, attempt, "upload")  # the remote writer's own
     if status != 0:
         raise _ssh_failure(status, stderr, attempt, "upload")
     for code, text in local_steps:
         if code != 0:
             raise attempt.fail(TransportError, f"local {encode[0]} exit {code}: {text.strip()}")
     attempt.set_done(streamer.position)
+
+
+async def _ready(proc: asyncio.subprocess.Process) -> bool:
+    """Wait for the remote writer's go-ahead (see ``fenced.is_ready``)."""
+    assert proc.stdout is not None
+    return is_ready(await proc.stdout.readline())
 
 
 async def pull_file(

@@ -123,7 +123,7 @@ class FaultController:
             raise FaultError(f"unknown service {service!r} (known: {', '.join(SERVICES)})")
 
     def _apply(self, fault: AppliedFault) -> None:
-        switch = node_switch(fault.kind, fault.params)
+        switch = node_switch(fault.kind, fault.params, self.seed)
         if switch is not None:
             undo = self._switchboard(fault.node, switch)
             fault._undo.append(lambda: self._switchboard(fault.node, lambda _f: undo()))

@@ -12,7 +12,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from netfault.simulator.node.faults import (
+    CHANNEL_TRANSPORTS,
+    MANGLING_MODES,
+    ChannelMangling,
+    ChannelReset,
+)
+
 SERVICES = ("ssh", "http", "p2p")
+LEVELS = ("tcp", "ssh")
 ROUTES = ("hostname", "tailscale")
 
 
@@ -21,6 +29,9 @@ class Param:
     kind: type
     default: Any
     help: str
+    choices: tuple[str, ...] = ()
+    # a scenario may write it as a percentage of the operation's size ("60%")
+    relative: bool = False
 
 
 @dataclass(frozen=True)
@@ -40,20 +51,32 @@ FAULT_KINDS: dict[str, FaultKind] = {
             "reset",
             "mixed",
             "connections reset (RST); after_bytes cuts each connection "
-            "after that many bytes; level=ssh resets only channels carrying binary data",
+            "after that many bytes; level=ssh resets only channels carrying binary data, "
+            "or with transport: only the exec channels of that transport",
             {
-                "after_bytes": Param(int, 0, "bytes passed before the reset"),
-                "level": Param(str, "tcp", "tcp | ssh"),
+                "after_bytes": Param(
+                    int, 0, "bytes passed before the reset (or N% of the transfer)", relative=True
+                ),
+                "level": Param(str, "tcp", "tcp | ssh", LEVELS),
+                "transport": Param(
+                    str, None, "level ssh: only this transport's channels", CHANNEL_TRANSPORTS
+                ),
             },
         ),
         FaultKind(
             "corrupt_binary",
             "mixed",
-            "bytes damaged in transit (tcp: seeded bit flips; "
-            "ssh: 7-bit channel that strips the high bit)",
+            "bytes damaged in transit (tcp: seeded bit flips; ssh: the SSH channel rewrites "
+            "bytes in a mode: strip_high_bit (7-bit path), lf_to_crlf, pty (forced terminal))",
             {
-                "level": Param(str, "tcp", "tcp | ssh"),
-                "probability": Param(float, 0.001, "per-byte flip chance (tcp level)"),
+                "level": Param(str, "tcp", "tcp | ssh", LEVELS),
+                "probability": Param(
+                    float, None, "per-byte chance (default: tcp 0.001, ssh 1: every byte)"
+                ),
+                "mode": Param(str, None, "level ssh: how bytes are rewritten", MANGLING_MODES),
+                "transport": Param(
+                    str, None, "level ssh: only this transport's channels", CHANNEL_TRANSPORTS
+                ),
             },
         ),
         FaultKind(
@@ -105,26 +128,60 @@ class FaultError(ValueError):
     """A fault was named or parameterised wrongly."""
 
 
+class FaultParamError(FaultError):
+    """One parameter of a fault is wrong; ``param`` names it."""
+
+    def __init__(self, message: str, param: str) -> None:
+        super().__init__(message)
+        self.param = param
+
+
+def check_param(kind: str, name: str, value: Any) -> Any:
+    """One parameter of fault ``kind``, converted; FaultParamError naming it when wrong."""
+    spec = FAULT_KINDS[kind]
+    param = spec.params.get(name)
+    if param is None:
+        known = ", ".join(spec.params) or "none"
+        raise FaultParamError(f"fault {kind} has no parameter {name!r} (known: {known})", name)
+    if value is None and param.default is None:
+        return None  # "not set": the fault's own default applies
+    if param.kind is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if not isinstance(value, param.kind) or isinstance(value, bool) != (param.kind is bool):
+        raise FaultParamError(
+            f"fault {kind}: {name} must be {param.kind.__name__}, got {value!r}", name
+        )
+    if param.choices and value not in param.choices:
+        raise FaultParamError(
+            f"fault {kind}: {name} {value!r} is not one of: {', '.join(param.choices)}", name
+        )
+    return value
+
+
+SSH_ONLY = ("mode", "transport")
+
+
+def check_combination(kind: str, params: dict[str, Any]) -> None:
+    """Parameters that only mean something together (mode/transport need level: ssh)."""
+    for name in SSH_ONLY:
+        if params.get(name) is not None and params.get("level", "tcp") != "ssh":
+            raise FaultParamError(
+                f"fault {kind}: {name} acts on the node's SSH channels; add level: ssh", name
+            )
+
+
 def check_params(kind: str, params: dict[str, Any]) -> dict[str, Any]:
-    """Known fault, known parameters of the right type; defaults filled in."""
+    """Known fault, known parameters of the right type and value; defaults filled in."""
     spec = FAULT_KINDS.get(kind)
     if spec is None:
         raise FaultError(f"unknown fault {kind!r} (known: {', '.join(FAULT_KINDS)})")
-    values = {}
-    for name, param in spec.params.items():
-        value = params.get(name, param.default)
-        if param.kind is float and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
-        if not isinstance(value, param.kind) or isinstance(value, bool) != (param.kind is bool):
-            raise FaultError(f"fault {kind}: {name} must be {param.kind.__name__}, got {value!r}")
-        values[name] = value
-    unknown = set(params) - set(spec.params)
-    if unknown:
-        raise FaultError(
-            f"fault {kind}: unknown parameter(s) {sorted(unknown)} "
-            f"(known: {sorted(spec.params) or 'none'})"
-        )
-    return values
+    for name, value in params.items():
+        check_param(kind, name, value)
+    check_combination(kind, params)
+    return {
+        name: check_param(kind, name, params[name]) if name in params else param.default
+        for name, param in spec.params.items()
+    }
 
 
 @dataclass(frozen=True)
@@ -142,7 +199,8 @@ def toxics_for(kind: str, params: dict[str, Any]) -> list[ToxicPlan] | None:
             return [ToxicPlan("limit_data", s, {"bytes": params["after_bytes"]}) for s in both]
         return [ToxicPlan("reset_peer", s, {"timeout": 0}) for s in both]
     if kind == "corrupt_binary" and params["level"] == "tcp":
-        return [ToxicPlan("corrupt", s, {"probability": params["probability"]}) for s in both]
+        chance = 0.001 if params["probability"] is None else params["probability"]
+        return [ToxicPlan("corrupt", s, {"probability": chance}) for s in both]
     if kind == "timeout":
         return [ToxicPlan("timeout", s, {"timeout": params["timeout_ms"]}) for s in both]
     if kind == "latency":
@@ -155,24 +213,41 @@ def toxics_for(kind: str, params: dict[str, Any]) -> list[ToxicPlan] | None:
     return None
 
 
-NodeSwitch = Callable[[Any], Callable[[Any], None]]
+Switch = Callable[[Any], Callable[[], None]]
 
 
-def node_switch(kind: str, params: dict[str, Any]) -> Callable[[Any], Callable[[], None]] | None:
+def _setter(attr: str, value: Any) -> Switch:
+    def apply(faults: Any) -> Callable[[], None]:
+        old = getattr(faults, attr)
+        setattr(faults, attr, value)
+        return lambda: setattr(faults, attr, old)
+
+    return apply
+
+
+def _ssh_switch(kind: str, params: dict[str, Any], seed: int) -> Switch:
+    """The classic SSH faults (every binary channel, every byte) keep the node's channel-wide
+    switches; a mode, a probability below 1 or a transport goes to the exec-channel faults."""
+    if kind == "reset":
+        if params.get("transport") is not None:
+            reset = ChannelReset(params["after_bytes"], params["transport"])
+            return _setter("channel_reset", reset)
+        return _setter("binary_reset_after", params["after_bytes"])
+    mangling = ChannelMangling(
+        params.get("mode") or "strip_high_bit",
+        1.0 if params.get("probability") is None else params["probability"],
+        params.get("transport"),
+        seed,
+    )
+    if (mangling.mode, mangling.probability, mangling.transport) == ("strip_high_bit", 1, None):
+        return _setter("binary_mangling", True)
+    return _setter("channel_mangling", mangling)
+
+
+def node_switch(kind: str, params: dict[str, Any], seed: int = 0) -> Switch | None:
     """For a node-level fault: a function that sets it on NodeFaults and returns its undo."""
-
-    def setter(attr: str, value: Any) -> Callable[[Any], Callable[[], None]]:
-        def apply(faults: Any) -> Callable[[], None]:
-            old = getattr(faults, attr)
-            setattr(faults, attr, value)
-            return lambda: setattr(faults, attr, old)
-
-        return apply
-
-    if kind == "reset" and params["level"] == "ssh":
-        return setter("binary_reset_after", params["after_bytes"])
-    if kind == "corrupt_binary" and params["level"] == "ssh":
-        return setter("binary_mangling", True)
+    if kind in ("reset", "corrupt_binary") and params["level"] == "ssh":
+        return _ssh_switch(kind, params, seed)
     table: dict[str, tuple[str, Any]] = {
         "auth_refused": ("auth_refused", True),
         "host_key_changed": ("host_key_changed", True),
@@ -182,7 +257,7 @@ def node_switch(kind: str, params: dict[str, Any]) -> Callable[[Any], Callable[[
         "http_hang": ("http_mode", "hang"),
     }
     if kind in table:
-        return setter(*table[kind])
+        return _setter(*table[kind])
     return None
 
 

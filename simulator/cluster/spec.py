@@ -62,8 +62,10 @@ class Cluster(Protocol):
 
     seed: int
     nodes: dict[str, NodeConfig]
-    faults: FaultController
     hosts_file: Path
+
+    @property
+    def faults(self) -> FaultController: ...
 
     def node(self, name: str) -> NodeConfig: ...
 

@@ -17,6 +17,8 @@ from typing import Any
 
 import asyncssh
 
+from netfault.simulator.node.channel_faults import ENOSPC_EXIT, ChannelFaults
+
 CHUNK = 256 * 1024
 REAP_TIMEOUT = 2.0
 SHELL = "/bin/sh"
@@ -127,6 +129,7 @@ class ExecSession:
         self._env = env
         self._registry = registry
         self._fsize_limit = fsize_limit
+        self._faults = ChannelFaults(process, fsize_limit)
 
     async def run(self) -> None:
         try:
@@ -146,11 +149,18 @@ class ExecSession:
         self._registry.add(proc)
         try:
             code = await self._serve(proc)
+            if self._faults.disk_full:
+                tool = (self._process.command or "cat").split(";")[-1].split()[0]
+                self._process.stderr.write(
+                    f"{tool}: write error: No space left on device\n".encode()
+                )
+                code = ENOSPC_EXIT
             self._process.exit(code)
         except (OSError, asyncssh.Error):
             # The client went away: nobody is left to read the output.
             self._process.close()
         finally:
+            self._faults.done()
             # Shielded: a cancelled session still leaves its process reaped and pipes closed.
             await asyncio.shield(self._registry.reap(proc))
 
@@ -160,7 +170,7 @@ class ExecSession:
         closed = asyncio.create_task(self._process.wait_closed())
         try:
             outputs: asyncio.Future[Any] = asyncio.gather(
-                _pump(proc.stdout, self._process.stdout),
+                _pump(proc.stdout, self._process.stdout, self._faults.outbound),
                 _pump(proc.stderr, self._process.stderr),
             )
             waiting: list[asyncio.Future[Any]] = [outputs, closed]
@@ -192,7 +202,15 @@ class ExecSession:
                     continue
                 if not data:
                     break
-                proc.stdin.write(data)
+                passed = self._faults.inbound(data)
+                if passed is None:
+                    return  # the channel fault reset the connection
+                passed = self._faults.fit(passed)
+                proc.stdin.write(passed)
+                if self._faults.disk_full:
+                    await proc.stdin.drain()
+                    kill_group(proc)  # the writer stops at a full disk
+                    return
                 await proc.stdin.drain()
             # Flush the pipe completely before closing it, so no tail of the upload is lost.
             proc.stdin.transport.set_write_buffer_limits(high=0)
@@ -203,9 +221,16 @@ class ExecSession:
             proc.stdin.close()
 
 
-async def _pump(reader: asyncio.StreamReader, writer: asyncssh.SSHWriter[bytes]) -> None:
+async def _pump(
+    reader: asyncio.StreamReader,
+    writer: asyncssh.SSHWriter[bytes],
+    fault: Callable[[bytes], bytes | None] | None = None,
+) -> None:
     while data := await reader.read(CHUNK):
-        writer.write(data)
+        passed = fault(data) if fault is not None else data
+        if passed is None:
+            raise BrokenPipeError("the connection was reset by a channel fault")
+        writer.write(passed)
         await writer.drain()
 
 

@@ -16,15 +16,27 @@ through ``cat``, SFTP or rsync -- is corrupted or breaks the protocol.
 has carried more than that many bytes, some of them >= 0x80: rsync, SFTP and ``cat`` die with
 "connection reset by peer" while base64 text passes, the seed's classic incident.
 
-``disk_quota`` (bytes, ``None`` = unlimited) caps the total size of the node's home: HTTP PUT
-answers 507, SFTP writes fail with "No space left on device", and exec requests run under
-``RLIMIT_FSIZE`` set to the remaining quota (``prlimit --fsize``), so a process writing a file
-past it gets SIGXFSZ (exit 153) or EFBIG. The exec limit is per file, not cumulative.
+``channel_mangling`` and ``channel_reset`` act on the exec channels of one transport (told
+apart by the command, see :func:`channel_transport`) or of every transport: mangling in a
+chosen mode (``strip_high_bit``, ``lf_to_crlf``, ``pty``) with a per-byte probability, and a
+reset after N bytes whether or not they are binary. ``exec_session`` applies them.
+
+``disk_quota`` (bytes, ``None`` = unlimited) caps the total size of the node's home -- every
+regular file under it counts, ``.ssh`` and earlier uploads included: HTTP PUT answers 507
+"No space left on device", SFTP writes fail with ENOSPC, and an exec request that writes its
+stdin to a file (``cat > F``, ``base64 -d > F``) gets what still fits, then stops with
+"write error: No space left on device" (exit 1), as a writer on a full disk does. Other exec
+requests run under ``RLIMIT_FSIZE`` set to the remaining quota (``prlimit --fsize``) as a
+backstop: a process writing a file past it gets SIGXFSZ (exit 153) or EFBIG.
 """
 
 from __future__ import annotations
 
+import random
+import re
+from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 HTTP_MODES = ("up", "down", "5xx", "hang")
 # The SSH servers a node can run (FakeNode's ssh_server); here so the command line and
@@ -39,6 +51,98 @@ def mangle(data: bytes) -> bytes:
     return data.translate(_MANGLE_TABLE)
 
 
+# -- faults aimed at the exec channels of one transport ----------------------------------
+# The transports are told apart by what their exec request runs: base64 pipes through
+# ``base64``, rsync runs ``rsync --server``, scp runs ``scp -t``/``scp -f``, and the plain
+# ssh transport moves data with ``cat``/``tail -c``. Helper commands (mkdir, wc, sha256sum,
+# mv) carry no file data and are never targeted.
+CHANNEL_TRANSPORTS = ("ssh", "rsync", "base64", "scp")
+MANGLING_MODES = ("strip_high_bit", "lf_to_crlf", "pty")
+_CLASSES = (
+    ("base64", re.compile(r"\bbase64\b")),
+    ("rsync", re.compile(r"\brsync\b")),
+    ("scp", re.compile(r"^\s*scp\s")),
+    ("ssh", re.compile(r"\bcat\b|\btail\s+-c\b")),
+)
+_STRIP_TABLE = bytes(b & 0x7F for b in range(256))
+# what a terminal's line discipline consumes instead of passing on: ^C ^D ^Q ^S ^Z ^\
+PTY_CONSUMED = frozenset(b"\x03\x04\x11\x13\x1a\x1c")
+
+
+def channel_transport(command: str | None) -> str | None:
+    """The transport an exec request belongs to, by what it runs (None: a helper command)."""
+    if not command:
+        return None
+    return next((name for name, pattern in _CLASSES if pattern.search(command)), None)
+
+
+@dataclass
+class ChannelMangling:
+    """Bytes of the targeted exec channels rewritten, each with ``probability``.
+
+    ``strip_high_bit``: a byte >= 0x80 loses its high bit (both directions).
+    ``lf_to_crlf``: each LF the node sends becomes CRLF (a terminal's ONLCR).
+    ``pty``: a forced terminal: LF -> CRLF on output, and on input CR -> LF (ICRNL) while
+    the control characters a line discipline acts on (``PTY_CONSUMED``) are consumed.
+    """
+
+    mode: str = "strip_high_bit"
+    probability: float = 1.0
+    transport: str | None = None
+    seed: int = 0
+    rng: random.Random = field(init=False, repr=False)
+    hits: int = field(init=False, default=0)  # bytes rewritten, dropped or inserted so far
+
+    def __post_init__(self) -> None:
+        self.rng = random.Random(f"{self.seed}:mangle:{self.mode}:{self.transport}")
+
+    def describe(self) -> str:
+        return f"{self.mode} p={self.probability:g} on {self.transport or 'every'} channel"
+
+    def _hit(self) -> bool:
+        hit = self.probability >= 1.0 or self.rng.random() < self.probability
+        self.hits += hit
+        return hit
+
+    def inbound(self, data: bytes) -> bytes:
+        """Client -> node."""
+        if self.mode == "strip_high_bit":
+            if self.probability >= 1.0:
+                self.hits += sum(1 for b in data if b >= 0x80)
+                return data.translate(_STRIP_TABLE)
+            return bytes(b & 0x7F if b >= 0x80 and self._hit() else b for b in data)
+        if self.mode == "pty":
+            out = bytearray()
+            for b in data:
+                if b in PTY_CONSUMED and self._hit():
+                    continue
+                out.append(0x0A if b == 0x0D and self._hit() else b)
+            return bytes(out)
+        return data
+
+    def outbound(self, data: bytes) -> bytes:
+        """Node -> client."""
+        if self.mode == "strip_high_bit":
+            return self.inbound(data)
+        out = bytearray()
+        for b in data:
+            if b == 0x0A and self._hit():
+                out.append(0x0D)
+            out.append(b)
+        return bytes(out)
+
+
+@dataclass(frozen=True)
+class ChannelReset:
+    """The connection reset once a targeted exec channel carried ``after_bytes`` bytes."""
+
+    after_bytes: int = 0
+    transport: str | None = None
+
+    def describe(self) -> str:
+        return f"reset after {self.after_bytes} bytes on {self.transport or 'every'} channel"
+
+
 class NodeFaults:
     """The faults active on one node; setting an attribute takes effect at once."""
 
@@ -50,6 +154,21 @@ class NodeFaults:
         self._host_key_changed = False
         self.disk_quota: int | None = None
         self._http_mode = "up"
+        self.channel_mangling: ChannelMangling | None = None
+        self.channel_reset: ChannelReset | None = None
+        # what the channel faults did, for the scenario's fault trace (drained by the runner)
+        self.fired: deque[dict[str, object]] = deque()
+
+    def targets(self, command: str | None) -> tuple[ChannelMangling | None, ChannelReset | None]:
+        """The channel faults that apply to an exec request running ``command``."""
+        kind = channel_transport(command)
+        if kind is None:
+            return None, None
+        mangling, reset = self.channel_mangling, self.channel_reset
+        return (
+            mangling if mangling and mangling.transport in (None, kind) else None,
+            reset if reset and reset.transport in (None, kind) else None,
+        )
 
     @property
     def host_key_changed(self) -> bool:
@@ -87,6 +206,8 @@ class NodeFaults:
         self.host_key_changed = False
         self.disk_quota = None
         self.http_mode = "up"
+        self.channel_mangling = None
+        self.channel_reset = None
 
     def active(self) -> dict[str, object]:
         """The faults that are on, by name (for /status and logs)."""
@@ -97,6 +218,8 @@ class NodeFaults:
             "host_key_changed": self.host_key_changed,
             "disk_quota": self.disk_quota,
             "http_mode": self.http_mode if self.http_mode != "up" else None,
+            "channel_mangling": self.channel_mangling and self.channel_mangling.describe(),
+            "channel_reset": self.channel_reset and self.channel_reset.describe(),
         }
         return {k: v for k, v in faults.items() if v is not None and v is not False}
 

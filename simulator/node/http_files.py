@@ -24,6 +24,13 @@ Upload protocol (all paths relative to the node's home, under ``/files/``):
   any write, truncate or rename over P makes the next request hash the file again.
 * Disk quota exceeded: 507 and the partial file is deleted. Escaping paths: 403, nothing
   written.
+* Fencing (:mod:`partials`): a PUT writes the partial file only while it holds its exclusive
+  ``flock``, the same lock the engine's shell writers take, and it re-reads the partial's size
+  under that lock. A PUT that cannot get the lock within ``LOCK_WAIT`` seconds (an earlier
+  upload is still draining bytes queued in the network) gets 423 (Locked) and writes nothing.
+* A completed PUT removes the partials other writers left for the same name (when no live
+  writer holds them); partials of aborted uploads older than ``partials.PARTIAL_MAX_AGE``
+  (a day) are removed by a sweep that PUTs run at most once a minute.
 """
 
 from __future__ import annotations
@@ -32,99 +39,31 @@ import asyncio
 import hashlib
 import os
 import re
-import stat
-from collections import OrderedDict
+import time
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from aiohttp import web
 
+from netfault.simulator.node import partials
+from netfault.simulator.node.digests import (
+    DigestCache,
+    Stamp,
+    hash_stable,
+    sha256_file,
+    stat_stamp,
+)
 from netfault.simulator.node.faults import NodeFaults
+from netfault.simulator.node.partials import SWEEP_EVERY, open_locked
 from netfault.simulator.node.paths import disk_usage, file_size, partial_path, resolve_in_home
 
 WRITE_CHUNK = 1024 * 1024
+LOCK_WAIT = 5.0  # how long a PUT waits for an earlier writer of the same partial
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+)$")
 
 
 class QuotaExceeded(Exception):
     """The node's disk quota would be exceeded by this upload."""
-
-
-def sha256_file(path: Path, length: int | None = None) -> tuple[str, int]:
-    """sha256 of ``path``'s first ``length`` bytes (all when None) and the count hashed."""
-    digest = hashlib.sha256()
-    remaining = length
-    hashed = 0
-    with path.open("rb") as fh:
-        while remaining is None or remaining > 0:
-            want = WRITE_CHUNK if remaining is None else min(WRITE_CHUNK, remaining)
-            block = fh.read(want)
-            if not block:
-                break
-            digest.update(block)
-            hashed += len(block)
-            if remaining is not None:
-                remaining -= len(block)
-    return digest.hexdigest(), hashed
-
-
-Stamp = tuple[int, int, int, int, int]
-
-
-def stat_stamp(path: Path) -> Stamp | None:
-    """What any change to a file's bytes changes: (device, inode, size, mtime, ctime) in ns;
-    None when ``path`` is not a regular file."""
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    if not stat.S_ISREG(st.st_mode):
-        return None
-    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
-
-
-class DigestCache:
-    """Whole-file sha256 digests by path, each valid only while the file's stamp is unchanged.
-
-    A write, truncate, ``touch`` or a new file renamed over the path changes the stamp (Linux
-    6.13+ gives a file stat'ed since its last change a fine-grained timestamp on the next
-    write, so even a same-size rewrite within one clock tick shows). A stale entry could only
-    ever fail a pull, never pass one: the client compares the digest with the bytes it
-    received, and those come from the file as it is now. Bounded: the least recently used
-    entries go first.
-    """
-
-    def __init__(self, limit: int = 1024) -> None:
-        self._limit = limit
-        self._entries: OrderedDict[Path, tuple[Stamp, str]] = OrderedDict()
-
-    def get(self, path: Path) -> tuple[str, int] | None:
-        """(digest, size) of ``path`` if a cached digest is still valid for it."""
-        entry = self._entries.get(path)
-        if entry is None:
-            return None
-        if stat_stamp(path) != entry[0]:
-            del self._entries[path]
-            return None
-        self._entries.move_to_end(path)
-        return entry[1], entry[0][2]
-
-    def put(self, path: Path, stamp: Stamp | None, digest: str) -> None:
-        """Remember ``digest`` for ``path`` as it was when ``stamp`` was taken."""
-        self._entries.pop(path, None)
-        if stamp is None:
-            return
-        self._entries[path] = (stamp, digest)
-        while len(self._entries) > self._limit:
-            self._entries.popitem(last=False)
-
-
-def hash_stable(path: Path) -> tuple[str, int, Stamp | None]:
-    """sha256 and size of the whole file, and its stamp if it did not change meanwhile."""
-    before = stat_stamp(path)
-    digest, size = sha256_file(path)
-    after = stat_stamp(path)
-    return digest, size, before if before == after else None
 
 
 def json_error(status: int, message: str, **extra: object) -> web.Response:
@@ -153,6 +92,7 @@ class FileEndpoints:
         # partial file -> (its stat stamp, sha256 object fed with all of it)
         self._running: dict[Path, tuple[Stamp | None, Any]] = {}
         self.digests = DigestCache()
+        self._swept = -SWEEP_EVERY
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -212,15 +152,36 @@ class FileEndpoints:
         if final.is_dir():
             return json_error(409, f"{request.match_info['path']!r} is a directory")
         start, total = _parse_content_range(request.headers.get("Content-Range"))
+        await self._expire_partials()
         lock = self._locks.setdefault(final, asyncio.Lock())
-        async with lock:
-            return await self._put_locked(request, final, start, total)
+        try:
+            async with asyncio.timeout(LOCK_WAIT):
+                await lock.acquire()
+        except TimeoutError:
+            return _busy(request)
+        try:
+            final.parent.mkdir(parents=True, exist_ok=True)
+            fh = await asyncio.to_thread(open_locked, partial_path(final), LOCK_WAIT)
+            if fh is None:
+                return _busy(request)
+            try:
+                return await self._put_locked(request, fh, final, start, total)
+            finally:
+                await asyncio.to_thread(partials.close_locked, fh, partial_path(final))
+        finally:
+            lock.release()
+
+    async def _expire_partials(self) -> None:
+        now = time.monotonic()
+        if now - self._swept >= SWEEP_EVERY:
+            self._swept = now
+            await asyncio.to_thread(partials.expire, self.home)
 
     async def _put_locked(
-        self, request: web.Request, final: Path, start: int, total: int | None
+        self, request: web.Request, fh: BinaryIO, final: Path, start: int, total: int | None
     ) -> web.Response:
         partial = partial_path(final)
-        current = file_size(partial)
+        current = os.fstat(fh.fileno()).st_size
         if start not in (0, current):
             return json_error(
                 416, "upload must restart at 0 or resume at the partial size", partial_size=current
@@ -233,8 +194,7 @@ class FileEndpoints:
             hasher = running[1]
         try:
             budget = await self._budget(partial, start, request.content_length)
-            final.parent.mkdir(parents=True, exist_ok=True)
-            size = await _receive(request, partial, start, budget, hasher)
+            size = await _receive(request, fh, start, budget, hasher)
         except QuotaExceeded as exc:
             partial.unlink(missing_ok=True)
             return json_error(507, str(exc), quota=self.faults.disk_quota)
@@ -258,6 +218,7 @@ class FileEndpoints:
         os.replace(partial, final)
         # The digest of what was just written: a pull that follows needs no second read.
         self.digests.put(final, stat_stamp(final), digest)
+        await asyncio.to_thread(partials.sweep_finished, final)
         path = request.match_info["path"]
         return web.json_response({"path": path, "size": size, "sha256": digest}, status=201)
 
@@ -276,31 +237,43 @@ class FileEndpoints:
         return budget
 
 
+def _busy(request: web.Request) -> web.Response:
+    return json_error(  # 423, not 409: the engine reads 409 as "is a directory"
+        423,
+        f"an earlier upload to {request.match_info['path']!r} is still being written on the node "
+        f"(its partial file stayed locked for {LOCK_WAIT:g} s); retry once it has stopped",
+    )
+
+
 async def _receive(
-    request: web.Request, partial: Path, start: int, budget: int | None, digest: Any
+    request: web.Request, fh: BinaryIO, start: int, budget: int | None, digest: Any
 ) -> int:
-    """Append the body to ``partial`` from ``start``, feeding ``digest`` (a sha256 object
-    holding the first ``start`` bytes, or None); return the partial file's size."""
+    """Append the body to the locked partial ``fh`` from ``start``, feeding ``digest`` (a
+    sha256 object holding the first ``start`` bytes, or None); return the partial's size."""
     size = start
-    with partial.open("r+b" if start else "wb") as fh:
-        fh.truncate(start)
-        fh.seek(start)
-        pending: list[bytes] = []
-        pending_len = 0
-        while True:
-            chunk = await request.content.readany()
-            if chunk:
-                if budget is not None and size + pending_len + len(chunk) > budget:
-                    raise QuotaExceeded(f"No space left on device: node quota reached at {size}")
-                pending.append(chunk)
-                pending_len += len(chunk)
-            if pending and (not chunk or pending_len >= WRITE_CHUNK):
-                block = b"".join(pending)
-                pending, pending_len = [], 0
-                await asyncio.to_thread(fh.write, block)
-                if digest is not None:
-                    digest.update(block)
-                size += len(block)
-            if not chunk:
-                break
+    fh.truncate(start)
+    fh.seek(start)
+    pending: list[bytes] = []
+    pending_len = 0
+    while True:
+        chunk = await request.content.readany()
+        if chunk:
+            if budget is not None and size + pending_len + len(chunk) > budget:
+                raise QuotaExceeded(f"No space left on device: node quota reached at {size}")
+            pending.append(chunk)
+            pending_len += len(chunk)
+        if pending and (not chunk or pending_len >= WRITE_CHUNK):
+            block = b"".join(pending)
+            pending, pending_len = [], 0
+            await asyncio.to_thread(_write, fh, block)
+            if digest is not None:
+                digest.update(block)
+            size += len(block)
+        if not chunk:
+            break
     return size
+
+
+def _write(fh: BinaryIO, block: bytes) -> None:
+    fh.write(block)
+    fh.flush()

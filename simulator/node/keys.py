@@ -77,21 +77,31 @@ def load_or_create_host_key(directory: Path) -> asyncssh.SSHKey:
 
 
 class HostKeys:
-    """A node's persistent host key plus the replacement shown while ``host_key_changed``."""
+    """A node's persistent host key plus the replacement shown while ``host_key_changed``.
+
+    Several nodes may share one ``original`` (a fake cluster generates one host key for all
+    its nodes); the replacement is each node's own, generated the first time the fault is on,
+    so a node's ``host_key_changed`` never matches what the known_hosts lines trust.
+    """
 
     def __init__(self, original: asyncssh.SSHKey | None = None) -> None:
         self.original = original or asyncssh.generate_private_key(KEY_ALGORITHM)
-        self.replacement = asyncssh.generate_private_key(KEY_ALGORITHM)
+        self._replacement: asyncssh.SSHKey | None = None
+        public = self.original.export_public_key("openssh").decode("ascii").split()
+        self._key_text = f"{public[0]} {public[1]}"
+
+    @property
+    def replacement(self) -> asyncssh.SSHKey:
+        if self._replacement is None:
+            self._replacement = asyncssh.generate_private_key(KEY_ALGORITHM)
+        return self._replacement
 
     def current(self, changed: bool) -> asyncssh.SSHKey:
         return self.replacement if changed else self.original
 
     def known_hosts_lines(self, routes: list[tuple[str, int]]) -> str:
         """known_hosts lines trusting the original key on each (host, port) route."""
-        public = self.original.export_public_key("openssh").decode("ascii").split()
-        key_text = f"{public[0]} {public[1]}"
-        lines = [f"{_host_pattern(host, port)} {key_text}" for host, port in routes]
-        return "".join(line + "\n" for line in lines)
+        return "".join(f"{_host_pattern(host, port)} {self._key_text}\n" for host, port in routes)
 
 
 def _host_pattern(host: str, port: int) -> str:

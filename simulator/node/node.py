@@ -3,10 +3,10 @@
 The SSH server is asyncssh (``ssh_server="asyncssh"``, every node fault) or the real OpenSSH
 ``sshd`` (``ssh_server="openssh"``, see :mod:`netfault.simulator.node.sshd`).
 
-The node keeps its keys, known_hosts and (unless given) its home in a private temporary
-directory that exists from construction until :meth:`FakeNode.stop`; a later ``start()``
-recreates it with the same keys and paths. Fault switches (``node.faults``) must be flipped from
-the thread running the node's event loop.
+The node keeps its keys, known_hosts and (unless given) its home in a private directory (a
+temporary one made at construction unless ``root`` is given, which ``start()`` makes) until
+:meth:`FakeNode.stop`; a later ``start()`` recreates it with the same keys and paths. Fault
+switches (``node.faults``) must be flipped from the thread running the node's event loop.
 """
 
 from __future__ import annotations
@@ -59,11 +59,14 @@ class FakeNode:
         authorized_keys: Sequence[asyncssh.SSHKey] = (),
         host_key: asyncssh.SSHKey | None = None,
         ssh_server: str = "asyncssh",
+        root: Path | None = None,
     ) -> None:
         """``admin_port`` (None: none) serves the never-faulted admin API (see HttpAgent);
         ``p2p_port`` (None: none) serves the HTTP agent a second time, as the p2p endpoint;
         ``authorized_keys`` are accepted besides ``client_keys``; ``host_key`` fixes the key;
-        ``user`` defaults to "netfault" on asyncssh and must be the current user on openssh."""
+        ``user`` defaults to "netfault" on asyncssh and must be the current user on openssh;
+        ``root`` (default: a new temporary directory) is a directory of the node's own, created
+        by ``start()`` if missing and removed by ``stop()``."""
         user = _check_server(name, ssh_server, user)
         self.ssh_server = ssh_server
         self.name = name
@@ -75,7 +78,7 @@ class FakeNode:
         self.user = user
         self.token = token or secrets.token_urlsafe(24)
         safe = re.sub(r"[^A-Za-z0-9_.-]", "_", name)
-        self._root = Path(tempfile.mkdtemp(prefix=f"netfault-{safe}-"))
+        self._root = root or Path(tempfile.mkdtemp(prefix=f"netfault-{safe}-"))
         self._cleanup = weakref.finalize(self, shutil.rmtree, str(self._root), True)
         self.home = (home if home is not None else self._root / "home").absolute()
         self._key_dir = self._root / "ssh"
@@ -130,7 +133,9 @@ class FakeNode:
         """Start both servers; ports given as 0 are replaced by the real ones."""
         if self._running:
             return
-        self._prepare_dirs()
+        # File system calls run on a worker thread: on a loaded disk a mkdir or a small write
+        # takes 0.05-0.7 ms, and a cluster starting 200 nodes at once overlaps them there.
+        await asyncio.to_thread(self._prepare_dirs)
         service, port = "SSH", self.ssh_port
         try:
             self.ssh_port = await self._ssh.start(self.host, port)
@@ -150,7 +155,7 @@ class FakeNode:
                 node=self.name,
             ) from exc
         self._running = True
-        self._write_known_hosts()
+        await asyncio.to_thread(self._write_known_hosts)
 
     async def stop(self) -> None:
         """Stop both servers, kill exec processes and remove the node's temporary directory."""
@@ -165,7 +170,7 @@ class FakeNode:
             await self._ssh.stop()
 
     def _prepare_dirs(self) -> None:
-        self._root.mkdir(mode=0o700, exist_ok=True)
+        self._root.mkdir(mode=0o700, parents=True, exist_ok=True)
         self._key_dir.mkdir(mode=0o700, exist_ok=True)
         self.home.mkdir(parents=True, exist_ok=True)
         (self.home / DEFAULT_BASE_PATH).mkdir(exist_ok=True)
@@ -187,6 +192,11 @@ class FakeNode:
             self._extra_routes.append((host, port))
         if self._key_dir.is_dir():
             self._write_known_hosts()
+
+    def known_hosts_lines(self, routes: Sequence[tuple[str, int]]) -> str:
+        """known_hosts lines trusting this node's host key on these (host, port) routes, for
+        a known_hosts file shared by several nodes."""
+        return self._host_keys.known_hosts_lines(list(routes))
 
     def openssh_options(self) -> list[str]:
         """``ssh``/``scp``/``sftp`` options reaching this node directly (port as ``-P``/``-p``

@@ -33,9 +33,12 @@ def resolve_in_home(home: Path, relative: str) -> Path:
     return path
 
 
+AGENT_PART_SUFFIX = ".netfault-partial"
+
+
 def partial_path(final: Path) -> Path:
     """Where a resumable upload to ``final`` accumulates before the atomic rename."""
-    return final.with_name(f".{final.name}.netfault-partial")
+    return final.with_name(f".{final.name}{AGENT_PART_SUFFIX}")
 
 
 def disk_usage(root: Path) -> int:

@@ -1,15 +1,17 @@
-"""Evaluating conditions and expectations against what the engine and cluster report."""
+"""What conditions and expectations look at: the engine, the cluster and what was pushed."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
 from typing import Any
 
-from netfault.engine.events import Event
-from netfault.engine.router import SyncRouter
-from netfault.engine.transport import ClusterTransport
-from netfault.simulator.scenario.model import Condition
+from netfault.engine import ClusterTransport, Event, EventType, SyncRouter, part_name
+from netfault.simulator.cluster.spec import Cluster
+from netfault.simulator.node.paths import partial_path
 
 
 @dataclass
@@ -19,15 +21,11 @@ class World:
     transport: ClusterTransport
     router: SyncRouter
     events: list[Event]
-    cluster: Any
+    cluster: Cluster
     pushed: dict[tuple[str, str], list[str]] = field(default_factory=dict)
 
     def remember_push(self, node: str, path: str, data: bytes) -> None:
         self.pushed.setdefault((node, path), []).append(hashlib.sha256(data).hexdigest())
-
-
-def event_matches(event: Event, spec: dict[str, Any]) -> bool:
-    return all(str(getattr(event, key, None)) == str(value) for key, value in spec.items())
 
 
 def subset_mismatch(expected: Any, seen: Any, path: str = "") -> str | None:
@@ -50,31 +48,7 @@ async def remote_sha(world: World, node: str, path: str) -> str | None:
     return None if data is None else hashlib.sha256(data).hexdigest()
 
 
-async def check_condition(world: World, cond: Condition) -> str | None:
-    """None when the condition holds, else what was seen instead."""
-    kind, args = cond.kind, cond.args
-    if kind == "breaker":
-        seen = world.transport.get_health_summary().get(args["node"], {"state": "closed"})
-        return None if seen["state"] == args["state"] else f"breaker is {seen['state']}"
-    if kind in ("disabled", "enabled"):
-        disabled = world.router.is_disabled(args)
-        ok = disabled if kind == "disabled" else not disabled
-        return None if ok else f"{args} is {'disabled' if disabled else 'enabled'}"
-    if kind == "can_attempt":
-        return None if world.transport.can_attempt(args) else f"breaker of {args} refuses calls"
-    if kind == "event":
-        found = any(event_matches(e, args) for e in world.events)
-        return None if found else "no such event yet"
-    if kind == "stats":
-        return subset_mismatch(args, world.router.get_stats())
-    if kind == "file":
-        return await _file_equal(world, args["node"], args["path"])
-    if kind == "intact":
-        return await _intact(world, args)
-    raise ValueError(f"unknown condition {kind}")
-
-
-async def _file_equal(world: World, node: str, path: str) -> str | None:
+async def file_equal(world: World, node: str, path: str) -> str | None:
     history = world.pushed.get((node, path))
     if not history:
         return f"nothing was pushed to {node}:{path} in this scenario"
@@ -84,7 +58,7 @@ async def _file_equal(world: World, node: str, path: str) -> str | None:
     return None if seen == history[-1] else f"{node}:{path} differs from what was pushed"
 
 
-async def _intact(world: World, node: str) -> str | None:
+async def intact(world: World, node: str) -> str | None:
     """No file under a final name holds anything but a complete pushed version."""
     for (name, path), history in world.pushed.items():
         if node not in ("all", name):
@@ -95,20 +69,74 @@ async def _intact(world: World, node: str) -> str | None:
     return None
 
 
+def _pattern(naming: Callable[[str], str]) -> tuple[str, str]:
+    """(prefix, suffix) of the temporary names a naming function gives."""
+    prefix, _, suffix = naming("NAME").rpartition("/")[2].partition("NAME")
+    return prefix, suffix
+
+
+# How the engine's exec transports and the node's HTTP agent name a file being received.
+PARTIAL_NAMES = (
+    _pattern(part_name),
+    _pattern(lambda name: partial_path(PurePosixPath(name)).name),  # type: ignore[arg-type]
+)
+
+
+def partial_files(root: Path) -> list[tuple[str, int]]:
+    """Temporary or partial files under ``root`` (relative path, size)."""
+    found = []
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        name = path.name
+        if any(name.startswith(a) and name.endswith(b) for a, b in PARTIAL_NAMES):
+            found.append((str(path.relative_to(root)), path.stat().st_size))
+    return found
+
+
+async def no_partials(world: World, node: str) -> str | None:
+    """No temporary or partial file anywhere under the node's files, and every final name
+    holds a complete pushed version."""
+    names = list(world.cluster.nodes) if node == "all" else [node]
+    for name in names:
+        root = world.cluster.home_path(name, "")
+        if root is None:
+            return "no_partials needs a backend whose node files are reachable here"
+        found = await asyncio.to_thread(partial_files, root)
+        if found:
+            listed = ", ".join(f"{p} ({size} bytes)" for p, size in found[:3])
+            return f"{name} holds {len(found)} partial file(s): {listed}"
+    return await intact(world, node)
+
+
+def disabled_mismatch(world: World, node: str, wanted: dict[str, Any]) -> str | None:
+    """None when ``node`` is disabled with the reason/transports in ``wanted``."""
+    disabled = world.router.get_disabled_nodes()
+    if node not in disabled:
+        return f"{node} is enabled"
+    return subset_mismatch(wanted, disabled[node])
+
+
+def alert_names(alerts: list[dict[str, Any]]) -> list[str]:
+    return sorted({str(a["metric"]) for a in alerts})
+
+
+def alerts_seen(events: list[Event]) -> set[str]:
+    """The names of the alerts raised so far."""
+    return {e.outcome for e in events if e.type is EventType.ALERT and e.outcome}
+
+
+def stats_mismatch(expected: dict[str, Any], stats: Mapping[str, Any]) -> str | None:
+    """Router stats compared to a subset; ``alerts`` compared by name, like ``expect.alerts``."""
+    rest = {k: v for k, v in expected.items() if k != "alerts"}
+    if "alerts" in expected:
+        seen = alert_names(stats.get("alerts", []))
+        if sorted(set(expected["alerts"])) != seen:
+            return f"alerts: expected {sorted(set(expected['alerts']))}, seen {seen}"
+    return subset_mismatch(rest, stats)
+
+
 def breaker_sequence(events: list[Event], node: str) -> list[str]:
     states = ["closed"]
     for e in events:
-        if e.type == "BREAKER_TRANSITION" and e.node == node:
+        if e.type is EventType.BREAKER_TRANSITION and e.node == node:
             states.append(str(e.data.get("to")))
     return states
-
-
-def find_in_order(events: list[Event], specs: list[dict[str, Any]]) -> str | None:
-    """None when ``specs`` appear as an ordered subsequence of ``events``."""
-    i = 0
-    for event in events:
-        if i < len(specs) and event_matches(event, specs[i]):
-            i += 1
-    if i == len(specs):
-        return None
-    return f"missing {specs[i]} (after {i} of {len(specs)} matched)"

@@ -9,7 +9,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from netfault.engine.sync_sqlite import SQLiteSyncManager
+from netfault.engine import SQLiteSyncManager
 from netfault.simulator.scenario.checks import World
 
 TABLE = "records"
@@ -49,14 +49,13 @@ class DbSync:
             config=config,
         )
 
-    async def run(self, args: dict[str, Any]) -> tuple[dict[str, Any], str]:
-        node = args["node"]
+    async def run(self, node: str, rows_per_node: int) -> tuple[dict[str, Any], str]:
         if node not in self.prepared:
             target = self.world.cluster.home_path(node, REMOTE_DB)
             if target is None:
                 raise ValueError("db_sync needs a backend whose node files are reachable here")
             index = list(self.world.cluster.nodes).index(node)
-            rows = node_rows(self.seed, index, args["rows"])
+            rows = node_rows(self.seed, index, rows_per_node)
             await asyncio.to_thread(write_node_db, target, rows)
             self.prepared.add(node)
         state = await self.manager.sync_node(node)

@@ -1,188 +1,191 @@
-"""Load and validate scenario files; every error names file:line: key: what is wrong."""
+"""Load and validate scenario files; every error names file:line: key: what is wrong.
+
+The YAML is read with positions (``load_located``), validated by the ``ScenarioFile`` model,
+and each pydantic error's ``loc`` is walked through the positioned YAML to the line of the
+value it blames. Every error of a file is reported at once (``ScenarioErrors``).
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-from netfault.engine.errors import ConfigError
-from netfault.engine.yamlsrc import Located, load_located
-from netfault.simulator.node.faults import SSH_SERVERS
-from netfault.simulator.scenario import schema as s
-from netfault.simulator.scenario.expect_schema import validate_expect
-from netfault.simulator.scenario.model import (
-    ClusterSpec,
-    NodeEntry,
-    Scenario,
-    Where,
-)
-from netfault.simulator.scenario.step_schema import (
-    TRANSPORT,
-    StepContext,
-    parse_condition,
-    parse_fault,
-    parse_step,
-)
+from pydantic import ValidationError
+from pydantic_core import ErrorDetails
+
+from netfault.engine import ConfigError, Located, load_located
+from netfault.simulator.scenario.model import Scenario, Where
+from netfault.simulator.scenario.scenario_file import ClusterModel, FaultLibrary, ScenarioFile
+from netfault.simulator.scenario.steps import STEP_KINDS, StepModel
+from netfault.simulator.scenario.steps.fault import FaultBase
 
 
-def _delay_or_off(item: Located, key: str) -> float | None:
-    """A duration, or ``off`` (which YAML reads as false) for no racing."""
-    off = item.value is False or item.value is None or item.value == "off"
-    return None if off else s.v_duration(item, key)
+class ScenarioErrors(ConfigError):
+    """Every error found in one file, in line order, one per line of the message."""
 
-
-CONFIG = s.v_map(
-    {k: s.v_duration for k in ("connect_timeout", "operation_timeout", "http_timeout")}
-    | {"integrity_retries": s.v_int(), "race_delay": _delay_or_off}
-    | {"route_cooldown": s.v_duration}
-)
-BREAKER = s.v_map(
-    {
-        "failure_threshold": s.v_int(1),
-        "recovery_timeout": s.v_duration,
-        "half_open_max_wait": s.v_duration,
-    }
-)
-ROUTER = s.v_map(
-    {
-        "failover_threshold": s.v_int(1),
-        "backup_transport": s.v_optional(TRANSPORT),
-        "escalation_order": s.v_list(TRANSPORT),
-    }
-)
-
-
-def _nodes(item: Located, key: str) -> tuple[NodeEntry, ...]:
-    if isinstance(item.value, int) and not isinstance(item.value, bool):
-        count = s.v_int(1)(item, key)
-        return tuple(NodeEntry(f"node-{i + 1}") for i in range(count))
-    entry = s.v_map(
-        {
-            "name": s.v_str(),
-            "tailscale": s.v_bool,
-            "transports": s.v_list(s.v_any),
-            "ssh_server": s.v_str(SSH_SERVERS),
-        },
-        ["name"],
-    )
-    nodes = []
-    for i, child in enumerate(item.sequence(key)):
-        where = f"{key}[{i}]"
-        raw = entry(child, where)
-        specs = []
-        for j, t in enumerate(child.mapping(where).get("transports", Located([], 0, "")).value):
-            if isinstance(t.value, str):
-                specs.append({"type": TRANSPORT(t, f"{where}.transports[{j}]"), "priority": j})
-            else:
-                specs.append(
-                    s.v_map(
-                        {
-                            "type": TRANSPORT,
-                            "priority": s.v_int(),
-                            "fallback": s.v_bool,
-                            "last_resort": s.v_bool,
-                        },
-                        ["type"],
-                    )(t, f"{where}.transports[{j}]")
-                )
-        server = raw.get("ssh_server", "asyncssh")
-        nodes.append(NodeEntry(raw["name"], raw.get("tailscale", True), tuple(specs), server))
-    names = [n.name for n in nodes]
-    if len(set(names)) != len(names):
-        raise s.fail(item, key, f"node names must be unique: {names}")
-    return tuple(nodes)
-
-
-def _cluster(item: Located) -> ClusterSpec:
-    raw = s.v_map(
-        {
-            "nodes": s.v_any,
-            "preset": s.v_str(("scenario", "quick", "large", "default")),
-            "config": CONFIG,
-            "breaker": BREAKER,
-            "router": ROUTER,
-        },
-        ["nodes"],
-    )(item, "cluster")
-    nodes = _nodes(item.mapping("cluster")["nodes"], "cluster.nodes")
-    return ClusterSpec(
-        nodes,
-        raw.get("config", {}),
-        raw.get("breaker", {}),
-        raw.get("router", {}),
-        raw.get("preset", "scenario"),
-    )
-
-
-def _load_library(ctx: StepContext, item: Located) -> None:
-    for i, entry in enumerate(s.v_str_or_list(s.v_str())(item, "use")):
-        path = (ctx.path.parent / entry).resolve()
-        try:
-            root = load_located(path)
-        except ConfigError as exc:
-            raise s.fail(item, f"use[{i}]", f"cannot load fault library {entry}: {exc}") from None
-        sets = root.mapping().get("sets")
-        if sets is None:
-            raise root.error("a fault library needs a top-level 'sets:' mapping", "sets")
-        for name, faults in sets.mapping("sets").items():
-            ctx.fault_sets[name] = [
-                (f, parse_fault(ctx, f, f"sets.{name}[{j}]", need_node=False))
-                for j, f in enumerate(faults.sequence(f"sets.{name}"))
-            ]
-
-
-TOP = (
-    "name",
-    "description",
-    "seed",
-    "use",
-    "cluster",
-    "steps",
-    "expect",
-    "always",
-    "eventually",
-    "tags",
-)
+    def __init__(self, errors: list[ConfigError]) -> None:
+        super().__init__("\n".join(str(e) for e in errors))
+        self.errors = errors
+        self.file, self.line, self.key = errors[0].file, errors[0].line, errors[0].key
 
 
 def load_scenario(path: str | Path, text: str | None = None) -> Scenario:
-    """Parse and validate one scenario file; raises ConfigError naming file:line: key."""
+    """Parse and validate one scenario file; raises ConfigError (ScenarioErrors) naming
+    file:line: key for every mistake."""
     root = load_located(path, text)
-    top = root.mapping()
-    for key, item in top.items():
-        if key not in TOP:
-            raise s.fail(item, key, f"unknown key (known: {', '.join(TOP)})")
-    for key in ("name", "cluster", "steps"):
-        if key not in top:
-            raise s.fail(root, key, "missing required key")
-    ctx = StepContext(Path(path))
-    cluster = _cluster(top["cluster"])
-    ctx.nodes = [n.name for n in cluster.nodes]
-    if "use" in top:
-        _load_library(ctx, top["use"])
-    steps = tuple(
-        parse_step(ctx, child, f"steps[{i}]")
-        for i, child in enumerate(top["steps"].sequence("steps"))
-    )
+    data = root.plain()
+    if not isinstance(data, dict):
+        raise root.error("a scenario is a mapping with name, cluster and steps")
+    errors: list[ConfigError] = []
+    nodes = _cluster_nodes(data)
+    fault_sets = _fault_sets(Path(path), root, data, errors)
+    context = {"nodes": nodes, "fault_sets": fault_sets}
+    try:
+        model = ScenarioFile.model_validate(data, context=context)
+    except ValidationError as exc:
+        errors += [_config_error(root, e) for e in exc.errors()]
+    if errors:
+        unique = {str(e): e for e in errors}
+        raise ScenarioErrors(sorted(unique.values(), key=lambda e: e.line or 0))
+    return _scenario(Path(path), root, model, fault_sets)
+
+
+def _cluster_nodes(data: dict[str, Any]) -> list[str] | None:
+    """The node names, validated first: every other key is checked against them (None: the
+    cluster is invalid, its own errors are reported, node names go unchecked)."""
+    try:
+        return ClusterModel.model_validate(data.get("cluster")).node_names
+    except ValidationError:
+        return None
+
+
+def _fault_sets(
+    path: Path, root: Located, data: dict[str, Any], errors: list[ConfigError]
+) -> dict[str, list[FaultBase]]:
+    sets: dict[str, list[FaultBase]] = {}
+    use = data.get("use", [])
+    entries = [use] if isinstance(use, str) else use if isinstance(use, list) else []
+    for i, entry in enumerate(entries):
+        library = (path.parent / str(entry)).resolve()
+        try:
+            located = load_located(library)
+            model = FaultLibrary.model_validate(located.plain(), context={"nodes": []})
+        except ConfigError as exc:
+            item = _walk(root, ("use", i))[0]
+            message = f"cannot load fault library {entry}: {exc}"
+            errors.append(ConfigError(message, file=str(path), line=item.line, key=f"use[{i}]"))
+            continue
+        except ValidationError as exc:
+            errors += [_config_error(located, e) for e in exc.errors()]
+            continue
+        sets.update(model.sets)
+    return sets
+
+
+def _walk(root: Located, loc: tuple[int | str, ...]) -> tuple[Located, str]:
+    """The deepest YAML value ``loc`` reaches and its key path (tags in ``loc`` skipped)."""
+    item, key = root, ""
+    for part in loc:
+        value = item.value
+        if isinstance(value, dict) and isinstance(part, str) and part in value:
+            item, key = value[part], f"{key}.{part}" if key else part
+        elif isinstance(value, list) and isinstance(part, int) and part < len(value):
+            item, key = value[part], f"{key}[{part}]"
+    return item, key
+
+
+def _config_error(root: Located, error: ErrorDetails) -> ConfigError:
+    item, key = _walk(root, tuple(error["loc"]))
+    return ConfigError(_message(error), file=item.file, line=item.line, key=key or None)
+
+
+def _message(error: ErrorDetails) -> str:
+    kind, loc = error["type"], error["loc"]
+    if kind == "unknown_step":
+        return _unknown_step(error["input"])
+    if kind == "missing":
+        return f"missing required key {loc[-1]!r}"
+    if kind == "extra_forbidden":
+        return f"unknown key {loc[-1]!r}"
+    if kind == "literal_error":
+        expected = str(error.get("ctx", {}).get("expected", ""))
+        return f"{error['input']!r} is not one of: {_listed(expected)}"
+    if kind == "enum":
+        expected = str(error.get("ctx", {}).get("expected", ""))
+        return f"{error['input']!r} is not one of: {_listed(expected)}"
+    if kind in ("model_type", "dict_type", "model_attributes_type"):
+        return f"expected a mapping, got {_shown(error['input'])}"
+    if kind in _EXPECTED:
+        return f"expected {_EXPECTED[kind]}, got {_shown(error['input'])}"
+    if kind == "list_type":
+        return f"expected a list, got {_shown(error['input'])}"
+    if kind == "union_tag_invalid":
+        ctx = error.get("ctx", {})
+        return f"unknown {ctx.get('discriminator', 'kind')} {ctx.get('tag')!r} (known: " + \
+            str(ctx.get("expected_tags", "")).replace("'", "") + ")"
+    return error["msg"]
+
+
+_EXPECTED = {
+    "string_type": "a string",
+    "int_type": "an integer",
+    "bool_type": "true or false",
+    "float_type": "a number",
+}
+
+
+def _unknown_step(value: Any) -> str:
+    known = ", ".join(STEP_KINDS)
+    if not isinstance(value, dict):
+        return f"a step is a mapping with one key, got {_shown(value)} (steps: {known})"
+    keys = [str(k) for k in value]
+    if len(keys) == 1:
+        return f"unknown step {keys[0]!r} (steps: {known})"
+    return f"a step has exactly one key, the step kind; found {', '.join(keys)} (steps: {known})"
+
+
+def _listed(expected: str) -> str:
+    """pydantic's "'a', 'b' or 'c'" as "a, b, c"."""
+    return expected.replace(" or ", ", ").replace("'", "")
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, dict):
+        return f"a mapping with keys {', '.join(map(str, value)) or 'none'}"
+    if isinstance(value, list):
+        return "a list"
+    return repr(value)
+
+
+def _scenario(
+    path: Path, root: Located, model: ScenarioFile, fault_sets: dict[str, list[FaultBase]]
+) -> Scenario:
+    counter = iter(range(1, 1_000_000))
+
+    def place(step: StepModel, item: Located) -> None:
+        step.place(Where(item.file, item.line), next(counter))
+        (kind,) = item.mapping()
+        for sub, child in step.children():
+            place(child, _walk(item.mapping()[kind], sub)[0])
+
+    for i, step in enumerate(model.steps):
+        place(step, _walk(root, ("steps", i))[0])
+    for key, conditions in (("always", model.always), ("eventually", model.eventually)):
+        for i, condition in enumerate(conditions):
+            item = _walk(root, (key, i))[0]
+            condition.place(Where(item.file, item.line))
+    expect_item = _walk(root, ("expect",))[0]
     return Scenario(
-        name=s.v_str()(top["name"], "name"),
-        description=str(top["description"].value) if "description" in top else "",
-        path=Path(path),
-        seed=s.v_int()(top["seed"], "seed") if "seed" in top else 0,
-        cluster=cluster,
-        steps=steps,
-        expect=validate_expect(ctx.node, top["expect"]) if "expect" in top else {},
-        always=tuple(
-            parse_condition(c, f"always[{i}]")
-            for i, c in enumerate(top["always"].sequence("always"))
-        )
-        if "always" in top
-        else (),
-        eventually=tuple(
-            parse_condition(c, f"eventually[{i}]", True)
-            for i, c in enumerate(top["eventually"].sequence("eventually"))
-        )
-        if "eventually" in top
-        else (),
-        tags=tuple(s.v_list(s.v_str())(top["tags"], "tags")) if "tags" in top else (),
-        expect_where=Where(str(path), top["expect"].line if "expect" in top else root.line),
+        name=model.name,
+        description=model.description,
+        path=path,
+        seed=model.seed,
+        cluster=model.cluster,
+        steps=tuple(model.steps),
+        expect=model.expect,
+        always=tuple(model.always),
+        eventually=tuple(model.eventually),
+        tags=tuple(model.tags),
+        expect_where=Where(str(path), expect_item.line),
+        fault_sets=fault_sets,
     )

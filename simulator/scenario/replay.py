@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from netfault.engine.events import Event, read_event_log
+from netfault.engine import Event, read_event_log
 from netfault.simulator.scenario.replay_model import (
     Incident,
     Operation,

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from netfault.engine.events import Event
+from netfault.engine import Event
 
 # transport -> (route, service) its connections take through the fault proxy
 TARGET = {

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from netfault.simulator.scenario.results import ScenarioResult
+from netfault.simulator.scenario.trace import merged
 
 SUITE_NAME = "netfault"
 # characters XML 1.0 cannot carry at all; error messages quoting binary data may hold them
@@ -59,6 +60,7 @@ def scenario_record(result: ScenarioResult) -> dict[str, Any]:
             for s in result.steps
         ],
         "timeline": result.timeline(),
+        "events": merged(result.events, result.fault_trace),
     }
 
 
@@ -72,13 +74,14 @@ def write_json(results: Sequence[ScenarioResult], path: str | Path) -> Path:
 
 
 def timeline_text(result: ScenarioResult) -> str:
-    """The attempts and breaker transitions, one line each, on the virtual clock."""
+    """Attempts, breaker transitions and route demotions, one line each, on the virtual
+    clock (a route event names its route where an attempt names its transport)."""
     lines = []
     for entry in result.timeline():
         extra = entry.get("to") or entry.get("error_kind") or entry.get("outcome") or ""
         lines.append(
             f"t={entry['t']:>9.3f} {entry['type']:<20} {entry['node'] or '-':<12}"
-            f" {entry['transport'] or '-':<14} {extra}".rstrip()
+            f" {entry['transport'] or entry.get('route') or '-':<14} {extra}".rstrip()
         )
     return "\n".join(lines)
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from netfault.engine.events import Event
+from netfault.engine import Event
 from netfault.simulator.scenario.model import Scenario, Where
+from netfault.simulator.scenario.trace import FaultEvent
 
 
 @dataclass
@@ -37,6 +38,7 @@ class ScenarioResult:
     steps: list[StepOutcome] = field(default_factory=list)
     failures: list[Failure] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
+    fault_trace: list[FaultEvent] = field(default_factory=list)
     seconds: float = 0.0
     error: str | None = None
 
@@ -48,6 +50,10 @@ class ScenarioResult:
     def name(self) -> str:
         return self.scenario.name
 
+    def decisions(self) -> list[tuple[Any, ...]]:
+        """Fault decisions and engine decisions: equal for equal seeds (see ``trace``)."""
+        return [f.decision() for f in self.fault_trace] + self.trace()
+
     def trace(self) -> list[tuple[Any, ...]]:
         """The engine's event trace without timings: equal for equal seeds."""
         return [
@@ -56,10 +62,13 @@ class ScenarioResult:
         ]
 
     def timeline(self) -> list[dict[str, Any]]:
-        """Attempts, outcomes and breaker transitions on the virtual clock."""
+        """Attempts, outcomes, breaker transitions and route demotions on the virtual clock."""
         keep = {
             "ATTEMPT_SUCCEEDED",
             "ATTEMPT_FAILED",
+            "ATTEMPT_CANCELLED",
+            "ROUTE_DEMOTED",
+            "ROUTE_RESTORED",
             "BREAKER_TRANSITION",
             "NODE_DISABLED",
             "NODE_REENABLED",
@@ -76,6 +85,7 @@ class ScenarioResult:
                 "outcome": e.outcome,
                 "error_kind": e.error_kind,
                 **({"to": e.data.get("to")} if e.type == "BREAKER_TRANSITION" else {}),
+                **({"route": e.data.get("route")} if "route" in e.data else {}),
             }
             for e in self.events
             if str(e.type) in keep
@@ -99,6 +109,6 @@ class ScenarioResult:
             extra = entry.get("to") or entry.get("error_kind") or entry.get("outcome") or ""
             lines.append(
                 f"    t={entry['t']:>7.1f} {entry['type']:<20} {entry['node'] or '':<10}"
-                f" {entry['transport'] or '':<14} {extra}"
+                f" {entry['transport'] or entry.get('route') or '':<14} {extra}"
             )
         return "\n".join(lines)

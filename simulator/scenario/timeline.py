@@ -1,8 +1,9 @@
 """A picture of one scenario: transports tried and breaker state over virtual time, as SVG.
 
 Hand-written SVG, no plotting dependency. One lane per (node, transport) with a dot per
-attempt (green success, red failure, grey skipped; the error as a tooltip), a breaker band
-per node coloured by state, and step markers. Many events share one virtual instant (a
+attempt (green success, red failure, grey skipped, amber cancelled after losing a
+connection race; the error as a tooltip), a breaker band per node coloured by state, and
+step markers. Many events share one virtual instant (a
 failover happens "at once" on the virtual clock), so x is the scaled time plus a small
 offset per event that came before: order within an instant stays visible.
 """
@@ -13,15 +14,28 @@ from dataclasses import dataclass
 from pathlib import Path
 from xml.sax.saxutils import escape
 
-from netfault.engine.events import Event
+from netfault.engine import Event
 from netfault.simulator.scenario.report import xml_safe
 from netfault.simulator.scenario.results import ScenarioResult
 
-ATTEMPTS = ("ATTEMPT_SUCCEEDED", "ATTEMPT_FAILED", "ATTEMPT_SKIPPED")
+ATTEMPTS = ("ATTEMPT_SUCCEEDED", "ATTEMPT_FAILED", "ATTEMPT_SKIPPED", "ATTEMPT_CANCELLED")
 NODE_MARKS = ("NODE_DISABLED", "NODE_REENABLED")
 BREAKER_COLOURS = {"closed": "#cdebd3", "open": "#f5b5b5", "half_open": "#fbe3a1"}
-MARK_COLOURS = {"ATTEMPT_SUCCEEDED": "#2e9d4a", "ATTEMPT_FAILED": "#d62f2f"}
+MARK_COLOURS = {
+    "ATTEMPT_SUCCEEDED": "#2e9d4a",
+    "ATTEMPT_FAILED": "#d62f2f",
+    "ATTEMPT_CANCELLED": "#e39b2d",  # lost a connection race: not a failure
+}
 SKIPPED_COLOUR = "#9a9a9a"
+# glyphs drawn on a node's breaker band (an alert without a node: on the alert row)
+GLYPHS = {
+    "NODE_DISABLED": ("\u2716", "node disabled"),
+    "NODE_REENABLED": ("\u21bb", "node re-enabled"),
+    "OPERATION_FAILED": ("\u2298", "operation refused (no attempt)"),
+    "ALERT": ("\u26a0", "alert"),
+}
+ALERT_ROW = 60
+AXIS_GAP = 78  # from the axis to the bottom: axis labels, then two legend rows
 LEFT, RIGHT, TOP, LANE, BAND, SLOT = 170, 30, 70, 26, 16, 14
 TIME_WIDTH = 720.0
 
@@ -46,7 +60,7 @@ class Layout:
 def marked(e: Event) -> bool:
     """Events that get their own slot on the x axis."""
     kind = str(e.type)
-    if kind in (*ATTEMPTS, *NODE_MARKS, "BREAKER_TRANSITION"):
+    if kind in (*ATTEMPTS, *NODE_MARKS, "BREAKER_TRANSITION", "ALERT"):
         return True
     return kind == "OPERATION_FAILED" and e.outcome == "refused"
 
@@ -71,7 +85,7 @@ def layout(events: list[Event]) -> Layout:
                     y += LANE
         y += 12
     width = LEFT + TIME_WIDTH + len(xs) * SLOT + RIGHT + SLOT
-    return Layout(xs, lanes, bands, scale, width, y + 64)
+    return Layout(xs, lanes, bands, scale, width, y + 90)
 
 
 def _esc(text: str) -> str:
@@ -126,6 +140,8 @@ def _describe(e: Event) -> str:
         return f"{what}: {e.error_kind} - {e.error or ''}".rstrip(" -")
     if e.type == "ATTEMPT_SKIPPED":
         return f"{what}: skipped ({e.outcome})"
+    if e.type == "ATTEMPT_CANCELLED":
+        return f"{what}: cancelled (lost the connection race)"
     if e.type == "BREAKER_TRANSITION":
         return f"{what}: breaker -> {e.data.get('to')} ({e.data.get('reason')})"
     if e.type == "NODE_DISABLED":
@@ -135,21 +151,26 @@ def _describe(e: Event) -> str:
 
 def _marks(events: list[Event], lay: Layout) -> list[str]:
     out = []
+    if any(e.type == "ALERT" and e.node not in lay.bands for e in events):
+        out.append(
+            f'<text x="{LEFT - 8}" y="{ALERT_ROW + 5}" text-anchor="end" '
+            'font-weight="bold">alerts</text>'
+        )
     for i, e in enumerate(events):
         x = lay.xs.get(i)
-        if x is None or e.node is None:
-            continue
         kind, tip = str(e.type), _title(_describe(e))
-        lane = lay.lanes.get((e.node, e.transport or ""))
+        if x is None or (e.node is None and kind != "ALERT"):
+            continue
+        lane = lay.lanes.get((e.node or "", e.transport or ""))
         if kind in ATTEMPTS and lane is not None:
             colour = MARK_COLOURS.get(kind, SKIPPED_COLOUR)
             out.append(
                 f'<circle cx="{x:.1f}" cy="{lane:.1f}" r="5" fill="{colour}" '
                 f'class="{kind.lower()}">{tip}</circle>'
             )
-        elif kind not in ATTEMPTS and kind != "BREAKER_TRANSITION":
-            y = lay.bands[e.node] + BAND / 2
-            glyph = {"NODE_DISABLED": "\u2716", "NODE_REENABLED": "\u21bb"}.get(kind, "\u2298")
+        elif kind in GLYPHS:
+            y = lay.bands[e.node] + BAND / 2 if e.node in lay.bands else ALERT_ROW
+            glyph = GLYPHS[kind][0]
             out.append(
                 f'<text x="{x:.1f}" y="{y + 5:.1f}" text-anchor="middle" '
                 f'class="{kind.lower()}">{glyph}{tip}</text>'
@@ -180,7 +201,7 @@ def _steps(result: ScenarioResult, lay: Layout) -> list[str]:
         )
         out.append(
             f'<g class="step"><line x1="{x:.1f}" y1="{y + 3}" x2="{x:.1f}" '
-            f'y2="{lay.height - 52:.1f}" stroke="{colour}" stroke-dasharray="3,3" '
+            f'y2="{lay.height - AXIS_GAP:.1f}" stroke="{colour}" stroke-dasharray="3,3" '
             f'stroke-opacity="0.6"/><text x="{x + 3:.1f}" y="{y}" fill="{colour}">'
             f"{label}{_title(tip)}</text></g>"
         )
@@ -209,7 +230,7 @@ def _failovers(events: list[Event], lay: Layout) -> list[str]:
 
 
 def _axis(events: list[Event], lay: Layout) -> list[str]:
-    y = lay.height - 52
+    y = lay.height - AXIS_GAP
     out = [f'<line x1="{LEFT}" y1="{y}" x2="{lay.width - RIGHT:.1f}" y2="{y}" stroke="#333"/>']
     last_x = -1e9
     for t in sorted({e.monotonic for e in events}):
@@ -218,27 +239,48 @@ def _axis(events: list[Event], lay: Layout) -> list[str]:
         if x - last_x >= 45:
             out.append(f'<text x="{x:.1f}" y="{y + 18}" text-anchor="middle">{t:g}s</text>')
             last_x = x
-    out.append(f'<text x="{LEFT - 24}" y="{y + 18}" text-anchor="end">virtual time</text>')
+    out.append(
+        f'<text x="{LEFT - 24}" y="{y + 18}" text-anchor="end">virtual time (s, to scale)</text>'
+    )
+    out.append(
+        f'<text x="{LEFT}" y="{y + 32}" fill="#555">events at one instant are spread '
+        f"{SLOT}px apart, in the order they happened</text>"
+    )
     return out
 
 
 def _legend(lay: Layout) -> list[str]:
-    items = [
-        ("circle", MARK_COLOURS["ATTEMPT_SUCCEEDED"], "success"),
-        ("circle", MARK_COLOURS["ATTEMPT_FAILED"], "failure"),
-        ("circle", SKIPPED_COLOUR, "skipped"),
+    """Every colour and glyph the picture uses, on two rows."""
+    shapes = [
+        ("circle", MARK_COLOURS["ATTEMPT_SUCCEEDED"], "attempt succeeded"),
+        ("circle", MARK_COLOURS["ATTEMPT_FAILED"], "attempt failed"),
+        ("circle", SKIPPED_COLOUR, "attempt skipped"),
+        ("circle", MARK_COLOURS["ATTEMPT_CANCELLED"], "attempt cancelled"),
         *(("rect", colour, f"breaker {state}") for state, colour in BREAKER_COLOURS.items()),
+        ("line", "#888888", "failover path"),
+        ("dash", "#555555", "steps start"),
     ]
-    out, x = [], float(LEFT)
-    y = lay.height - 8
-    for shape, colour, label in items:
-        if shape == "circle":
-            out.append(f'<circle cx="{x + 5}" cy="{y - 4}" r="5" fill="{colour}"/>')
-        else:
-            out.append(f'<rect x="{x}" y="{y - 10}" width="12" height="12" fill="{colour}"/>')
-        out.append(f'<text x="{x + 16}" y="{y}">{_esc(label)}</text>')
-        x += 30 + 7 * len(label)
+    out, x, y = [], float(LEFT), lay.height - 22
+    for shape, colour, label in shapes:
+        out.append(_legend_shape(shape, colour, x, y))
+        out.append(f'<text x="{x + 16}" y="{y}" class="legend">{_esc(label)}</text>')
+        x += 30 + 6 * len(label)
+    x, y = float(LEFT), lay.height - 6
+    for glyph, label in GLYPHS.values():
+        out.append(f'<text x="{x + 6}" y="{y}" text-anchor="middle">{glyph}</text>')
+        out.append(f'<text x="{x + 16}" y="{y}" class="legend">{_esc(label)}</text>')
+        x += 30 + 6 * len(label)
     return out
+
+
+def _legend_shape(shape: str, colour: str, x: float, y: float) -> str:
+    if shape == "circle":
+        return f'<circle cx="{x + 5}" cy="{y - 4}" r="5" fill="{colour}"/>'
+    if shape == "rect":
+        return f'<rect x="{x}" y="{y - 10}" width="12" height="12" fill="{colour}"/>'
+    dash = ' stroke-dasharray="3,3"' if shape == "dash" else ""
+    return f'<line x1="{x}" y1="{y - 4}" x2="{x + 12}" y2="{y - 4}" stroke="{colour}"{dash}/>'
+
 
 
 def render_svg(result: ScenarioResult) -> str:

@@ -1,0 +1,1 @@
+"""Helpers the benches share (not benches themselves)."""

@@ -1,0 +1,106 @@
+"""The remote side of a fenced push, shared by the exec transports, rsync and scp.
+
+The shell commands live in ``remote`` (which explains the fence); these are the steps a push
+runs on its asyncssh control connection around them: find where to resume, commit the copy
+this attempt wrote, discard it after a failure nothing can resume, and turn a writer's exit
+status into a typed error (``FenceRefused`` when its fence refused to start).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from pathlib import Path
+from typing import Protocol
+
+import asyncssh
+
+from netfault.engine.errors import AttemptError
+from netfault.engine.transports import remote as rc
+from netfault.engine.transports.failures import Attempt, mismatch, writer_error
+from netfault.engine.transports.integrity import Hasher, hash_prefix
+from netfault.engine.transports.sshconn import run_text
+
+DISCARD_TIMEOUT = rc.DISCARD_LOCK_WAIT + 1.0
+OUTPUT_CHUNK = 1 << 16
+
+
+class Readable(Protocol):
+    async def read(self, n: int = -1) -> bytes: ...
+
+
+def is_ready(line: bytes) -> bool:
+    """Whether a fenced writer's first line of output is its go-ahead (``remote.READY_MARK``,
+    printed once it holds its lock): no byte is sent into a writer that refuses them."""
+    return line.rstrip(b"\r\n") == rc.READY_MARK.encode()  # a forced terminal adds a CR
+
+
+async def discard(stdout: Readable) -> None:
+    """Read a writer's output to its end: under a forced terminal it echoes every byte sent,
+    which would fill the pipe and stall the writer if nobody read it."""
+    while await stdout.read(OUTPUT_CHUNK):
+        pass
+
+
+async def resume_point(
+    conn: asyncssh.SSHClientConnection, final: str, local: Path, attempt: Attempt
+) -> tuple[int, Hasher]:
+    """Prepare the node for a push of ``local`` to ``final``; return the offset to resume
+    the shared partial from and a sha256 object fed with that prefix."""
+    out = await run_text(conn, rc.cmd_prepare_push(final), attempt, "mkdir")
+    partial = rc.parse_size(out)
+    return await remote_resume_point(conn, rc.part_name(final), local, partial, attempt)
+
+
+async def remote_resume_point(
+    conn: asyncssh.SSHClientConnection, tmp: str, local: Path, partial: int, attempt: Attempt
+) -> tuple[int, Hasher]:
+    """Offset to resume an upload from, and a sha256 object already fed with that prefix."""
+    assert attempt.total is not None
+    if 0 < partial <= attempt.total:
+        remote_sha, local_hasher = await asyncio.gather(
+            run_text(conn, rc.cmd_prefix_sha(tmp, partial), attempt, "sha256sum"),
+            hash_prefix(local, partial),
+        )
+        if rc.parse_sha(remote_sha) == local_hasher.hexdigest():
+            return partial, local_hasher
+    return 0, hashlib.sha256()
+
+
+async def commit_remote(
+    conn: asyncssh.SSHClientConnection, tmp: str, final: str, sha: str, attempt: Attempt
+) -> None:
+    """Rename the remote partial to ``final`` if its sha256 is ``sha``; IntegrityError if not."""
+    result = await conn.run(rc.cmd_commit(tmp, final, sha), check=False)
+    if result.exit_status == rc.MISMATCH_EXIT:
+        got = text(result.stderr).replace("sha256", "").strip()
+        raise mismatch(attempt, sha, got)
+    if result.exit_status != 0:
+        raise written_error(result.exit_status, text(result.stderr), attempt, "verify and rename")
+
+
+async def discard_own(
+    conn: asyncssh.SSHClientConnection, final: str, token: str, shared: bool = True
+) -> None:
+    """Best effort after a failure no resume can use: delete the partials this attempt wrote
+    (bounded: it may run after the operation's timeout already fired)."""
+    try:
+        async with asyncio.timeout(DISCARD_TIMEOUT):
+            await conn.run(rc.cmd_discard(final, token, shared), check=False)
+    except (TimeoutError, OSError, asyncssh.Error):
+        pass
+
+
+def written_error(status: int | None, stderr: str, attempt: Attempt, what: str) -> AttemptError:
+    """The error of a remote writer's exit ``status`` (classified by ``failures``): raises
+    FenceRefused instead when its fence refused to start."""
+    fenced = rc.fence_code(status, stderr)
+    if fenced is not None:
+        raise rc.FenceRefused(fenced)
+    return writer_error(status, stderr, attempt, what)
+
+
+def text(value: object) -> str:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return value if isinstance(value, str) else ""

@@ -1,0 +1,88 @@
+"""The node's channel faults as one exec request meets them: mangling and resets aimed at
+its transport (told apart by its command), and the disk quota as a full disk shows it."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import socket
+import struct
+
+import asyncssh
+
+from netfault.simulator.node.faults import NodeFaults
+
+# A command that writes what it reads on stdin into a file (``cat > F``, ``base64 -d >> F``).
+_WRITES_STDIN = re.compile(r"\b(cat|base64\s+(-d|--decode))\s*>>?\s")
+ENOSPC_EXIT = 1
+
+
+class ChannelFaults:
+    """The node's channel faults aimed at this exec request's transport (by its command),
+    and its disk quota as a full disk shows it to a writer: ENOSPC."""
+
+    def __init__(
+        self, process: asyncssh.SSHServerProcess[bytes], room: int | None = None
+    ) -> None:
+        faults: NodeFaults | None = getattr(process.channel, "netfault_faults", None)
+        targeted = faults.targets(process.command) if faults is not None else (None, None)
+        self.mangling, self.reset = targeted
+        self.seen = 0
+        self._channel = process.channel
+        self._node_faults = faults
+        self._hits = self.mangling.hits if self.mangling else 0
+        command = process.command or ""
+        writes = _WRITES_STDIN.search(command)
+        self.room = room if writes else None
+        self.ratio = 0.75 if writes and writes.group(1) == "base64" else 1.0  # decoded/sent
+        self.disk_full = False
+
+    def _fired(self, record: dict[str, object]) -> None:
+        if self._node_faults is not None:
+            self._node_faults.fired.append(record)
+
+    def done(self) -> None:
+        """Record how many bytes the mangling rewrote on this channel, if any."""
+        if self.mangling is not None and self.mangling.hits > self._hits:
+            rewritten = self.mangling.hits - self._hits
+            self._fired(
+                {"fault": "corrupt_binary", "mode": self.mangling.mode, "rewritten": rewritten}
+            )
+
+    def fit(self, data: bytes) -> bytes:
+        """What of ``data`` still fits in the quota; marks the disk full when not all of it."""
+        if self.room is None:
+            return data
+        fits = max(0, int(self.room / self.ratio))
+        if len(data) <= fits:
+            self.room -= int(len(data) * self.ratio)
+            return data
+        self.room, self.disk_full = 0, True
+        return data[:fits]
+
+    def inbound(self, data: bytes) -> bytes | None:
+        """Client -> command; None once the connection was reset."""
+        if self._reset_now(data):
+            return None
+        return self.mangling.inbound(data) if self.mangling else data
+
+    def outbound(self, data: bytes) -> bytes | None:
+        """Command -> client; None once the connection was reset."""
+        if self._reset_now(data):
+            return None
+        return self.mangling.outbound(data) if self.mangling else data
+
+    def _reset_now(self, data: bytes) -> bool:
+        if self.reset is None:
+            return False
+        self.seen += len(data)
+        if self.seen <= self.reset.after_bytes:
+            return False
+        self._fired({"fault": "reset", "channel": self.reset.transport, "offset": self.seen})
+        conn = self._channel.get_connection()
+        sock = conn.get_extra_info("socket")
+        if sock is not None:  # RST, not FIN: what a middlebox killing the stream does
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        conn.abort()
+        return True
