@@ -89,10 +89,11 @@ def register(sub: Any) -> None:
         help="write each scenario's full trace (engine and fault events) as DIR/NAME.jsonl",
     )
     run.set_defaults(handler=cmd_run)
-    schema = sub.add_parser(
-        "schema", help="print the JSON Schema of scenario files (for editors: VS Code YAML)"
+    about = "print the JSON Schema of scenario files (for editors: VS Code YAML)"
+    schema = sub.add_parser("schema", help=about, description=about[0].upper() + about[1:] + ".")
+    schema.add_argument(
+        "-o", "--output", type=output_file, metavar="FILE", help="write to FILE, not stdout"
     )
-    schema.add_argument("-o", "--output", type=output_file, metavar="FILE", help="write to FILE")
     schema.set_defaults(handler=cmd_schema)
     about = "turn an engine event log into a scenario file"
     replay = sub.add_parser("replay", help=about, description=about[0].upper() + about[1:] + ".")
