@@ -26,5 +26,5 @@ USER netfault
 WORKDIR /home/netfault
 # 22: SSH, 8080: HTTP agent (also the p2p route), 8081: admin API (/faults, never faulted)
 EXPOSE 22 8080 8081
-ENTRYPOINT ["/opt/netfault/bin/python", "-m", "netfault.simulator.node.serve", "--host", "0.0.0.0", "--ssh-port", "22", "--http-port", "8080", "--admin-port", "8081", "--home", "/home/netfault", "--authorized-key-file", "/etc/netfault/authorized_keys", "--token-file", "/etc/netfault/token", "--host-key-dir", "/etc/netfault"]
+ENTRYPOINT ["/opt/netfault/bin/python", "-m", "netfault.simulator.node.serve", "--host", "0.0.0.0", "--allow-remote", "--ssh-port", "22", "--http-port", "8080", "--admin-port", "8081", "--p2p-port", "-1", "--home", "/home/netfault", "--authorized-key-file", "/etc/netfault/authorized_keys", "--token-file", "/etc/netfault/token", "--host-key-dir", "/etc/netfault"]
 CMD ["--name", "node"]

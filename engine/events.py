@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from netfault.engine.clock import SYSTEM_CLOCK, Clock
+from netfault.engine.errors import ConfigError
 
 logger = logging.getLogger("netfault.events")
 
@@ -125,10 +126,31 @@ class JsonlEventLog:
 
 
 def read_event_log(path: str | Path) -> list[Event]:
-    """Load a JSON-lines event log written by ``JsonlEventLog``."""
+    """Load a JSON-lines event log written by ``JsonlEventLog``; ConfigError names the line."""
+    data = Path(path).read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise ConfigError(
+            "not a text file (invalid UTF-8); give a JSON-lines event log",
+            file=str(path),
+            line=line,
+        ) from None
     events = []
-    with Path(path).open(encoding="utf-8") as fh:
-        for line in fh:
-            if line.strip():
-                events.append(Event.from_dict(json.loads(line)))
+    for number, line_text in enumerate(text.splitlines(), start=1):
+        if not line_text.strip():
+            continue
+        try:
+            record = json.loads(line_text)
+            if not isinstance(record, dict):
+                raise TypeError(f"expected a JSON object, got {type(record).__name__}")
+            events.append(Event.from_dict(record))
+        except (ValueError, TypeError, KeyError) as exc:
+            reason = f"missing key {exc}" if isinstance(exc, KeyError) else str(exc)
+            raise ConfigError(
+                f"not an event record ({reason}); give a JSON-lines event log",
+                file=str(path),
+                line=number,
+            ) from None
     return events

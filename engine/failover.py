@@ -41,14 +41,13 @@ from netfault.engine.errors import (
     AttemptError,
     CircuitOpenError,
     IntegrityError,
-    TransportTimeout,
     TransportUnavailable,
 )
 from netfault.engine.events import EventBus, EventType
 from netfault.engine.failover_race import RaceStep
 from netfault.engine.results import Attempt
 from netfault.engine.route_memory import RouteMemory, RouteName
-from netfault.engine.transports.failures import Tracker, classify
+from netfault.engine.transports.failures import Tracker, classify, timed_out
 
 T = TypeVar("T")
 T_co = TypeVar("T_co", covariant=True)
@@ -296,13 +295,10 @@ class FailoverOperation(Generic[T]):
             self.routes.record_attempt(self.node.name, candidate.route, error)
 
     def _classify(self, exc: Exception, candidate: Candidate[T]) -> AttemptError:
+        tracker = Tracker(self.node, candidate.name)
         if isinstance(exc, TimeoutError) and candidate.timeout is not None:
-            return TransportTimeout(
-                f"{candidate.name}@{self.node.name}: operation exceeded {candidate.timeout}s",
-                node=self.node.name,
-                transport=candidate.name,
-            )
-        return classify(exc, Tracker(self.node, candidate.name))
+            return timed_out(tracker, candidate.timeout)
+        return classify(exc, tracker)
 
     def _failed(self, name: str, error: AttemptError, ms: float) -> Attempt:
         if error.counts or not error.fails_over:

@@ -2,14 +2,14 @@
 
 Format (YAML)::
 
-    nodes:                      # optional wrapper; a top-level mapping of nodes also works
-      node-1:
-        hostname: 10.0.0.5
+    nodes:                      # optional wrapper (then the only top-level key); a top-level
+      node-1:                   # mapping of nodes also works
+        hostname: 10.0.0.5      # required: the name alone is never taken as an address
         tailscale_ip: 100.64.0.5
         ssh_port: 22
         ssh_user: ubuntu
         ssh_key: ~/.ssh/id_cluster
-        transports:
+        transports:             # optional; when given, not empty (omit it for the default order)
           - {type: p2p, priority: 1}
           - {type: ssh, priority: 2, fallback: true}
           - {type: base64, priority: 3, last_resort: true}
@@ -35,7 +35,14 @@ def load_hosts(path: str | Path, text: str | None = None) -> dict[str, NodeConfi
     """Read a hosts file; errors name the file, line and key."""
     root = load_located(path, text)
     nodes = root.mapping()
-    if set(nodes) == {"nodes"}:
+    if "nodes" in nodes:
+        others = sorted(set(nodes) - {"nodes"})
+        if others:
+            raise nodes[others[0]].error(
+                f"top-level key beside 'nodes:' (found: {', '.join(others)}); "
+                "put every node under 'nodes:' and remove the other keys",
+                others[0],
+            )
         nodes = nodes["nodes"].mapping("nodes")
     base = Path(path).parent
     return {name: _node(name, entry, base) for name, entry in nodes.items()}
@@ -46,15 +53,17 @@ def _node(name: str, entry: Located, base: Path) -> NodeConfig:
     for key, item in entry.mapping(name).items():
         where = f"{name}.{key}"
         if key == "transports":
-            values[key] = tuple(
-                _spec(spec, f"{where}[{i}]") for i, spec in enumerate(item.sequence(where))
-            )
+            specs = item.sequence(where)
+            if not specs:
+                raise item.error("empty list; omit 'transports' for the default order", where)
+            values[key] = tuple(_spec(spec, f"{where}[{i}]") for i, spec in enumerate(specs))
         elif key not in _NODE_FIELDS or key == "name":
             known = ", ".join(sorted(set(_NODE_FIELDS) - {"name"}))
             raise item.error(f"unknown key (known: {known})", where)
         else:
             values[key] = _scalar(key, item, where, base)
-    values.setdefault("hostname", name)
+    if values.get("hostname") is None:
+        raise entry.error("missing required key 'hostname' (the node's address)", name)
     return NodeConfig(**values)
 
 

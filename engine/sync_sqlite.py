@@ -10,7 +10,6 @@ inserted or updated, never deleted, so no local record is ever lost.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import hashlib
 import logging
@@ -25,7 +24,6 @@ from netfault.engine.router import SyncRouter
 from netfault.engine.sync import (
     DatabaseSyncManager,
     LocalStats,
-    SyncRoundResult,
     read_only_uri,
 )
 
@@ -194,49 +192,5 @@ class SQLiteSyncManager(DatabaseSyncManager):
 # -- CLI -------------------------------------------------------------------------------
 
 
-def register(sub: Any) -> None:
-    """Add ``sync`` to an argparse subparsers object."""
-    parser = sub.add_parser("sync", help="merge every node's SQLite table into a local database")
-    parser.add_argument("--hosts", type=Path, required=True, help="hosts file (YAML)")
-    parser.add_argument("--db", type=Path, required=True, help="local database")
-    parser.add_argument("--table", required=True, help="table with a primary key and updated_at")
-    parser.add_argument("--remote-db", default="db/records.db", help="path under base_path")
-    parser.add_argument("--updated-at", default="updated_at", help="the timestamp column")
-    parser.add_argument("--loop", action="store_true", help="keep syncing until interrupted")
-    parser.add_argument("--interval", type=float, default=60.0, help="seconds between rounds")
-    parser.add_argument("--peers", help="HTTP endpoint listing more nodes, e.g. /api/peers")
-    parser.set_defaults(handler=cmd_sync)
-
-
-async def cmd_sync(args: argparse.Namespace) -> int:
-    from netfault.engine.hosts import load_hosts
-
-    router = SyncRouter()
-    manager = SQLiteSyncManager(
-        args.db,
-        router,
-        table=args.table,
-        remote_db=args.remote_db,
-        updated_at=args.updated_at,
-        nodes=load_hosts(args.hosts),
-        peer_endpoint=args.peers,
-    )
-
-    def report(result: SyncRoundResult) -> None:
-        for name, state in result.states.items():
-            detail = f"via {state.transport}, {state.changes} rows changed"
-            if state.outcome != "ok":
-                detail = state.error or ""
-            print(f"{name:<16} {state.outcome:<16} {detail}", flush=True)
-        stats = result.stats
-        print(f"local: {stats.record_count} records, sha256 {stats.content_hash}", flush=True)
-
-    try:
-        if args.loop:
-            await manager.run_forever(args.interval, on_round=report)
-            return 0
-        result = await manager.sync_round()
-        report(result)
-        return 0 if len(result.ok) == len(result.states) else 1
-    finally:
-        await router.transport.close()
+# The command line lives in its own light module (``netfault --help`` must not import asyncssh).
+from netfault.engine.sync_cli import cmd_sync, register  # noqa: E402, F401

@@ -159,6 +159,9 @@ CASES = [
 ]
 
 
+TABLE_WIDTH = 80
+
+
 async def run_demo(console: Console | None = None) -> list[Outcome]:
     console = console or Console()
     outcomes = []
@@ -173,19 +176,25 @@ async def run_demo(console: Console | None = None) -> list[Outcome]:
                     node.faults.clear()
             finally:
                 await ct.close()
-    table = Table(title="netfault demo: the engine against a fake node under faults")
-    for column in ("case", "fault", "result", "what happened", "s"):
-        table.add_column(column)
+    console.print(_table(outcomes, min(console.width, TABLE_WIDTH)))
+    return outcomes
+
+
+def _table(outcomes: list[Outcome], width: int) -> Table:
+    """One row per case, the fault under its name, so the table fits ``width`` columns."""
+    table = Table(title="netfault demo: the engine against a fake node", width=width)
+    table.add_column("case [dim](fault)[/dim]", ratio=2)
+    table.add_column("result", no_wrap=True)
+    table.add_column("what happened", ratio=3)
+    table.add_column("s", no_wrap=True, justify="right")
     for o in outcomes:
         table.add_row(
-            o.case,
-            o.fault,
+            f"{o.case}\n[dim]({o.fault})[/dim]",
             "[green]pass[/green]" if o.passed else "[red]FAIL[/red]",
             o.detail,
             f"{o.seconds:.2f}",
         )
-    console.print(table)
-    return outcomes
+    return table
 
 
 async def _run_case(case: Case, node: FakeNode, ct: ClusterTransport, src: Path) -> Outcome:

@@ -3,22 +3,55 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import fnmatch
+from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
+from netfault.engine.cli_args import existing_text_file, output_dir, output_file
+from netfault.engine.errors import ConfigError
 
-from netfault.engine import ConfigError
-from netfault.simulator.scenario.results import ScenarioResult
+if TYPE_CHECKING:  # imported when a command runs, so `netfault --help` stays fast
+    from rich.console import Console
 
-console = Console()
+    from netfault.simulator.scenario.model import Scenario
+    from netfault.simulator.scenario.results import ScenarioResult
+
+
+@cache
+def out() -> Console:
+    from rich.console import Console
+
+    return Console()
+
+
+REPORT_FORMATS = ("json", "junit")
+
+
+class ReportAction(argparse.Action):
+    """``--report FORMAT FILE``: both checked while parsing, before any scenario runs."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        fmt, file = values
+        if fmt not in REPORT_FORMATS:
+            parser.error(f"argument --report: unknown format {fmt!r} (known: json, junit)")
+        try:
+            path = output_file(file)
+        except argparse.ArgumentTypeError as exc:
+            parser.error(f"argument --report: {exc}")
+        setattr(namespace, self.dest, (fmt, path))
 
 
 def register(sub: Any) -> None:
-    run = sub.add_parser("run", help="run scenario files against a fake cluster")
+    about = "run scenario files against a fake cluster"
+    run = sub.add_parser("run", help=about, description=about[0].upper() + about[1:] + ".")
     run.add_argument(
         "paths",
         nargs="*",
@@ -30,31 +63,55 @@ def register(sub: Any) -> None:
         "-k", dest="keyword", help="only scenarios whose name matches (glob or substring)"
     )
     run.add_argument("--seed", type=int, help="override every scenario's seed")
-    run.add_argument("--backend", choices=("local", "docker"), default="local")
+    run.add_argument(
+        "--backend",
+        choices=("local", "docker"),
+        default="local",
+        help="where the cluster runs: in this process, or in Docker containers",
+    )
     run.add_argument(
         "--report",
         nargs=2,
+        action=ReportAction,
         metavar=("FORMAT", "FILE"),
         help="write a report: json FILE or junit FILE",
     )
     run.add_argument(
-        "--timeline", type=Path, metavar="DIR", help="write an SVG timeline per scenario into DIR"
+        "--timeline",
+        type=output_dir,
+        metavar="DIR",
+        help="write an SVG timeline per scenario into DIR (created if missing)",
     )
     run.add_argument(
         "--trace",
-        type=Path,
+        type=output_dir,
         metavar="DIR",
         help="write each scenario's full trace (engine and fault events) as DIR/NAME.jsonl",
     )
     run.set_defaults(handler=cmd_run)
-    schema = sub.add_parser(
-        "schema", help="print the JSON Schema of scenario files (for editors: VS Code YAML)"
+    about = "print the JSON Schema of scenario files (for editors: VS Code YAML)"
+    schema = sub.add_parser("schema", help=about, description=about[0].upper() + about[1:] + ".")
+    schema.add_argument(
+        "-o", "--output", type=output_file, metavar="FILE", help="write to FILE, not stdout"
     )
-    schema.add_argument("-o", "--output", type=Path, metavar="FILE", help="write to FILE")
     schema.set_defaults(handler=cmd_schema)
-    replay = sub.add_parser("replay", help="turn an engine event log into a scenario file")
-    replay.add_argument("events", type=Path, metavar="EVENTS.jsonl")
-    replay.add_argument("-o", "--output", type=Path, required=True, metavar="SCENARIO.yaml")
+    about = "turn an engine event log into a scenario file"
+    replay = sub.add_parser("replay", help=about, description=about[0].upper() + about[1:] + ".")
+    replay.add_argument(
+        "events",
+        type=existing_text_file,
+        metavar="EVENTS.jsonl",
+        help="event log written by --events or JsonlEventLog",
+    )
+    replay.add_argument(
+        "-o",
+        "--output",
+        type=output_file,
+        required=True,
+        metavar="SCENARIO.yaml",
+        help="scenario file to write (an existing one only with --force)",
+    )
+    replay.add_argument("--force", action="store_true", help="overwrite an existing --output")
     replay.add_argument("--name", help="scenario name (default: from the output file)")
     replay.set_defaults(handler=cmd_replay)
 
@@ -63,9 +120,14 @@ async def cmd_replay(args: argparse.Namespace) -> int:
     from netfault.simulator.scenario.loader import load_scenario
     from netfault.simulator.scenario.replay import replay_file
 
-    replay_file(args.events, args.output, name=args.name)
+    if args.output.exists() and not args.force:
+        raise ConfigError("exists; pass --force to overwrite it", key=f"-o {args.output}")
+    try:
+        replay_file(args.events, args.output, name=args.name)
+    except ValueError as exc:  # an event log with nothing to replay
+        raise ConfigError(str(exc)) from exc
     scenario = load_scenario(args.output)
-    console.print(
+    out().print(
         f"wrote {args.output}: scenario {scenario.name} with "
         f"{len(scenario.steps)} steps; run it with: netfault run {args.output}"
     )
@@ -104,7 +166,6 @@ async def cmd_schema(args: argparse.Namespace) -> int:
 
 async def cmd_run(args: argparse.Namespace) -> int:
     from netfault.simulator.scenario.loader import load_scenario
-    from netfault.simulator.scenario.runner import run_scenario
 
     files = discover(args.paths)
     scenarios, invalid = [], []
@@ -117,42 +178,81 @@ async def cmd_run(args: argparse.Namespace) -> int:
         if _matches(scenario.name, args.keyword):
             scenarios.append(scenario)
     for problem in invalid:
-        console.print(f"[red]invalid[/red] {problem}")
+        out().print(f"[red]invalid[/red] {problem}", soft_wrap=True)
+    if not files:
+        raise ConfigError("no scenario files there", file=" ".join(map(str, args.paths)))
+    if not scenarios and args.keyword is not None and len(invalid) < len(files):
+        raise ConfigError(
+            f"no scenario name matches (of {len(files) - len(invalid)} valid scenarios); "
+            "-k takes a substring or a glob of the name",
+            key=f"-k {args.keyword}",
+        )
     results: list[ScenarioResult] = []
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
+    try:
+        await _run_all(args, scenarios, results)
+    except asyncio.CancelledError:  # Ctrl-C: show what ran, then let the cancellation go on
+        _summary(results, len(invalid))
+        out().print(f"interrupted after {len(results)} of {len(scenarios)} scenarios")
+        raise
+    _summary(results, len(invalid))
+    _outputs(args, results)
+    return 0 if results and all(r.passed for r in results) and not invalid else 1
+
+
+async def _run_all(
+    args: argparse.Namespace, scenarios: list[Scenario], results: list[ScenarioResult]
+) -> None:
+    """Run each scenario, appending its result; a bar on a terminal, a line each otherwise."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
     )
-    with Progress(*columns, console=console, transient=True) as bar:
+
+    from netfault.simulator.scenario.runner import run_scenario
+
+    console = out()
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
+    with Progress(
+        *columns,
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+        disable=not console.is_terminal,
+    ) as bar:
         task = bar.add_task("scenarios", total=len(scenarios))
         for scenario in scenarios:
             bar.update(task, description=scenario.name)
             result = await run_scenario(scenario, backend=args.backend, seed=args.seed)
             results.append(result)
             if not result.passed:
-                console.print(result.report(), markup=False, highlight=False)
+                console.print(result.report(), markup=False, highlight=False, soft_wrap=True)
+            elif not console.is_terminal:
+                console.print(f"pass {result.name} ({result.seconds:.2f}s)", highlight=False)
             bar.advance(task)
-    _summary(results, len(invalid))
-    _outputs(args, results)
-    return 0 if results and all(r.passed for r in results) and not invalid else 1
 
 
 def _summary(results: list[ScenarioResult], invalid: int) -> None:
-    table = Table(title="netfault scenarios")
-    for column in ("scenario", "result", "steps", "seconds", "first failure"):
-        table.add_column(column)
-    for r in results:
-        first = str(r.failures[0].message if r.failures else r.error or "")
-        table.add_row(
-            r.name,
-            "[green]pass[/green]" if r.passed else "[red]FAIL[/red]",
-            str(len(r.steps)),
-            f"{r.seconds:.2f}",
-            first[:80],
-        )
-    console.print(table)
+    """A table on a terminal; without one, full names, one line each (nothing cut short)."""
+    from rich.table import Table
+
+    console = out()
+    if console.is_terminal:
+        table = Table(title="netfault scenarios")
+        table.add_column("scenario", overflow="fold")
+        for column in ("result", "steps", "seconds", "first failure"):
+            table.add_column(column)
+        for r in results:
+            verdict = "[green]pass[/green]" if r.passed else "[red]FAIL[/red]"
+            table.add_row(r.name, verdict, str(len(r.steps)), f"{r.seconds:.2f}", _first(r))
+        console.print(table)
+    else:
+        for r in results:
+            verdict = "pass" if r.passed else "FAIL"
+            line = f"{verdict} {r.name}  {len(r.steps)} steps  {r.seconds:.2f}s  {_first(r)}"
+            console.print(line.rstrip(), soft_wrap=True, highlight=False, markup=False)
     passed = sum(r.passed for r in results)
     total = sum(r.seconds for r in results)
     console.print(
@@ -162,26 +262,29 @@ def _summary(results: list[ScenarioResult], invalid: int) -> None:
     )
 
 
+def _first(result: ScenarioResult) -> str:
+    return str(result.failures[0].message if result.failures else result.error or "")
+
+
 def _outputs(args: argparse.Namespace, results: list[ScenarioResult]) -> None:
     if args.report:
         fmt, file = args.report
         from netfault.simulator.scenario import report
 
         writers = {"json": report.write_json, "junit": report.write_junit}
-        if fmt not in writers:
-            raise ConfigError(f"unknown report format {fmt!r} (json or junit)", key="--report")
-        writers[fmt](results, Path(file))
-        console.print(f"{fmt} report written to {file}")
+        writers[fmt](results, Path(file))  # the format was checked while parsing
+        out().print(f"{fmt} report written to {file}")
     if args.timeline:
         from netfault.simulator.scenario.timeline import write_timeline_svg
 
         args.timeline.mkdir(parents=True, exist_ok=True)
         for r in results:
             write_timeline_svg(r, args.timeline / f"{r.name}.svg")
-        console.print(f"{len(results)} timelines written to {args.timeline}/")
+        out().print(f"{len(results)} timelines written to {args.timeline}/")
     if args.trace:
         from netfault.simulator.scenario.trace import write_trace
 
+        args.trace.mkdir(parents=True, exist_ok=True)
         for r in results:
             write_trace(args.trace / f"{r.name}.jsonl", r.events, r.fault_trace)
-        console.print(f"{len(results)} traces written to {args.trace}/")
+        out().print(f"{len(results)} traces written to {args.trace}/")

@@ -162,7 +162,8 @@ nodes:
       - type: base64
         priority: 3
         last_resort: true
-  lambda-2: {}
+  lambda-2:
+    hostname: lambda-2.internal
 """
 
 
@@ -184,18 +185,18 @@ def test_load_hosts_reads_nodes_and_their_transports(tmp_path: Path) -> None:
     assert vast.ssh_key == tmp_path / "keys" / "id_cluster"
     assert vast.transports[1] == TransportSpec("ssh", priority=2, fallback=True)
     assert vast.transport_order() == ["p2p", "ssh", "base64"]
-    assert nodes["lambda-2"] == NodeConfig(hostname="lambda-2")
+    assert nodes["lambda-2"] == NodeConfig(hostname="lambda-2.internal", name="lambda-2")
 
 
 def test_load_hosts_accepts_nodes_at_the_top_level(tmp_path: Path) -> None:
     path = tmp_path / "hosts.yaml"
-    path.write_text("n1:\n  hostname: 10.0.0.1\nn2:\n  ssh_port: 2222\n")
+    path.write_text("n1:\n  hostname: 10.0.0.1\nn2:\n  hostname: n2.lan\n  ssh_port: 2222\n")
 
     nodes = load_hosts(path)
 
     assert (nodes["n1"].hostname, nodes["n2"].hostname, nodes["n2"].ssh_port) == (
         "10.0.0.1",
-        "n2",
+        "n2.lan",
         2222,
     )
 
@@ -238,6 +239,23 @@ def test_load_hosts_accepts_nodes_at_the_top_level(tmp_path: Path) -> None:
             id="duplicate-key",
         ),
         pytest.param("n1:\n  hostname: [a\n", 3, None, "invalid YAML", id="invalid-yaml"),
+        pytest.param(
+            "n1:\n  ssh_port: 2222\n", 2, "n1", "missing required key 'hostname'", id="no-hostname"
+        ),
+        pytest.param(
+            "n1:\n  hostname: a\n  transports: []\n",
+            3,
+            "n1.transports",
+            "empty list; omit 'transports'",
+            id="empty-transports",
+        ),
+        pytest.param(
+            "version: 1\nnodes:\n  n1:\n    hostname: a\n",
+            1,
+            "version",
+            "top-level key beside 'nodes:'",
+            id="nodes-beside-another-key",
+        ),
     ],
 )
 def test_bad_hosts_file_error_names_file_line_and_key(

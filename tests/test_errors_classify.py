@@ -19,6 +19,7 @@ from netfault.engine.transports.failures import (
     exit_error,
     http_status_error,
     rsync_error,
+    timed_out,
 )
 
 NODE = NodeConfig(hostname="n1")
@@ -172,3 +173,24 @@ def test_the_kind_vocabulary_holds_every_request_and_path_kind() -> None:
         "bad_remote_path",
     }
     assert REQUEST_KINDS | path_kinds | {"breaker_open", "node_disabled"} <= ERROR_KINDS
+
+
+def test_a_timeout_with_nothing_moved_points_at_a_silent_node_before_a_longer_timeout() -> None:
+    error = classify(TimeoutError(), tracker())
+    assert error.kind == "timeout"
+    assert error.message == (
+        "ssh@n1: timed out with no answer: the node may be down or its route dropping packets "
+        "(netfault probe n1 shows which routes answer); a longer timeout helps only if the "
+        "node is merely slow"
+    )
+
+
+def test_a_timeout_after_some_bytes_says_a_rerun_resumes() -> None:
+    attempt = tracker()
+    attempt.advance(4_194_304)
+    error = timed_out(attempt, 30.0)
+    assert error.kind == "timeout" and error.bytes_done == 4_194_304
+    assert error.message == (
+        "ssh@n1: timed out after 30 s, 4,194,304 bytes in: the connection stopped carrying "
+        "data; run again to resume, or use a longer timeout if the link is only slow"
+    )

@@ -141,6 +141,23 @@ class Tracker:
 Attempt = Tracker  # the name the transport modules still import; prefer Tracker
 
 
+def timed_out(attempt: Tracker, limit: float | None = None) -> TransportTimeout:
+    """A timeout whose hint fits what moved: a silent node first, a longer timeout last."""
+    head = f"timed out after {limit:g} s" if limit is not None else "timed out"
+    if attempt.done:
+        return attempt.fail(
+            TransportTimeout,
+            f"{head}, {attempt.done:,} bytes in: the connection stopped carrying data; "
+            "run again to resume, or use a longer timeout if the link is only slow",
+        )
+    return attempt.fail(
+        TransportTimeout,
+        f"{head} with no answer: the node may be down or its route dropping packets "
+        f"(netfault probe {attempt.node.name} shows which routes answer); a longer timeout "
+        "helps only if the node is merely slow",
+    )
+
+
 def classify(exc: BaseException, attempt: Tracker, *, connecting: bool = False) -> AttemptError:
     """The typed error for a library/OS exception raised during ``attempt``; with
     ``connecting``, raised while its connection was being set up."""
@@ -158,7 +175,7 @@ def _classify(exc: BaseException, attempt: Tracker, connecting: bool) -> Attempt
     if found is not None:
         return found
     if isinstance(exc, TimeoutError):
-        return attempt.fail(TransportTimeout, f"timed out{after}; retry with a longer timeout")
+        return timed_out(attempt)
     if isinstance(exc, rc.FenceRefused):  # refused again after the one retry it gets
         return attempt.fail(TransportError, f"{exc} on the node: another push is writing; retry")
     if isinstance(exc, UnicodeDecodeError | binascii.Error):

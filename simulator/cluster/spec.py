@@ -9,7 +9,7 @@ from typing import Any, Protocol, Self
 
 from netfault.engine import NodeConfig, TransportSpec
 from netfault.simulator.cluster.controller import FaultController
-from netfault.simulator.node.node import SSH_SERVERS
+from netfault.simulator.node.faults import SSH_SERVERS
 from netfault.simulator.proxy.trace import FaultEvent
 
 SERVICES = ("ssh", "http", "p2p")

@@ -1,9 +1,38 @@
 """Fake cluster nodes: a sandbox home, an SSH server and an HTTP agent per node."""
 
-from netfault.simulator.node.errors import NodeError, NodeStartError, PathOutsideHome
-from netfault.simulator.node.faults import HTTP_MODES, NodeFaults, mangle
-from netfault.simulator.node.keys import ClientKey
-from netfault.simulator.node.node import FakeNode
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from netfault.simulator.node.errors import NodeError, NodeStartError, PathOutsideHome
+    from netfault.simulator.node.faults import HTTP_MODES, NodeFaults, mangle
+    from netfault.simulator.node.keys import ClientKey
+    from netfault.simulator.node.node import FakeNode
+
+# Each name is imported from its module on first use, so importing one submodule (the
+# command line, for `netfault --help`) does not pay for asyncssh and aiohttp.
+_EXPORTS = {
+    "NodeError": "netfault.simulator.node.errors",
+    "NodeStartError": "netfault.simulator.node.errors",
+    "PathOutsideHome": "netfault.simulator.node.errors",
+    "HTTP_MODES": "netfault.simulator.node.faults",
+    "NodeFaults": "netfault.simulator.node.faults",
+    "mangle": "netfault.simulator.node.faults",
+    "ClientKey": "netfault.simulator.node.keys",
+    "FakeNode": "netfault.simulator.node.node",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "HTTP_MODES",

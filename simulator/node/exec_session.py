@@ -26,38 +26,54 @@ _PASSED_ENV = ("LANG", "LC_ALL", "LC_CTYPE", "TZ")
 
 
 class ProcessRegistry:
-    """Child processes of exec requests, so the node can kill them all on stop."""
+    """Child processes of exec requests, so the node can kill them all on stop; each is reaped
+    by one task, however many callers (its session, the node stopping) wait for that."""
 
     def __init__(self) -> None:
         self._procs: set[asyncio.subprocess.Process] = set()
+        self._reaping: dict[asyncio.subprocess.Process, asyncio.Task[None]] = {}
 
     def add(self, proc: asyncio.subprocess.Process) -> None:
         self._procs.add(proc)
 
-    def discard(self, proc: asyncio.subprocess.Process) -> None:
-        self._procs.discard(proc)
+    def reap(self, proc: asyncio.subprocess.Process) -> asyncio.Task[None]:
+        """The one task killing ``proc`` if needed and closing its pipes; forgets it when done."""
+        task = self._reaping.get(proc)
+        if task is None:
+            task = asyncio.ensure_future(_reap(proc))
+            self._reaping[proc] = task
+
+            def forget(_: asyncio.Task[None]) -> None:
+                self._procs.discard(proc)
+                self._reaping.pop(proc, None)
+
+            task.add_done_callback(forget)
+        return task
 
     async def kill_all(self) -> None:
         for proc in list(self._procs):
             kill_group(proc)
-        for proc in list(self._procs):
-            with contextlib.suppress(ProcessLookupError):
-                await _reap(proc)
+        tasks = [self.reap(proc) for proc in list(self._procs)]
+        await asyncio.gather(*tasks, return_exceptions=True)
         self._procs.clear()
 
 
 async def _reap(proc: asyncio.subprocess.Process) -> None:
-    """Kill a command still running and read its pipes to EOF, so its transport closes now
-    (not later in a garbage collector, after the loop may be gone)."""
+    """Kill a command still running, read its pipes to EOF, then wait for it, so its pipe
+    transports close now (not later in a garbage collector, after the loop may be gone).
+
+    The pipes come first: ``wait()`` returns only once they are closed, and a pipe paused
+    because the client stopped reading (an interrupted pull) never sees its EOF otherwise.
+    """
     if proc.returncode is None:
         kill_group(proc)
-        await proc.wait()
     with contextlib.suppress(TimeoutError, OSError):
         async with asyncio.timeout(REAP_TIMEOUT):
             for pipe in (proc.stdout, proc.stderr):
                 if pipe is not None:
                     while await pipe.read(CHUNK):
                         pass
+            await proc.wait()
 
 
 def kill_group(proc: asyncio.subprocess.Process) -> None:
@@ -145,8 +161,8 @@ class ExecSession:
             self._process.close()
         finally:
             self._faults.done()
-            await _reap(proc)
-            self._registry.discard(proc)
+            # Shielded: a cancelled session still leaves its process reaped and pipes closed.
+            await asyncio.shield(self._registry.reap(proc))
 
     async def _serve(self, proc: asyncio.subprocess.Process) -> int:
         assert proc.stdout is not None and proc.stderr is not None

@@ -39,6 +39,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 HTTP_MODES = ("up", "down", "5xx", "hang")
+# The SSH servers a node can run (FakeNode's ssh_server); here so the command line and
+# config loaders can check a name without importing either server.
+SSH_SERVERS = ("asyncssh", "openssh")
 
 _MANGLE_TABLE = bytes((b & 0x7F) if b != 0x0D else 0x0A for b in range(256))
 

@@ -14,13 +14,15 @@ back whatever state the main listener is in.
 from __future__ import annotations
 
 import asyncio
+import errno
 import hmac
+import logging
 import socket
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from aiohttp import web
+from aiohttp import http_exceptions, web
 
 from netfault.simulator.node.errors import PathOutsideHome
 from netfault.simulator.node.fault_api import FaultEndpoints
@@ -31,6 +33,35 @@ from netfault.simulator.node.paths import disk_usage
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 SHUTDOWN_TIMEOUT = 1.0
 OPEN_PATHS = ("/health",)
+log = logging.getLogger("netfault.simulator.node.http")
+_GONE = (ConnectionResetError, BrokenPipeError, ConnectionAbortedError)
+
+
+class _OneLineErrors(logging.Filter):
+    """aiohttp logs two client mistakes with a traceback: a request it cannot parse (it already
+    answered 400) and a client closing before sending the rest of a body the agent did not
+    need (a refused upload). One line each is enough."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, http_exceptions.HttpProcessingError):
+            detail = " ".join(str(exc.message).split())
+            message = f"malformed request answered with 400: {detail}"
+        elif isinstance(exc, RuntimeError) and str(exc) == "Connection closed.":
+            message = "client closed the connection before the end of its request body"
+        else:
+            return True
+        record.msg, record.args = "%s", (message,)
+        record.exc_info, record.exc_text = None, None
+        record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
+logging.getLogger("aiohttp.server").addFilter(_OneLineErrors())
+
+
+def _client_gone(exc: OSError) -> bool:
+    return isinstance(exc, _GONE) or exc.errno in (errno.ENOTCONN, errno.ECONNRESET, errno.EPIPE)
 
 
 def listening_socket(host: str, port: int) -> socket.socket:
@@ -64,21 +95,45 @@ class HttpAgent:
         self._reopen: asyncio.Task[None] | None = None
         self._admin: web.AppRunner | None = None
         self.admin_port = 0
+        self._p2p: asyncio.Server | None = None
 
     def _build_app(self) -> web.Application:
-        app = web.Application(middlewares=[self._fault_mw, self._auth_mw], client_max_size=0)
+        app = web.Application(
+            middlewares=[self._errors_mw, self._fault_mw, self._auth_mw], client_max_size=0
+        )
         app.add_routes([web.get("/health", self.health), web.get("/status", self.status)])
         app.add_routes(FileEndpoints(self.home, self.faults).routes())
         return app
 
     def _build_admin_app(self) -> web.Application:
         files = FileEndpoints(self.home, self.faults)
-        app = web.Application(middlewares=[self._auth_mw])
+        app = web.Application(middlewares=[self._errors_mw, self._auth_mw])
         app.add_routes(
             [web.get("/health", self.health), web.get("/files/{path:.+}", files.get_file)]
         )
         app.add_routes(FaultEndpoints(self.name, self.faults).routes())
         return app
+
+    @web.middleware
+    async def _errors_mw(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """A client that went away is one log line; a malformed request gets a 400."""
+        try:
+            return await handler(request)
+        except UnicodeError as exc:
+            return json_error(400, f"request is not valid UTF-8 ({exc})", node=self.name)
+        except OSError as exc:
+            if not _client_gone(exc):
+                raise
+            kept = "; its partial upload is kept for a resume" if request.method == "PUT" else ""
+            log.warning(
+                "%s: %s %s aborted by the client (%s)%s",
+                self.name,
+                request.method,
+                request.rel_url.raw_path,
+                exc.strerror or exc,
+                kept,
+            )
+            return json_error(400, "client went away", node=self.name)
 
     @web.middleware
     async def _fault_mw(self, request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -156,6 +211,14 @@ class HttpAgent:
         await web.SockSite(self._admin, sock).start()
         return self.admin_port
 
+    async def start_p2p(self, host: str, port: int) -> int:
+        """Serve the same agent on a second port, the node's p2p endpoint; returns the port."""
+        assert self._runner is not None and self._runner.server is not None
+        sock = listening_socket(host, port)
+        loop = asyncio.get_running_loop()
+        self._p2p = await loop.create_server(self._runner.server, sock=sock)
+        return int(sock.getsockname()[1])
+
     async def _serve(self, sock: socket.socket) -> None:
         assert self._runner is not None and self._runner.server is not None
         loop = asyncio.get_running_loop()
@@ -195,11 +258,16 @@ class HttpAgent:
         server, self._server = self._server, None
         if server is not None:
             server.close()
+        p2p, self._p2p = self._p2p, None
+        if p2p is not None:
+            p2p.close()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
         if server is not None:
             await server.wait_closed()
+        if p2p is not None:
+            await p2p.wait_closed()
         if self._admin is not None:
             await self._admin.cleanup()
             self._admin = None

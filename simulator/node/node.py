@@ -24,7 +24,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING
 
 from netfault.simulator.node.errors import NodeStartError
-from netfault.simulator.node.faults import NodeFaults
+from netfault.simulator.node.faults import SSH_SERVERS, NodeFaults
 from netfault.simulator.node.http_agent import HttpAgent
 from netfault.simulator.node.keys import ClientKey, HostKeys
 from netfault.simulator.node.ssh_server import NodeSSHServer
@@ -37,7 +37,6 @@ if TYPE_CHECKING:
     from netfault.engine import NodeConfig
 
 DEFAULT_BASE_PATH = "data"
-SSH_SERVERS = ("asyncssh", "openssh")
 DEFAULT_USER = "netfault"
 
 
@@ -56,12 +55,14 @@ class FakeNode:
         token: str | None = None,
         user: str | None = None,
         admin_port: int | None = None,
+        p2p_port: int | None = None,
         authorized_keys: Sequence[asyncssh.SSHKey] = (),
         host_key: asyncssh.SSHKey | None = None,
         ssh_server: str = "asyncssh",
         root: Path | None = None,
     ) -> None:
         """``admin_port`` (None: none) serves the never-faulted admin API (see HttpAgent);
+        ``p2p_port`` (None: none) serves the HTTP agent a second time, as the p2p endpoint;
         ``authorized_keys`` are accepted besides ``client_keys``; ``host_key`` fixes the key;
         ``user`` defaults to "netfault" on asyncssh and must be the current user on openssh;
         ``root`` (default: a new temporary directory) is a directory of the node's own, created
@@ -73,6 +74,7 @@ class FakeNode:
         self.ssh_port = ssh_port
         self.http_port = http_port
         self.admin_port = admin_port
+        self.p2p_port = p2p_port
         self.user = user
         self.token = token or secrets.token_urlsafe(24)
         safe = re.sub(r"[^A-Za-z0-9_.-]", "_", name)
@@ -134,16 +136,22 @@ class FakeNode:
         # File system calls run on a worker thread: on a loaded disk a mkdir or a small write
         # takes 0.05-0.7 ms, and a cluster starting 200 nodes at once overlaps them there.
         await asyncio.to_thread(self._prepare_dirs)
+        service, port = "SSH", self.ssh_port
         try:
-            self.ssh_port = await self._ssh.start(self.host, self.ssh_port)
-            self.http_port = await self._http.start(self.host, self.http_port)
+            self.ssh_port = await self._ssh.start(self.host, port)
+            service, port = "HTTP", self.http_port
+            self.http_port = await self._http.start(self.host, port)
             if self.admin_port is not None:
-                self.admin_port = await self._http.start_admin(self.host, self.admin_port)
+                service, port = "admin", self.admin_port
+                self.admin_port = await self._http.start_admin(self.host, port)
+            if self.p2p_port is not None:
+                service, port = "p2p", self.p2p_port
+                self.p2p_port = await self._http.start_p2p(self.host, port)
         except OSError as exc:
             await self._stop_servers()
             raise NodeStartError(
-                f"node {self.name}: cannot listen on {self.host} ({exc}); "
-                "choose another address or port",
+                f"node {self.name}: cannot listen for {service} on {self.host} port {port} "
+                f"({exc.strerror or exc}); choose another address or port (0: any free port)",
                 node=self.name,
             ) from exc
         self._running = True
@@ -226,6 +234,8 @@ class FakeNode:
             http_token=self.token,
             base_path=DEFAULT_BASE_PATH,
         )
+        if self.p2p_port:
+            config = config.with_changes(p2p_port=self.p2p_port)
         return config.with_changes(**overrides) if overrides else config
 
     @property

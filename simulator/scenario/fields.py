@@ -18,7 +18,8 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from netfault.engine import BadRemotePathError, NodeConfig, confine_remote_path
-from netfault.simulator.node.node import DEFAULT_BASE_PATH, SSH_SERVERS
+from netfault.simulator.node.faults import SSH_SERVERS
+from netfault.simulator.node.node import DEFAULT_BASE_PATH
 from netfault.simulator.scenario import vocab
 from netfault.simulator.scenario.presets import CONFIG_FIELDS, PRESETS
 from netfault.simulator.scenario.units import parse_duration, parse_size
