@@ -82,7 +82,15 @@ class Candidate(Generic[T]):
 
 
 class CandidateSource(Protocol[T]):
-    """Gives the candidates of one operation: the first, then one after each failure."""
+    """Gives the candidates of one operation: the first, then one after each failure.
+
+    Racing runs candidates of ``upcoming`` early. A source that ``follows_races`` is told of
+    each connect failure in a race as it happens (``raced``) and decides itself what runs
+    again; for one that does not, the loop skips, once, a candidate it offers that already
+    failed or ran in a race, and offers race losers again once it has nothing left.
+    """
+
+    follows_races: bool
 
     def first(self) -> Candidate[T] | None: ...
 
@@ -90,6 +98,10 @@ class CandidateSource(Protocol[T]):
 
     def upcoming(self) -> Sequence[Candidate[T]]:
         """The candidates queued after the current one (racing looks ahead; none: [])."""
+        ...
+
+    def raced(self, failed: Attempt) -> None:
+        """A raced connection failed (only called when ``follows_races``)."""
         ...
 
 
@@ -120,8 +132,13 @@ class Chain(Generic[T]):
                 return self._candidates[self._index]
         return self._advance()
 
+    follows_races = False  # its order is fixed: the loop skips what already raced
+
     def upcoming(self) -> Sequence[Candidate[T]]:
         return self._candidates[self._index + 1 :]
+
+    def raced(self, failed: Attempt) -> None:
+        return None
 
     def _advance(self) -> Candidate[T] | None:
         self._index += 1
@@ -132,24 +149,55 @@ class Chain(Generic[T]):
 
 
 class Escalated(Generic[T]):
-    """The first candidate, then whatever ``escalation`` names after each failure. A named
-    transport the node cannot use is skipped and reported as an attempt of kind
-    ``unavailable`` (never in the result's attempts), so the escalation names another."""
+    """Candidates in ``order``, the first first, then whatever ``escalation`` names after each
+    failure. A named transport the node cannot use is skipped and reported as an attempt of
+    kind ``unavailable`` (never in the result's attempts), so the escalation names another.
+
+    It follows races: the escalation hears each raced connection's failure when it happens,
+    so its decisions (and a router's events) keep their true order, and it alone decides
+    what runs again. A race's cancelled loser is never reported: it stays in line. The
+    transports still in line (``upcoming``, what racing may start early) are those of
+    ``order`` the escalation has not moved past: asked after a transport's failure, it
+    named another.
+    """
+
+    follows_races = True
 
     def __init__(
-        self, first: str, build: Callable[[str], Candidate[T]], escalation: Escalation
+        self, order: Sequence[str], build: Callable[[str], Candidate[T]], escalation: Escalation
     ) -> None:
-        self._first, self._build, self._escalation = first, build, escalation
+        self._order, self._build, self._escalation = list(order), build, escalation
+        self._current: str | None = None
+        self._done: set[str] = set()
+        self._heard: list[Attempt] = []  # raced failures the escalation already heard
+        self._latest: str | None = None  # its answer to the last of them
 
     def first(self) -> Candidate[T] | None:
-        return self._build(self._first)
+        self._current = self._order[0] if self._order else None
+        return None if self._current is None else self._build(self._current)
 
     def after(self, failed: Attempt) -> Candidate[T] | None:
-        name = self._escalation.next_transport(failed)
+        if any(failed is heard for heard in self._heard):
+            name = self._latest  # heard during the race: its last answer stands
+        else:
+            name = self._ask(failed)
+        self._heard.clear()
+        self._current = name
         return None if name is None else self._build(name)
 
     def upcoming(self) -> Sequence[Candidate[T]]:
-        return []  # the escalation decides after each failure: nothing to race
+        names = [n for n in self._order if n not in self._done and n != self._current]
+        return [self._build(n) for n in names]
+
+    def raced(self, failed: Attempt) -> None:
+        self._latest = self._ask(failed)
+        self._heard.append(failed)
+
+    def _ask(self, failed: Attempt) -> str | None:
+        name = self._escalation.next_transport(failed)
+        if name != failed.transport:
+            self._done.add(failed.transport)
+        return name
 
 
 @dataclass
@@ -238,9 +286,9 @@ class FailoverOperation(Generic[T]):
                 skipped = Attempt(candidate.name, False, 0.0, TransportUnavailable.kind)
                 candidate = self._next(source, skipped)
                 continue
-            rivals = self._race.rivals(candidate, source.upcoming())
+            rivals = self._race.rivals(candidate, source)
             if rivals:
-                ran, attempt, value = await self._race.run([candidate, *rivals], outcome)
+                ran, attempt, value = await self._race.run([candidate, *rivals], outcome, source)
             else:
                 ran, (attempt, value) = candidate, await self._attempt(candidate)
                 outcome.attempts.append(attempt)
@@ -256,7 +304,7 @@ class FailoverOperation(Generic[T]):
         """The source's next candidate; once it has none, those that lost a race."""
         if not self._source_done:
             candidate = source.after(failed)
-            if candidate is not None:
+            if candidate is not None or source.follows_races:
                 return candidate
             self._source_done = True
         return self._race.take_lost()
