@@ -152,3 +152,21 @@ async def test_a_router_sync_with_racing_off_stalls_on_the_timeout_then_uses_ssh
     assert [(e.transport, e.data["next_transport"]) for e in stalls] == [("tailscale", "ssh")]
     assert router.get_transport_failures() == {"node-1": {"tailscale": 1}}
     assert router.transport_order("node-1") == ["ssh", "base64", "tailscale"]
+
+
+@pytest.mark.parametrize("blackholed", [(0.2, 600.0)], indirect=True)
+async def test_rsync_races_its_connection_and_copies_over_the_route_that_won(
+    blackholed: Rig, tmp_path: Path
+) -> None:
+    ct, node, src = blackholed.ct, blackholed.node, blackholed.src
+    pushed = await ct.transfer_file(src, "r.bin", node, transports=["tailscale", "rsync"])
+    assert [(a.transport, a.error_kind) for a in pushed.attempts] == [
+        ("tailscale", "cancelled"),
+        ("rsync", None),
+    ]
+    assert (pushed.transport_used, pushed.bytes_transferred) == ("rsync", len(src.read_bytes()))
+    assert await blackholed.cluster.read_remote("node-1", "r.bin") == src.read_bytes()
+    back = tmp_path / "r-back.bin"
+    pulled = await ct.transfer_file(back, "r.bin", node, "pull", transports=["tailscale", "rsync"])
+    assert [(a.transport, a.error_kind) for a in pulled.attempts] == [("rsync", None)]
+    assert back.read_bytes() == src.read_bytes()
