@@ -26,13 +26,8 @@ from netfault.engine.race import RaceOutcome, RaceResult, outpaced, race
 from netfault.engine.results import Attempt
 
 if TYPE_CHECKING:
-    from netfault.engine.failover import (
-        Candidate,
-        CandidateSource,
-        Connection,
-        FailoverOperation,
-        FailoverOutcome,
-    )
+    from netfault.engine.candidates import Candidate, CandidateSource, Connection
+    from netfault.engine.failover import FailoverOperation, FailoverOutcome
 
 T = TypeVar("T")
 
@@ -52,6 +47,7 @@ class RaceStep(Generic[T]):
         self._spent: set[str] = set()  # rivals that failed to connect or ran
         self._lost: list[Candidate[T]] = []  # candidates the source moved past, cancelled
         self._queued: set[str] = set()  # names the source still holds, as of the last race
+        self._broken: list[Exception] = []  # raised by the source while it heard a failure
 
     def spent(self, candidate: Candidate[T]) -> bool:
         """Whether the source offers a candidate that already raced (skip it, once)."""
@@ -99,6 +95,10 @@ class RaceStep(Generic[T]):
         if not source.follows_races:  # otherwise the source decides what runs again
             self._settle(entrants, raced)
         winner = raced.winner
+        if self._broken:  # the source itself failed: the operation cannot go on
+            if winner is not None:
+                await close(winner)
+            raise self._broken[0]
         if winner is None or (op._last is not None and not op._last.fails_over):
             if winner is not None:  # a request error in another connect: stop, unsent
                 await close(winner)
@@ -141,7 +141,10 @@ class RaceStep(Generic[T]):
                 outcome.attempts.append(failed)
                 op._learn(candidate, error)
                 if source.follows_races and error.fails_over:
-                    source.raced(failed)  # heard now, in the order it happened
+                    try:
+                        source.raced(failed)  # heard now, in the order it happened
+                    except Exception as bug:  # the race would take it for a connect failure
+                        self._broken.append(bug)
                 raise
             return _Entrant(candidate, started, connection)
 

@@ -455,7 +455,7 @@ class Routed:
     heard: list[tuple[str, str | None, str | None, int]]  # transport, kind, next, events before
 
 
-def run_routed(routes: list[Route], delay: float | None) -> Routed:
+def run_routed(routes: list[Route], delay: float | None, broken: bool = False) -> Routed:
     """``run_operation`` with the escalation machine choosing each next transport."""
     clock = ManualClock()
     bus, recorder = EventBus(clock), EventRecorder()
@@ -469,6 +469,8 @@ def run_routed(routes: list[Route], delay: float | None) -> Routed:
 
     class Hook:
         def next_transport(self, failed: Attempt) -> str | None:
+            if broken:
+                raise RuntimeError("the escalation broke")
             decision = operation.failed(failed.transport, failed.error_kind, failed.message)
             heard.append(
                 (failed.transport, failed.error_kind, decision.next_transport, len(recorder.events))
@@ -559,3 +561,9 @@ def test_a_race_winner_that_fails_is_charged_itself_and_the_cancelled_lead_runs(
     ]
     assert dict(routed.machine.failures) == {"http:hostname": 1}
     assert ran.log == ["run hostname", "run tailscale"]
+
+
+def test_an_escalation_that_raises_while_hearing_a_race_fails_the_operation_loudly() -> None:
+    failing = [Route("tailscale", 1.0), Route("hostname", 0.1, connect_fails=True)]
+    with pytest.raises(RuntimeError, match="the escalation broke"):
+        run_routed(failing, 0.5, broken=True)
