@@ -74,8 +74,8 @@ async def test_large_file_scenario_needs_its_large_preset(preset: str, passes: b
     assert text.count("preset: large") == 1
     result = await run_scenario(load_scenario(path, text.replace("preset: large", preset)))
     assert result.passed is passes, result.report()
-    if not passes:
-        assert "operation exceeded 2.0s" in result.report()
+    if not passes:  # cut off at the cluster's 2 s: later transports may resume its partial
+        assert "tailscale(timeout) -> " in result.report()
 
 
 def test_race_delay_follows_the_precedence_and_off_means_sequential() -> None:
