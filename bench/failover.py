@@ -3,9 +3,10 @@
 For each way the tailscale route can break (blackholed, refusing, resetting right after the
 TCP connect), a fresh ``ClusterTransport`` pushes a 1 MiB file to a LocalCluster node six
 times with the default order (tailscale, ssh, ...): the first push, then the mean of the next
-five. The baseline is the working route's own time: the same push with ``transports=["ssh"]``
-(median of five), measured in the same run. Targets (issue 13): first push <= baseline +
-race_delay + 0.2 s; later pushes <= baseline + 0.1 s. Prints one JSON line last:
+five; then the same for syncs driven by a ``SyncRouter`` (chain tailscale, ssh, base64)
+with the route blackholed. The baseline is the working route's own time: the same push with
+``transports=["ssh"]`` (median of five), measured in the same run. Targets: first push <=
+baseline + race_delay + 0.2 s; later pushes <= baseline + 0.1 s. Prints one JSON line last:
 ``{"bench": "failover", "results": [{"name", "value", "unit", "baseline", "ratio", ...}]}``.
 Usage: ``python bench/failover.py [--connect-timeout 10] [--race-delay 0.5]``.
 """
@@ -23,12 +24,14 @@ from pathlib import Path
 from typing import Any
 
 from netfault.engine.config import TransportConfig
+from netfault.engine.router import SyncRouter
 from netfault.engine.thresholds import Thresholds
 from netfault.engine.transport import ClusterTransport
 from netfault.simulator.cluster import LocalCluster
 
 NODE = "node-1"
 LATER = 5
+ROUTER_CHAIN = ("tailscale", "ssh", "base64")
 
 
 @dataclass(frozen=True)
@@ -76,6 +79,27 @@ async def broken(
     return first, statistics.mean(t for t, _ in later), first_tried, later[-1][1]
 
 
+async def routed(
+    cluster: LocalCluster, src: Path, config: TransportConfig
+) -> tuple[float, float, list[str], list[str]]:
+    """``broken`` (blackholed) through a SyncRouter whose chain is tailscale, ssh, base64."""
+    fault = cluster.faults.apply("timeout", NODE, route="tailscale")
+    try:
+        async with ClusterTransport(config=config, thresholds=Thresholds()) as ct:
+            router = SyncRouter(ct, nodes=[cluster.node(NODE)], escalation_order=ROUTER_CHAIN)
+            times: list[tuple[float, list[str]]] = []
+            for _ in range(1 + LATER):
+                started = time.perf_counter()
+                result = await router.sync_to_node(NODE, src, remote_path="bench.bin")
+                if not result.success:
+                    raise SystemExit(f"sync failed: {result.error}")
+                times.append((time.perf_counter() - started, result.transports_tried))
+    finally:
+        cluster.faults.clear(fault)
+    later = times[1:]
+    return times[0][0], statistics.mean(t for t, _ in later), times[0][1], later[-1][1]
+
+
 def row(name: str, value: float, base: float, target: float) -> dict[str, Any]:
     return {
         "name": name,
@@ -110,6 +134,15 @@ async def main(connect_timeout: float, race_delay: float) -> None:
                     row(f"{breakage.name}_first_push", first, base, base + race_delay + 0.2)
                 )
                 results.append(row(f"{breakage.name}_later_push_mean", later, base, base + 0.1))
+            first, later, first_tried, later_tried = await routed(cluster, src, config)
+            print(
+                f"router_blackholed: first {first:.3f}s via {first_tried}, "
+                f"later {later:.3f}s via {later_tried}; baseline {base:.3f}s"
+            )
+            results.append(
+                row("router_blackholed_first_sync", first, base, base + race_delay + 0.2)
+            )
+            results.append(row("router_blackholed_later_sync_mean", later, base, base + 0.1))
     print(json.dumps({"bench": "failover", "results": results}))
 
 

@@ -4,7 +4,8 @@ Pure and synchronous (time comes from an injected clock); the router acts on its
 A node's *chain* is the runbook's escalation order restricted to the transports the node
 can use. One operation walks an *order*: a forced transport alone, else the primary (the
 preferred transport, or the chain's first), the backup transport, then the rest of the
-chain. After each failed attempt the operation decides:
+chain, which the caller may rearrange per operation (route memory moves transports on a
+demoted route last). After each failed attempt the operation decides:
 
 - the same transport again, for an integrity failure while checksum resends are left, or
   until the transport has failed ``failover_threshold`` times in this operation;
@@ -20,7 +21,7 @@ A transport unavailable for the node is passed over without counting anything.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal, TypedDict
 
@@ -158,9 +159,24 @@ class NodeEscalation:
         return list(dict.fromkeys(front + list(self.chain)))
 
     # -- events --------------------------------------------------------------------------
-    def begin(self, forced: str | None = None, integrity_resends: int = 0) -> Operation:
-        """Start one operation; the caller tries ``operation.order[0]`` first."""
-        return Operation(self, self.order(forced), integrity_resends)
+    def begin(
+        self,
+        forced: str | None = None,
+        integrity_resends: int = 0,
+        arrange: Callable[[list[str]], list[str]] | None = None,
+    ) -> Operation:
+        """Start one operation; the caller tries ``operation.order[0]`` first.
+
+        ``arrange`` reorders the order for this operation only (the router moves transports
+        on a demoted route last); it must return the same transports.
+        """
+        order = self.order(forced)
+        if arrange is not None:
+            arranged = arrange(order)
+            if sorted(arranged) != sorted(order):
+                raise ValueError(f"arrange changed the transports: {order} -> {arranged}")
+            order = arranged
+        return Operation(self, order, integrity_resends)
 
     def succeeded(self, transport: str) -> None:
         self._history.append(HistoryEntry(self.clock.wall(), transport, True))
@@ -208,36 +224,47 @@ class NodeEscalation:
 class Operation:
     """One operation's walk over its order; decides after each failed attempt.
 
+    Each failure is charged to the transport it names, not to a cursor: when failover races
+    a later transport's connection against the current one (``failover_race``), that
+    transport may fail, or win and then fail, before the current one has finished. The
+    next transport is always the first of the order that has not stalled (or been passed
+    over as unavailable) in this operation; a transport whose attempt was cancelled after
+    losing a race is never reported here, so it stays in line.
     ``integrity_resends`` is per transport: a checksum mismatch resends on the same
     transport that many times without counting toward the failover threshold.
     """
 
-    __slots__ = ("_at", "_budget", "_node", "_resends", "_tries", "order")
+    __slots__ = ("_budget", "_done", "_node", "_resends", "_tries", "order")
 
     def __init__(self, node: NodeEscalation, order: list[str], integrity_resends: int) -> None:
         self._node = node
         self.order = tuple(order)
-        self._at = 0
-        self._tries = 0
+        self._done: set[str] = set()
+        self._tries: dict[str, int] = {}
         self._budget = max(0, integrity_resends)
-        self._resends = self._budget
+        self._resends: dict[str, int] = {}
 
     def failed(self, transport: str, error_kind: str | None, error: str | None) -> Decision:
         """The attempt on ``transport`` failed with ``error_kind``: what next."""
         node = self._node
         if error_kind == UNAVAILABLE:
-            return Decision(node.name, transport, self._advance())
+            self._done.add(transport)
+            return Decision(node.name, transport, self.next())
         node._record(transport, error)
-        if error_kind == INTEGRITY and self._resends > 0:
-            self._resends -= 1
+        resends = self._resends.get(transport, self._budget)
+        if error_kind == INTEGRITY and resends > 0:
+            self._resends[transport] = resends - 1
             return Decision(node.name, transport, transport)
-        self._tries += 1
-        if self._tries < node.policy.failover_threshold:
+        self._tries[transport] = tries = self._tries.get(transport, 0) + 1
+        if tries < node.policy.failover_threshold:
             return Decision(node.name, transport, transport)
-        return node._stall(transport, self._advance())
+        self._done.add(transport)
+        return node._stall(transport, self.next())
 
-    def _advance(self) -> str | None:
-        self._at += 1
-        self._tries = 0
-        self._resends = self._budget
-        return self.order[self._at] if self._at < len(self.order) else None
+    def pending(self) -> list[str]:
+        """Transports of the order still in line: neither stalled nor passed over."""
+        return [t for t in self.order if t not in self._done]
+
+    def next(self) -> str | None:
+        pending = self.pending()
+        return pending[0] if pending else None

@@ -21,7 +21,8 @@ is raced, ``race_delay`` apart, against the next candidate on another route; the
 connect runs, the others are closed and recorded as ``cancelled`` attempts, never failures.
 
 ``ClusterTransport.transfer_file`` (transport candidates), ``http_request_with_failover``
-(route candidates, ``http_failover``) and the script API (``transfer``) build candidates.
+(route candidates, ``http_failover``) and the script API (``transfer``) build candidates;
+candidates and their sources (``Chain``, ``Escalated``) are in ``netfault.engine.candidates``.
 
 The failover order is defined once, in ``netfault.engine.config`` ("Failover order");
 ``transfer_file(transports=...)`` and an ``Escalation`` choose it per operation.
@@ -33,122 +34,30 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Generic, Protocol, TypeVar
+from typing import Generic, TypeVar
 
 from netfault.engine.breaker import REFUSED, BreakerRegistry
+from netfault.engine.candidates import (
+    Candidate,
+    CandidateSource,
+    Chain,
+    Connection,
+    Escalated,
+    Escalation,
+)
 from netfault.engine.config import NodeConfig
 from netfault.engine.errors import (
     AttemptError,
     CircuitOpenError,
-    IntegrityError,
     TransportUnavailable,
 )
 from netfault.engine.events import EventBus, EventType
 from netfault.engine.failover_race import RaceStep
 from netfault.engine.results import Attempt
-from netfault.engine.route_memory import RouteMemory, RouteName
+from netfault.engine.route_memory import RouteMemory
 from netfault.engine.transports.failures import Tracker, classify, timed_out
 
 T = TypeVar("T")
-T_co = TypeVar("T_co", covariant=True)
-
-
-class Escalation(Protocol):
-    """Chooses the next transport after a failed attempt (None: stop); see ``transfer_file``."""
-
-    def next_transport(self, failed: Attempt) -> str | None: ...
-
-
-class Connection(Protocol[T_co]):
-    """A candidate's connection, set up and unused: ``run`` does the operation on it."""
-
-    def run(self) -> Awaitable[T_co]: ...
-
-    def close(self) -> Awaitable[None]: ...
-
-
-@dataclass(frozen=True)
-class Candidate(Generic[T]):
-    """One thing to try: ``run`` returns the operation's value or raises."""
-
-    name: str  # in attempts and events, e.g. "ssh" or "http:tailscale"
-    run: Callable[[], Awaitable[T]]
-    available: bool = True
-    timeout: float | None = None  # limit of one attempt, child processes included
-    reports_as: str | None = None  # the result's ``transport_used`` (default: ``name``)
-    route: RouteName | None = None  # the node address it rides (route memory, racing)
-    connect: Callable[[], Awaitable[Connection[T]]] | None = None  # set-up phase: raceable
-
-
-class CandidateSource(Protocol[T]):
-    """Gives the candidates of one operation: the first, then one after each failure."""
-
-    def first(self) -> Candidate[T] | None: ...
-
-    def after(self, failed: Attempt) -> Candidate[T] | None: ...
-
-    def upcoming(self) -> Sequence[Candidate[T]]:
-        """The candidates queued after the current one (racing looks ahead; none: [])."""
-        ...
-
-
-class Chain(Generic[T]):
-    """Candidates in a fixed order: each gets ``tries`` attempts for path errors, plus
-    ``integrity_retries`` more after an integrity error, before the next one runs."""
-
-    def __init__(
-        self, candidates: Sequence[Candidate[T]], *, tries: int = 1, integrity_retries: int = 0
-    ) -> None:
-        self._candidates = list(candidates)
-        self._tries = max(1, tries)
-        self._integrity = max(0, integrity_retries)
-        self._index = -1
-        self._tries_left = 0
-        self._integrity_left = 0
-
-    def first(self) -> Candidate[T] | None:
-        return self._advance()
-
-    def after(self, failed: Attempt) -> Candidate[T] | None:
-        if failed.error_kind == IntegrityError.kind and self._integrity_left > 0:
-            self._integrity_left -= 1
-            return self._candidates[self._index]
-        if failed.error_kind not in (IntegrityError.kind, TransportUnavailable.kind):
-            self._tries_left -= 1
-            if self._tries_left > 0:
-                return self._candidates[self._index]
-        return self._advance()
-
-    def upcoming(self) -> Sequence[Candidate[T]]:
-        return self._candidates[self._index + 1 :]
-
-    def _advance(self) -> Candidate[T] | None:
-        self._index += 1
-        self._tries_left, self._integrity_left = self._tries, self._integrity
-        if self._index < len(self._candidates):
-            return self._candidates[self._index]
-        return None
-
-
-class Escalated(Generic[T]):
-    """The first candidate, then whatever ``escalation`` names after each failure. A named
-    transport the node cannot use is skipped and reported as an attempt of kind
-    ``unavailable`` (never in the result's attempts), so the escalation names another."""
-
-    def __init__(
-        self, first: str, build: Callable[[str], Candidate[T]], escalation: Escalation
-    ) -> None:
-        self._first, self._build, self._escalation = first, build, escalation
-
-    def first(self) -> Candidate[T] | None:
-        return self._build(self._first)
-
-    def after(self, failed: Attempt) -> Candidate[T] | None:
-        name = self._escalation.next_transport(failed)
-        return None if name is None else self._build(name)
-
-    def upcoming(self) -> Sequence[Candidate[T]]:
-        return []  # the escalation decides after each failure: nothing to race
 
 
 @dataclass
@@ -237,9 +146,9 @@ class FailoverOperation(Generic[T]):
                 skipped = Attempt(candidate.name, False, 0.0, TransportUnavailable.kind)
                 candidate = self._next(source, skipped)
                 continue
-            rivals = self._race.rivals(candidate, source.upcoming())
+            rivals = self._race.rivals(candidate, source)
             if rivals:
-                ran, attempt, value = await self._race.run([candidate, *rivals], outcome)
+                ran, attempt, value = await self._race.run([candidate, *rivals], outcome, source)
             else:
                 ran, (attempt, value) = candidate, await self._attempt(candidate)
                 outcome.attempts.append(attempt)
@@ -255,7 +164,7 @@ class FailoverOperation(Generic[T]):
         """The source's next candidate; once it has none, those that lost a race."""
         if not self._source_done:
             candidate = source.after(failed)
-            if candidate is not None:
+            if candidate is not None or source.follows_races:
                 return candidate
             self._source_done = True
         return self._race.take_lost()

@@ -6,9 +6,10 @@ the first raceable candidate of each other route among those queued after it (or
 earlier in this operation). ``run`` races their ``connect`` with ``netfault.engine.race``,
 records each connect failure as the attempt it is, each loser as a ``cancelled`` attempt
 (``ATTEMPT_CANCELLED``, never a failure), demotes a route outpaced in the race, and runs the
-operation on the winner's connection alone. A rival that failed or ran is not offered by the
-source again in the same operation; a candidate that lost is offered again when the
-source has nothing left.
+operation on the winner's connection alone. For a source that does not follow races (a
+fixed chain), a rival that failed or ran is not offered again in the same operation, and a
+candidate that lost is offered again when the source has nothing left; a source that
+follows them (an escalation) hears each connect failure as it happens and decides alone.
 """
 
 from __future__ import annotations
@@ -25,14 +26,8 @@ from netfault.engine.race import RaceOutcome, RaceResult, outpaced, race
 from netfault.engine.results import Attempt
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
-
-    from netfault.engine.failover import (
-        Candidate,
-        Connection,
-        FailoverOperation,
-        FailoverOutcome,
-    )
+    from netfault.engine.candidates import Candidate, CandidateSource, Connection
+    from netfault.engine.failover import FailoverOperation, FailoverOutcome
 
 T = TypeVar("T")
 
@@ -52,6 +47,7 @@ class RaceStep(Generic[T]):
         self._spent: set[str] = set()  # rivals that failed to connect or ran
         self._lost: list[Candidate[T]] = []  # candidates the source moved past, cancelled
         self._queued: set[str] = set()  # names the source still holds, as of the last race
+        self._broken: list[Exception] = []  # raised by the source while it heard a failure
 
     def spent(self, candidate: Candidate[T]) -> bool:
         """Whether the source offers a candidate that already raced (skip it, once)."""
@@ -64,11 +60,12 @@ class RaceStep(Generic[T]):
         """A candidate that lost a race and has not run since, once the source is done."""
         return self._lost.pop(0) if self._lost else None
 
-    def rivals(self, lead: Candidate[T], upcoming: Sequence[Candidate[T]]) -> list[Candidate[T]]:
+    def rivals(self, lead: Candidate[T], source: CandidateSource[T]) -> list[Candidate[T]]:
         """Candidates to race against ``lead``: one per other route, in queue order."""
         self._lost = [c for c in self._lost if c.name != lead.name]  # offered again already
         if self._op.race_delay is None or lead.connect is None or lead.route is None:
             return []
+        upcoming = source.upcoming()
         seen, found = {lead.route}, []
         for c in [*self._lost, *upcoming]:
             if c.connect is None or c.route is None or c.route in seen or not c.available:
@@ -82,7 +79,7 @@ class RaceStep(Generic[T]):
         return found
 
     async def run(
-        self, entrants: list[Candidate[T]], outcome: FailoverOutcome[T]
+        self, entrants: list[Candidate[T]], outcome: FailoverOutcome[T], source: CandidateSource[T]
     ) -> tuple[Candidate[T], Attempt, T | None]:
         """Race ``entrants``' connects; run the winner; return what ran and its attempt."""
         op = self._op
@@ -91,17 +88,17 @@ class RaceStep(Generic[T]):
             await entrant.connection.close()
             self._cancelled(entrant.candidate, entrant.started, outcome)
 
-        starters = [self._starter(c, outcome) for c in entrants]
+        starters = [self._starter(c, outcome, source) for c in entrants]
         raced: RaceResult[_Entrant[T]] = await race(starters, op.race_delay, close=close)
         for index in outpaced(raced):  # still connecting after race_delay: try it last
             self._demote(entrants[index])
-        for candidate, entry in zip(entrants, raced.entries, strict=True):
-            if entry.outcome in (RaceOutcome.FAILED, RaceOutcome.WON):
-                self._spent.add(candidate.name)  # not again from the source
-            elif candidate.name not in self._queued or candidate is entrants[0]:
-                self._lost.append(candidate)  # the source has moved past it
-        self._spent.discard(entrants[0].name)  # the source's current one: it moves on itself
+        if not source.follows_races:  # otherwise the source decides what runs again
+            self._settle(entrants, raced)
         winner = raced.winner
+        if self._broken:  # the source itself failed: the operation cannot go on
+            if winner is not None:
+                await close(winner)
+            raise self._broken[0]
         if winner is None or (op._last is not None and not op._last.fails_over):
             if winner is not None:  # a request error in another connect: stop, unsent
                 await close(winner)
@@ -112,8 +109,17 @@ class RaceStep(Generic[T]):
         outcome.attempts.append(attempt)
         return candidate, attempt, value
 
+    def _settle(self, entrants: list[Candidate[T]], raced: RaceResult[_Entrant[T]]) -> None:
+        """Note what the source must not offer again, and what it has moved past."""
+        for candidate, entry in zip(entrants, raced.entries, strict=True):
+            if entry.outcome in (RaceOutcome.FAILED, RaceOutcome.WON):
+                self._spent.add(candidate.name)  # not again from the source
+            elif candidate.name not in self._queued or candidate is entrants[0]:
+                self._lost.append(candidate)  # the source has moved past it
+        self._spent.discard(entrants[0].name)  # the source's current one: it moves on itself
+
     def _starter(
-        self, candidate: Candidate[T], outcome: FailoverOutcome[T]
+        self, candidate: Candidate[T], outcome: FailoverOutcome[T], source: CandidateSource[T]
     ) -> Callable[[], Awaitable[_Entrant[T]]]:
         op = self._op
         connect = candidate.connect
@@ -131,8 +137,14 @@ class RaceStep(Generic[T]):
                     raise
                 error = op._classify(exc, candidate)
                 ms = (time.perf_counter() - started) * 1000
-                outcome.attempts.append(op._failed(candidate.name, error, ms))
+                failed = op._failed(candidate.name, error, ms)
+                outcome.attempts.append(failed)
                 op._learn(candidate, error)
+                if source.follows_races and error.fails_over:
+                    try:
+                        source.raced(failed)  # heard now, in the order it happened
+                    except Exception as bug:  # the race would take it for a connect failure
+                        self._broken.append(bug)
                 raise
             return _Entrant(candidate, started, connection)
 

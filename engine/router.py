@@ -9,12 +9,19 @@ NODE_DISABLED when the chain is exhausted, then any ALERT that starts to hold. S
 event log reads attempt failed -> stall -> next attempt -> success, as it happened.
 A disabled node is refused without a network attempt until ``reenable_node``. Other
 components report a stall with ``report_stall``.
+
+Syncs share the transport's route memory and connection racing: the order puts transports
+on a demoted route last, and a transport's connection is raced against the next one's on
+the other route. A raced connection that fails is reported to the machine as it fails
+(its stall follows its failure in the log); one cancelled because another connected
+first is never reported, so it counts against neither the breaker nor the escalation.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable, Mapping
+from functools import partial
 from pathlib import Path
 from typing import ClassVar, TypeVar
 
@@ -140,8 +147,11 @@ class SyncRouter:
 
     def transport_order(self, node: str, force_transport: str | None = None) -> list[str]:
         """Order for the next sync: forced alone; else the primary (preferred or first of the
-        chain), the backup transport, then the rest of the chain."""
-        return self._machine(node).order(force_transport)
+        chain), the backup transport, then the rest of the chain; transports on a route
+        demoted for the node (route memory) moved last."""
+        return self.transport.route_order(
+            self._node(node), self._machine(node).order(force_transport)
+        )
 
     # -- syncing ---------------------------------------------------------------
     async def sync_to_node(
@@ -161,7 +171,8 @@ class SyncRouter:
             err = NodeDisabledError(node, machine.disabled.reason)
             return TransferResult(False, node, direction, error=err.message, error_kind=err.kind)
         resends = (config or self.transport.config).integrity_retries
-        operation = machine.begin(force_transport, resends)
+        arrange = partial(self.transport.route_order, cfg)  # demoted routes last
+        operation = machine.begin(force_transport, resends, arrange)
         result = await self.transport.transfer_file(
             data_path,
             # by default the file keeps its name, under the node's base_path

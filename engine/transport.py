@@ -131,10 +131,15 @@ class ClusterTransport:
     ) -> TransferResult:
         """Push or pull one file over ``transports`` (default: the node's order) in turn.
 
-        With ``escalation``, the first of ``transports`` runs first and, after each failed
-        attempt (its events already emitted), ``escalation.next_transport(attempt)`` names
-        the next (None: stop). A request error (a missing file, a remote path outside
-        ``base_path``, ...) fails the operation at once, uncounted.
+        Without ``escalation``, ``transports`` are tried in turn, those on a demoted route
+        last. With ``escalation``, ``transports`` is its order as it arranged it (see
+        ``route_order``): the first runs first and, after each failed attempt (its events
+        already emitted), ``escalation.next_transport(attempt)`` names the next (None:
+        stop). Either way, a transport's connection may be raced against the next one's on
+        the other route (``TransportConfig.race_delay``); the escalation hears a raced
+        connection's failure as it happens and never hears of a cancelled loser. A request
+        error (a missing file, a remote path outside ``base_path``, ...) fails the
+        operation at once, uncounted.
         """
         way, local, cfg = Direction(direction), Path(local_path), config or self.config
         op: FailoverOperation[int] = FailoverOperation(
@@ -157,8 +162,8 @@ class ClusterTransport:
 
         order = list(transports) if transports is not None else node.transport_order()
         source: CandidateSource[int]
-        if escalation is not None and order:
-            source = Escalated(order[0], build, escalation)
+        if escalation is not None:
+            source = Escalated(order, build, escalation)  # it arranged its order itself
         else:
             tries, retries = attempts_per_transport, cfg.integrity_retries
             candidates = op.ordered([build(n) for n in order])  # demoted routes last
@@ -194,6 +199,10 @@ class ClusterTransport:
             route=route_of(name),
             connect=connect if impl.connects_first else None,
         )
+
+    def route_order(self, node: NodeConfig, transports: Sequence[str]) -> list[str]:
+        """``transports`` with those on a route demoted for ``node`` moved last, order kept."""
+        return self.routes.order(node.name, transports, route_of)
 
     # -- probes ----------------------------------------------------------------
     async def probe_transport(

@@ -14,9 +14,17 @@ from netfault.engine.breaker import BreakerRegistry
 from netfault.engine.clock import ManualClock
 from netfault.engine.config import NodeConfig
 from netfault.engine.errors import ConnectError, ConnectionReset
+from netfault.engine.escalation import NodeEscalation, Policy
 from netfault.engine.events import EventBus, EventRecorder
-from netfault.engine.failover import Candidate, Chain, FailoverOperation, FailoverOutcome
+from netfault.engine.failover import (
+    Candidate,
+    Chain,
+    Escalated,
+    FailoverOperation,
+    FailoverOutcome,
+)
 from netfault.engine.race import RaceOutcome, RaceResult, outpaced, race
+from netfault.engine.results import Attempt
 from netfault.engine.route_memory import RouteMemory, RouteName
 
 T = TypeVar("T")
@@ -437,3 +445,125 @@ def test_a_lost_lead_offered_again_by_its_own_retries_runs_no_more_than_them() -
         ("http:tailscale", "reset"),
     ]
     assert ran.log == ["run hostname", "run tailscale"]
+
+
+# -- an escalation (the router's machine) as the source: what it hears, and when -------------------
+@dataclass
+class Routed:
+    ran: Ran
+    machine: NodeEscalation
+    heard: list[tuple[str, str | None, str | None, int]]  # transport, kind, next, events before
+
+
+def run_routed(routes: list[Route], delay: float | None, broken: bool = False) -> Routed:
+    """``run_operation`` with the escalation machine choosing each next transport."""
+    clock = ManualClock()
+    bus, recorder = EventBus(clock), EventRecorder()
+    bus.subscribe(recorder)
+    breakers, memory = BreakerRegistry(clock=clock), RouteMemory(clock=clock, events=bus)
+    log: list[str] = []
+    names = [f"http:{r.name}" for r in routes]
+    machine = NodeEscalation("n1", names, Policy(), clock)
+    operation = machine.begin()
+    heard: list[tuple[str, str | None, str | None, int]] = []
+
+    class Hook:
+        def next_transport(self, failed: Attempt) -> str | None:
+            if broken:
+                raise RuntimeError("the escalation broke")
+            decision = operation.failed(failed.transport, failed.error_kind, failed.message)
+            heard.append(
+                (failed.transport, failed.error_kind, decision.next_transport, len(recorder.events))
+            )
+            return decision.next_transport
+
+    async def main() -> FailoverOutcome[int]:
+        op: FailoverOperation[int] = FailoverOperation(
+            NodeConfig(hostname="n1"),
+            "push",
+            breakers=breakers,
+            events=bus,
+            size=int,
+            routes=memory,
+            race_delay=delay,
+        )
+        built = {f"http:{r.name}": r for r in routes}
+        return await op.run(Escalated(names, lambda n: candidate(built[n], log), Hook()))
+
+    loop = VirtualClockLoop()
+    try:
+        outcome = loop.run_until_complete(main())
+    finally:
+        loop.close()
+    return Routed(Ran(outcome, loop.now, log, recorder, breakers, memory), machine, heard)
+
+
+def kinds(ran: Ran) -> list[tuple[str, str | None]]:
+    return [(str(e.type), e.transport) for e in ran.recorder.events]
+
+
+def test_an_escalation_never_hears_of_the_lead_cancelled_by_the_race() -> None:
+    routed = run_routed([Route("tailscale", HANG), Route("hostname", 0.1)], 0.5)
+    ran = routed.ran
+    assert (ran.outcome.transport_used, ran.at) == ("http:hostname", pytest.approx(0.6))
+    assert tried(ran) == [("http:tailscale", "cancelled"), ("http:hostname", None)]
+    assert routed.heard == []
+    assert (routed.machine.history, dict(routed.machine.failures)) == ((), {})
+    assert routed.machine.active() == ("http:tailscale", "http:hostname")
+    assert ran.routes.is_demoted("n1", RouteName.TAILSCALE)
+
+
+def test_an_escalation_hears_a_raced_connect_failure_when_it_happens() -> None:
+    failing = [Route("tailscale", 1.0, connect_fails=True), Route("hostname", 0.1, True)]
+    routed = run_routed(failing, 0.5)
+    ran = routed.ran
+    assert (ran.outcome.success, ran.at) == (False, pytest.approx(1.0))
+    assert kinds(ran) == [
+        ("ATTEMPT_STARTED", "http:tailscale"),
+        ("ATTEMPT_STARTED", "http:hostname"),
+        ("ATTEMPT_FAILED", "http:hostname"),
+        ("ROUTE_DEMOTED", None),
+        ("ATTEMPT_FAILED", "http:tailscale"),
+        ("ROUTE_DEMOTED", None),
+        ("OPERATION_FAILED", None),
+    ]
+    # heard at 0.6 s, while the lead still connects, then the lead at 1.0 s; each right
+    # after its own failure event (and its route's), before the operation's end
+    assert routed.heard == [
+        ("http:hostname", "connect", "http:tailscale", 4),
+        ("http:tailscale", "connect", None, 6),
+    ]
+    assert routed.machine.disabled is not None
+    assert routed.machine.disabled.failed_transports == ("http:tailscale", "http:hostname")
+    assert ran.breakers.health_summary()["n1"]["failures"] == 1
+
+
+def test_a_refused_lead_is_heard_before_the_next_route_connects() -> None:
+    routed = run_routed([Route("tailscale", 0.2, connect_fails=True), Route("hostname", 0.1)], 0.5)
+    ran = routed.ran
+    assert (ran.outcome.transport_used, ran.at) == ("http:hostname", pytest.approx(0.3))
+    assert routed.heard == [("http:tailscale", "connect", "http:hostname", 3)]
+    assert kinds(ran)[3] == ("ATTEMPT_STARTED", "http:hostname")
+
+
+def test_a_race_winner_that_fails_is_charged_itself_and_the_cancelled_lead_runs() -> None:
+    routes = [Route("tailscale", 0.7), Route("hostname", 0.1, run_fails=True)]
+    routed = run_routed(routes, 0.5)
+    ran = routed.ran
+    assert ran.outcome.transport_used == "http:tailscale"
+    assert tried(ran) == [
+        ("http:tailscale", "cancelled"),
+        ("http:hostname", "reset"),
+        ("http:tailscale", None),
+    ]
+    assert [(t, k, n) for t, k, n, _ in routed.heard] == [
+        ("http:hostname", "reset", "http:tailscale")
+    ]
+    assert dict(routed.machine.failures) == {"http:hostname": 1}
+    assert ran.log == ["run hostname", "run tailscale"]
+
+
+def test_an_escalation_that_raises_while_hearing_a_race_fails_the_operation_loudly() -> None:
+    failing = [Route("tailscale", 1.0), Route("hostname", 0.1, connect_fails=True)]
+    with pytest.raises(RuntimeError, match="the escalation broke"):
+        run_routed(failing, 0.5, broken=True)

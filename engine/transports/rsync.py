@@ -7,6 +7,11 @@ rsync writes to the same ``.<name>.nfpart`` name the other transports use: a fre
 asyncssh connection checks the partial's prefix sha256 before reuse and renames it only once
 the whole file's sha256 matches the source's; a pull
 hashes the local partial right behind rsync's in-place writes instead of in a second pass.
+
+Racing: the side connection is set up first (``connect``), as a phase of its own, so
+failover races it across routes like the exec transports' connection. rsync's own ``ssh``
+is a second connection, opened once the side connection is up and aimed at the address and
+port that connection reached; the race proves the route, it does not carry rsync's bytes.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import secrets
 import shlex
 import shutil
 from collections.abc import Sequence
+from contextlib import AsyncExitStack
 from pathlib import Path
 
 import asyncssh
@@ -27,7 +33,12 @@ from netfault.engine.config import NodeConfig, TransportConfig
 from netfault.engine.errors import RemoteStorageError
 from netfault.engine.transports import children
 from netfault.engine.transports import remote as rc
-from netfault.engine.transports.base import Progress, Transport
+from netfault.engine.transports.base import (
+    Direction,
+    Progress,
+    Transport,
+    TransportConnection,
+)
 from netfault.engine.transports.failures import Attempt, boundary, mismatch, rsync_error
 from netfault.engine.transports.fenced import commit_remote, discard_own, resume_point
 from netfault.engine.transports.integrity import (
@@ -65,6 +76,8 @@ class RsyncTransport(Transport):
     """rsync over ssh to ``node.hostname:ssh_port``; needs rsync and ssh on both ends."""
 
     name = "rsync"
+    # The asyncssh connection is set up first, so failover can race it across routes.
+    connects_first = True
 
     def available(self, node: NodeConfig) -> bool:
         return shutil.which("rsync") is not None and shutil.which("ssh") is not None
@@ -87,6 +100,18 @@ class RsyncTransport(Transport):
             shlex.join(ssh_command(endpoint, config)),
         ]
 
+    async def connect(
+        self, node: NodeConfig, config: TransportConfig, progress: Progress | None = None
+    ) -> TransportConnection:
+        """Open the asyncssh connection a transfer checks and commits over; rsync's own
+        ``ssh`` then aims at the address and port this connection reached."""
+        attempt = Attempt(node, self.name, progress)
+        stack = AsyncExitStack()
+        endpoint = self.endpoint(node)
+        with boundary(attempt, connecting=True):
+            conn = await stack.enter_async_context(ssh_connection(endpoint, config, attempt))
+        return RsyncConnection(self, attempt, endpoint, conn, stack)
+
     async def push(
         self,
         node: NodeConfig,
@@ -96,31 +121,64 @@ class RsyncTransport(Transport):
         progress: Progress | None = None,
     ) -> int:
         """Upload; return the bytes this attempt sent (less than the size when it resumed)."""
-        attempt = Attempt(node, self.name, progress)
-        final = rc.remote_path_for(node, remote_path)
-        endpoint = self.endpoint(node)
+        return await self._connected(
+            Direction.PUSH, node, local_path, remote_path, config, progress
+        )
+
+    async def pull(
+        self,
+        node: NodeConfig,
+        remote_path: str,
+        local_path: Path,
+        config: TransportConfig,
+        progress: Progress | None = None,
+    ) -> int:
+        """Download; return the bytes this attempt received (less when it resumed)."""
+        return await self._connected(
+            Direction.PULL, node, local_path, remote_path, config, progress
+        )
+
+    async def _connected(
+        self,
+        direction: Direction,
+        node: NodeConfig,
+        local_path: Path,
+        remote_path: str,
+        config: TransportConfig,
+        progress: Progress | None,
+    ) -> int:
+        connection = await self.connect(node, config, progress)
+        try:
+            return await connection.transfer(direction, local_path, remote_path, config)
+        finally:
+            await connection.close()
+
+    async def _push_on(
+        self,
+        conn: asyncssh.SSHClientConnection,
+        endpoint: SshEndpoint,
+        local_path: Path,
+        final: str,
+        config: TransportConfig,
+        attempt: Attempt,
+    ) -> None:
         token = secrets.token_hex(8)
-        with boundary(attempt):
-            attempt.total = (await asyncio.to_thread(local_path.stat)).st_size
-            async with (
-                asyncio.timeout(config.operation_timeout),
-                ssh_connection(endpoint, config, attempt) as conn,
-            ):
-                digest = asyncio.ensure_future(sha256_file(local_path))
-                try:
-                    await self._write_fenced(conn, local_path, final, token, config, attempt)
-                    own = rc.own_name(final, token)
-                    await commit_remote(conn, own, final, await digest, attempt)
-                except RemoteStorageError:
-                    await discard_own(conn, final, token)
-                    raise
-                finally:
-                    digest.cancel()
-        return attempt.sent
+        attempt.total = (await asyncio.to_thread(local_path.stat)).st_size
+        digest = asyncio.ensure_future(sha256_file(local_path))
+        try:
+            await self._write_fenced(conn, endpoint, local_path, final, token, config, attempt)
+            own = rc.own_name(final, token)
+            await commit_remote(conn, own, final, await digest, attempt)
+        except RemoteStorageError:
+            await discard_own(conn, final, token)
+            raise
+        finally:
+            digest.cancel()
 
     async def _write_fenced(
         self,
         conn: asyncssh.SSHClientConnection,
+        endpoint: SshEndpoint,
         local: Path,
         final: str,
         token: str,
@@ -130,7 +188,7 @@ class RsyncTransport(Transport):
         """rsync into the shared partial under its lock (resuming what it holds), or into
         this attempt's own partial when a previous writer keeps the lock."""
         assert attempt.total is not None
-        endpoint, src = self.endpoint(attempt.node), local_arg(local)
+        src = local_arg(local)
         offset, _ = await resume_point(conn, final, local, attempt)
         tmp = rc.part_name(final)
         attempt.done = offset
@@ -144,55 +202,28 @@ class RsyncTransport(Transport):
             own = remote_spec(endpoint, rc.own_name(final, token))
             await self._rsync([src, own], endpoint, config, attempt, _mode(0))
 
-    async def pull(
-        self,
-        node: NodeConfig,
-        remote_path: str,
-        local_path: Path,
-        config: TransportConfig,
-        progress: Progress | None = None,
-    ) -> int:
-        """Download; return the bytes this attempt received (less when it resumed)."""
-        attempt = Attempt(node, self.name, progress)
-        source = rc.remote_path_for(node, remote_path)
-        endpoint = self.endpoint(node)
-        with boundary(attempt):
-            async with (
-                asyncio.timeout(config.operation_timeout),
-                receiving(local_path, rc.lock_wait(config.operation_timeout)) as part,
-            ):
-                await self._pull_into(part, source, endpoint, config, attempt)
-        return attempt.sent
-
     async def _pull_into(
         self,
+        conn: asyncssh.SSHClientConnection,
+        endpoint: SshEndpoint,
         part: Path,
         source: str,
-        endpoint: SshEndpoint,
         config: TransportConfig,
         attempt: Attempt,
     ) -> None:
         """Copy ``source`` into the partial, hashing behind rsync; raise on a mismatch."""
-        async with (
-            asyncio.timeout(config.operation_timeout),
-            ssh_connection(endpoint, config, attempt) as conn,
-        ):
-            attempt.total = rc.parse_size(
-                await run_text(conn, rc.cmd_stat(source), attempt, "stat")
-            )
-            offset, hasher = await self._local_offset(conn, source, part, attempt)
-            attempt.done = offset
-            expected = asyncio.ensure_future(
-                run_text(conn, rc.cmd_sha(source), attempt, "sha256sum")
-            )
-            try:
-                argv = [remote_spec(endpoint, source), local_arg(part)]
-                # Both modes write the partial in place, in order: hash it right behind.
-                copying = self._rsync(argv, endpoint, config, attempt, _mode(offset))
-                await follow_hash(part, offset, hasher, copying)
-                want, got = rc.parse_sha(await expected), str(hasher.hexdigest())
-            finally:
-                expected.cancel()
+        attempt.total = rc.parse_size(await run_text(conn, rc.cmd_stat(source), attempt, "stat"))
+        offset, hasher = await self._local_offset(conn, source, part, attempt)
+        attempt.done = offset
+        expected = asyncio.ensure_future(run_text(conn, rc.cmd_sha(source), attempt, "sha256sum"))
+        try:
+            argv = [remote_spec(endpoint, source), local_arg(part)]
+            # Both modes write the partial in place, in order: hash it right behind.
+            copying = self._rsync(argv, endpoint, config, attempt, _mode(offset))
+            await follow_hash(part, offset, hasher, copying)
+            want, got = rc.parse_sha(await expected), str(hasher.hexdigest())
+        finally:
+            expected.cancel()
         if want != got:
             raise mismatch(attempt, want, got)
 
@@ -252,6 +283,40 @@ class RsyncTransport(Transport):
             if fenced is not None:
                 raise rc.FenceRefused(fenced)
             raise rsync_error(code, text, attempt)
+
+
+class RsyncConnection(TransportConnection):
+    """The asyncssh connection of one rsync transfer; rsync's ``ssh`` aims where it did."""
+
+    def __init__(
+        self,
+        transport: RsyncTransport,
+        attempt: Attempt,
+        endpoint: SshEndpoint,
+        conn: asyncssh.SSHClientConnection,
+        stack: AsyncExitStack,
+    ) -> None:
+        self._transport, self._attempt, self._endpoint = transport, attempt, endpoint
+        self._conn, self._stack = conn, stack
+
+    async def transfer(
+        self, direction: Direction, local_path: Path, remote_path: str, config: TransportConfig
+    ) -> int:
+        """Push or pull over this connection (rsync beside it); return the bytes moved."""
+        attempt, impl, conn, endpoint = self._attempt, self._transport, self._conn, self._endpoint
+        path = rc.remote_path_for(attempt.node, remote_path)
+        with boundary(attempt):
+            async with asyncio.timeout(config.operation_timeout):
+                if direction is Direction.PUSH:
+                    await impl._push_on(conn, endpoint, local_path, path, config, attempt)
+                else:
+                    wait = rc.lock_wait(config.operation_timeout)
+                    async with receiving(local_path, wait) as part:
+                        await impl._pull_into(conn, endpoint, part, path, config, attempt)
+        return attempt.sent
+
+    async def close(self) -> None:
+        await self._stack.aclose()
 
 
 async def _follow_progress(stream: asyncio.StreamReader, attempt: Attempt, start: int) -> None:
