@@ -142,3 +142,10 @@ def test_spinning_proxy_relays_round_trips_and_goes_quiet_when_traffic_stops() -
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=20)
         listener.close()
+
+
+def test_every_flag_has_help_text() -> None:
+    from netfault.simulator.proxy.cli import _parser
+
+    parser = _parser()
+    assert [a.option_strings for a in parser._actions if not a.help] == []

@@ -23,9 +23,19 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-host", "--host", default="localhost", help="API host (localhost)")
     parser.add_argument("-port", "--port", type=int, default=8474, help="API port (8474)")
-    parser.add_argument("-config", "--config", default=None, help="JSON file in /populate format")
+    parser.add_argument(
+        "-config",
+        "--config",
+        default=None,
+        help="JSON file in /populate format: proxies to create at start",
+    )
     parser.add_argument("-seed", "--seed", type=int, default=None, help="seed for every fault")
-    parser.add_argument("-proxy-metrics", "--proxy-metrics", action="store_true")
+    parser.add_argument(
+        "-proxy-metrics",
+        "--proxy-metrics",
+        action="store_true",
+        help="serve Prometheus byte counters per proxy and direction at GET /metrics",
+    )
     parser.add_argument(
         "-spin-us",
         "--spin-us",
@@ -40,7 +50,12 @@ def _parser() -> argparse.ArgumentParser:
         default=0,
         help="keep the last N fault events for GET /events (0 = off until POST /events)",
     )
-    parser.add_argument("-runtime-metrics", "--runtime-metrics", action="store_true")
+    parser.add_argument(
+        "-runtime-metrics",
+        "--runtime-metrics",
+        action="store_true",
+        help="accepted as toxiproxy-server accepts it; no runtime metrics are served",
+    )
     parser.add_argument("-version", "--version", action="store_true", help="print the version")
     return parser
 
