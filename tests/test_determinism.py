@@ -8,6 +8,7 @@ import pytest
 
 from netfault.simulator.scenario.loader import load_scenario
 from netfault.simulator.scenario.runner import run_scenario
+from netfault.simulator.scenario.trace import merged
 
 LIBRARY = Path(__file__).resolve().parent.parent / "scenarios"
 
@@ -64,6 +65,7 @@ async def test_same_seed_gives_the_same_event_trace(tmp_path: Path, name: str) -
     "name",
     [
         "tailscale-down-for-two-operations-then-back",
+        "tailscale-resets-for-two-connections-then-back",
         "pty-mangled-ssh-channel-falls-back-to-base64",
         "base64-only-channel-reset-falls-over-to-http",
         "reset-at-sixty-percent-of-the-transfer-falls-back-to-base64",
@@ -77,6 +79,30 @@ async def test_same_seed_gives_the_same_fault_and_engine_decisions(name: str) ->
     assert first.passed and second.passed, first.report() + second.report()
     assert first.fault_trace, "the fault trace records every fault decision"
     assert first.decisions() == second.decisions()
+
+
+async def test_a_fault_for_two_connections_expires_as_the_second_one_opens() -> None:
+    result = await run_scenario(
+        load_scenario(LIBRARY / "tailscale-resets-for-two-connections-then-back.yaml")
+    )
+    assert result.passed, result.report()
+    records = merged(result.events, result.fault_trace)
+    expired = [i for i, r in enumerate(records) if r["type"] == "FAULT_EXPIRED"]
+    assert len(expired) == 1
+    record = records[expired[0]]
+    assert record["data"] == {
+        "as": "reset",
+        "for_connections": 2,
+        "proxy": "node-1-tailscale-ssh",
+        "connection": 1,  # the proxy's second connection since it started
+    }
+    # recorded the moment the proxy accepted it: inside the second Tailscale attempt
+    around = [(r["type"], r.get("transport")) for r in records[expired[0] - 1 : expired[0] + 2]]
+    assert around == [
+        ("ATTEMPT_STARTED", "tailscale"),
+        ("FAULT_EXPIRED", None),
+        ("ATTEMPT_FAILED", "tailscale"),
+    ]
 
 
 async def test_trace_says_which_fields_of_a_fired_fault_are_exact() -> None:

@@ -39,7 +39,7 @@ class ChannelFaults:
 
     def _fired(self, record: dict[str, object]) -> None:
         if self._node_faults is not None:
-            self._node_faults.fired.append(record)
+            self._node_faults.report(record)
 
     def done(self) -> None:
         """Record how many bytes the mangling rewrote on this channel, if any."""
