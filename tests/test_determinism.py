@@ -117,3 +117,38 @@ async def test_trace_says_which_fields_of_a_fired_fault_are_exact() -> None:
     assert fired.data["channel"] == "base64"
     assert fired.data["offset"] > 4096
     assert ("offset", fired.data["offset"]) not in fired.decision()[-1]
+
+
+@pytest.mark.parametrize(
+    ("name", "fault", "data"),
+    [
+        pytest.param(
+            "base64-only-channel-reset-falls-over-to-http",
+            "reset",
+            {"channel": "base64"},
+            id="channel-reset",
+        ),
+        pytest.param(
+            "pty-mangled-ssh-channel-falls-back-to-base64",
+            "corrupt_binary",
+            {"mode": "pty", "direction": "outbound"},
+            id="pty-mangling",
+        ),
+    ],
+)
+async def test_a_node_fault_is_traced_when_it_fires_inside_the_attempt_it_hit(
+    name: str, fault: str, data: dict[str, str]
+) -> None:
+    result = await run_scenario(load_scenario(LIBRARY / f"{name}.yaml"))
+    assert result.passed, result.report()
+    records = merged(result.events, result.fault_trace)
+    first = next(i for i, r in enumerate(records) if r["type"] == "FAULT_FIRED")
+    fired = records[first]
+    assert fired["fault"] == fault
+    assert data.items() <= fired["data"].items()
+    assert isinstance(fired["data"]["offset"], int)
+    # between the attempt it hit starting and failing, not after the step's last event
+    before, after = records[first - 1], records[first + 1]
+    assert before["type"] == "ATTEMPT_STARTED"
+    assert after["type"] == "ATTEMPT_FAILED"
+    assert after["transport"] == before["transport"]

@@ -144,7 +144,6 @@ class ExecSession:
             # The client went away: nobody is left to read the output.
             self._process.close()
         finally:
-            self._faults.done()
             await _reap(proc)
             self._registry.discard(proc)
 
