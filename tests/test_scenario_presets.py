@@ -3,6 +3,7 @@ library's large-preset scenario failing without its preset."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -65,17 +66,27 @@ def test_step_preset_and_config_are_loaded() -> None:
 
 
 @pytest.mark.parametrize(
-    ("preset", "passes"),
-    [pytest.param("preset: large", True, id="large"), pytest.param("", False, id="cluster-2s")],
+    ("preset", "cut_after"),
+    [
+        pytest.param("preset: large", None, id="large-as-shipped"),
+        pytest.param("preset: quick", "30.0s", id="quick"),
+        pytest.param("", "2.0s", id="cluster-2s"),
+    ],
 )
-async def test_large_file_scenario_needs_its_large_preset(preset: str, passes: bool) -> None:
+async def test_large_file_scenario_needs_its_large_preset(
+    preset: str, cut_after: str | None
+) -> None:
     path = LIBRARY / "large-file-with-large-preset-survives-bandwidth-limit.yaml"
     text = path.read_text()
     assert text.count("preset: large") == 1
     result = await run_scenario(load_scenario(path, text.replace("preset: large", preset)))
-    assert result.passed is passes, result.report()
-    if not passes:
-        assert "operation exceeded 2.0s" in result.report()
+    assert result.passed is (cut_after is None), result.report()
+    if cut_after is not None:
+        failed = [json.loads(e.to_json()) for e in result.events if e.type.name == "ATTEMPT_FAILED"]
+        assert [(e["transport"], e["error_kind"]) for e in failed] == [("tailscale", "timeout")]
+        assert failed[0]["error"].endswith(f"operation exceeded {cut_after}")
+        # cut off on Tailscale, the file went over SSH instead
+        assert "transport_used: expected 'tailscale', seen 'ssh'" in result.report()
 
 
 def test_race_delay_follows_the_precedence_and_off_means_sequential() -> None:
