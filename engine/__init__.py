@@ -34,6 +34,7 @@ from netfault.engine.errors import (
     TransportError,
     TransportTimeout,
     TransportUnavailable,
+    most_telling,
 )
 from netfault.engine.events import (
     Event,
@@ -68,6 +69,7 @@ from netfault.engine.transports.remote import part_name
 from netfault.engine.yamlsrc import Located, load_located
 
 __all__ = [
+    "most_telling",
     "CANCELLED_KIND",
     "ERROR_KINDS",
     "DEFAULT_FILE_TRANSPORTS",

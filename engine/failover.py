@@ -43,6 +43,7 @@ from netfault.engine.errors import (
     IntegrityError,
     TransportTimeout,
     TransportUnavailable,
+    most_telling,
 )
 from netfault.engine.events import EventBus, EventType
 from netfault.engine.failover_race import RaceStep
@@ -192,6 +193,7 @@ class FailoverOperation(Generic[T]):
         self._source_done = False
         self._tried = False  # a candidate ran and failed in a way that counts
         self._last: AttemptError | None = None
+        self._kinds: list[str] = []  # the kinds of the failures that counted, in order
 
     async def run(self, source: CandidateSource[T]) -> FailoverOutcome[T]:
         """Take the permit once, walk the candidates, report one outcome to the breaker."""
@@ -308,6 +310,7 @@ class FailoverOperation(Generic[T]):
         if error.counts or not error.fails_over:
             self._tried = self._tried or error.counts
             self._last = error
+            self._kinds.append(error.kind)
         self._emit(
             EventType.ATTEMPT_FAILED,
             name,
@@ -344,11 +347,11 @@ class FailoverOperation(Generic[T]):
             return
         last = self._last
         rejected = last is not None and not last.fails_over
-        outcome.error_kind = last.kind if last is not None else TransportUnavailable.kind
         if rejected:
             assert last is not None
-            outcome.error = last.message
+            outcome.error_kind, outcome.error = last.kind, last.message  # what stopped it
         else:
+            outcome.error_kind = most_telling(self._kinds) or TransportUnavailable.kind
             tried = "; ".join(f"{a.transport}: {a.message}" for a in outcome.attempts)
             tried = tried or "none available"
             outcome.error = f"every transport to {self.node.name} failed: {tried}"
