@@ -49,7 +49,7 @@ from netfault.engine.events import EventBus, EventType
 from netfault.engine.failover_race import RaceStep
 from netfault.engine.results import Attempt
 from netfault.engine.route_memory import RouteMemory, RouteName
-from netfault.engine.transports.failures import Tracker, classify
+from netfault.engine.transports.failures import AttemptNote, Tracker, classify, noting
 
 T = TypeVar("T")
 T_co = TypeVar("T_co", covariant=True)
@@ -274,21 +274,29 @@ class FailoverOperation(Generic[T]):
         if started is None:
             self._emit(EventType.ATTEMPT_STARTED, name)
             started = time.perf_counter()
-        try:
-            async with asyncio.timeout(candidate.timeout):
-                value = await (run or candidate.run)()
-        except Exception as exc:
-            error = self._classify(exc, candidate)
-            failed = self._failed(name, error, (time.perf_counter() - started) * 1000)
-            self._learn(candidate, error)
-            return failed, None
+        with noting() as note:
+            try:
+                async with asyncio.timeout(candidate.timeout):
+                    value = await (run or candidate.run)()
+            except Exception as exc:
+                error = self._classify(exc, candidate)
+                ms = (time.perf_counter() - started) * 1000
+                failed = self._failed(name, error, ms, note)
+                self._learn(candidate, error)
+                return failed, None
         ms = (time.perf_counter() - started) * 1000
         moved = self._size(value) if self._size is not None else 0
+        resumed = note.resumed_from or None
         self._emit(
-            EventType.ATTEMPT_SUCCEEDED, name, outcome="success", bytes=moved, duration_ms=ms
+            EventType.ATTEMPT_SUCCEEDED,
+            name,
+            outcome="success",
+            bytes=moved,
+            resumed_from=resumed,
+            duration_ms=ms,
         )
         self._learn(candidate, None)
-        return Attempt(name, True, ms, bytes=moved), value
+        return Attempt(name, True, ms, bytes=moved, resumed_from=note.resumed_from), value
 
     def _learn(self, candidate: Candidate[T], error: AttemptError | None) -> None:
         """Tell route memory how the candidate's route did (a request error says nothing)."""
@@ -306,21 +314,27 @@ class FailoverOperation(Generic[T]):
             )
         return classify(exc, Tracker(self.node, candidate.name))
 
-    def _failed(self, name: str, error: AttemptError, ms: float) -> Attempt:
+    def _failed(
+        self, name: str, error: AttemptError, ms: float, note: AttemptNote | None = None
+    ) -> Attempt:
         if error.counts or not error.fails_over:
             self._tried = self._tried or error.counts
             self._last = error
             self._kinds.append(error.kind)
+        # the bytes this attempt moved itself (its tracker's count, when it had one)
+        moved = note.sent if note is not None and note.tracked else error.bytes_done
+        resumed_from = note.resumed_from if note is not None else 0
         self._emit(
             EventType.ATTEMPT_FAILED,
             name,
             outcome="failure" if error.fails_over else "rejected",
             error_kind=error.kind,
             error=error.message,
-            bytes=error.bytes_done,
+            bytes=moved,
+            resumed_from=resumed_from or None,
             duration_ms=ms,
         )
-        return Attempt(name, False, ms, error.kind, error.message, error.bytes_done)
+        return Attempt(name, False, ms, error.kind, error.message, moved, resumed_from)
 
     def _refused(self, outcome: FailoverOutcome[T]) -> FailoverOutcome[T]:
         err = CircuitOpenError(self.node.name, self.breakers.get(self.node.name).retry_in())
