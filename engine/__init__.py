@@ -40,6 +40,7 @@ if TYPE_CHECKING:
         TransportError,
         TransportTimeout,
         TransportUnavailable,
+        most_telling,
     )
     from netfault.engine.events import (
         Event,
@@ -112,6 +113,7 @@ _EXPORTS = {
     "TransportError": "netfault.engine.errors",
     "TransportTimeout": "netfault.engine.errors",
     "TransportUnavailable": "netfault.engine.errors",
+    "most_telling": "netfault.engine.errors",
     "Event": "netfault.engine.events",
     "EventBus": "netfault.engine.events",
     "EventRecorder": "netfault.engine.events",
@@ -166,6 +168,7 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "most_telling",
     "CANCELLED_KIND",
     "ERROR_KINDS",
     "DEFAULT_FILE_TRANSPORTS",

@@ -27,9 +27,24 @@ its message. The tree decides what the failover loop does with an error::
 "Fails over": the failover loop tries the next candidate. "Counts": the operation's
 outcome is reported to the node's breaker and router. A request error stops the
 operation at once and counts against neither: retrying it elsewhere cannot help.
+
+An operation whose attempts failed for different reasons reports the most telling kind
+(``most_telling``), most telling first::
+
+    integrity > storage > auth > http_5xx > request kinds > reset > connect > timeout
+      > transport > unavailable
+
+Damaged bytes come first: they are the one failure that means data went wrong, and the
+path that damaged them may well be the one a later attempt timed out on. Then what no
+path can fix (a full disk, a refused key or host key), then an agent that answered but
+failed, then the request kinds (an operation they stopped reports the kind itself). The
+path kinds follow in the order of what they say about the path: a reset shows the peer was
+reached, a refused connection that something answered, a timeout only that nothing did.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable
 
 
 class NetfaultError(Exception):
@@ -203,6 +218,32 @@ def _kinds(cls: type[NetfaultError]) -> frozenset[str]:
 
 CANCELLED_KIND = "cancelled"
 """An attempt whose connection lost a race (or whose operation was cancelled): no failure."""
+
+TELLING_ORDER: tuple[str, ...] = (
+    IntegrityError.kind,
+    RemoteStorageError.kind,
+    AuthenticationError.kind,
+    ServerError.kind,
+    *sorted(REQUEST_KINDS),
+    RequestError.kind,
+    ConnectionReset.kind,
+    ConnectError.kind,
+    TransportTimeout.kind,
+    TransportError.kind,
+    TransportUnavailable.kind,
+)
+"""Attempt error kinds, most telling first (see the module docstring)."""
+
+
+def most_telling(kinds: Iterable[str]) -> str | None:
+    """The kind an operation reports for attempts that failed with ``kinds`` (None: none);
+    a kind outside ``TELLING_ORDER`` ranks last, ties go to the earliest attempt."""
+    rank = {kind: i for i, kind in enumerate(TELLING_ORDER)}
+    ordered = list(kinds)
+    if not ordered:
+        return None
+    return min(ordered, key=lambda kind: rank.get(kind, len(rank)))
+
 
 ERROR_KINDS = _kinds(NetfaultError) - {NetfaultError.kind, AttemptError.kind} | {CANCELLED_KIND}
 """Every kind an event or result may carry: the closed vocabulary for scenario files."""

@@ -51,6 +51,7 @@ class Event:
     error_kind: str | None = None
     error: str | None = None
     bytes: int | None = None
+    resumed_from: int | None = None  # an attempt that carried on from a partial: its offset
     duration_ms: float | None = None
     monotonic: float = 0.0
     wall: float = 0.0

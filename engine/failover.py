@@ -50,12 +50,19 @@ from netfault.engine.errors import (
     AttemptError,
     CircuitOpenError,
     TransportUnavailable,
+    most_telling,
 )
 from netfault.engine.events import EventBus, EventType
 from netfault.engine.failover_race import RaceStep
 from netfault.engine.results import Attempt
 from netfault.engine.route_memory import RouteMemory
-from netfault.engine.transports.failures import Tracker, classify, timed_out
+from netfault.engine.transports.failures import (
+    AttemptNote,
+    Tracker,
+    classify,
+    noting,
+    timed_out,
+)
 
 T = TypeVar("T")
 
@@ -100,6 +107,7 @@ class FailoverOperation(Generic[T]):
         self._source_done = False
         self._tried = False  # a candidate ran and failed in a way that counts
         self._last: AttemptError | None = None
+        self._kinds: list[str] = []  # the kinds of the failures that counted, in order
 
     async def run(self, source: CandidateSource[T]) -> FailoverOutcome[T]:
         """Take the permit once, walk the candidates, report one outcome to the breaker."""
@@ -180,21 +188,29 @@ class FailoverOperation(Generic[T]):
         if started is None:
             self._emit(EventType.ATTEMPT_STARTED, name)
             started = time.perf_counter()
-        try:
-            async with asyncio.timeout(candidate.timeout):
-                value = await (run or candidate.run)()
-        except Exception as exc:
-            error = self._classify(exc, candidate)
-            failed = self._failed(name, error, (time.perf_counter() - started) * 1000)
-            self._learn(candidate, error)
-            return failed, None
+        with noting() as note:
+            try:
+                async with asyncio.timeout(candidate.timeout):
+                    value = await (run or candidate.run)()
+            except Exception as exc:
+                error = self._classify(exc, candidate, note)
+                ms = (time.perf_counter() - started) * 1000
+                failed = self._failed(name, error, ms, note)
+                self._learn(candidate, error)
+                return failed, None
         ms = (time.perf_counter() - started) * 1000
         moved = self._size(value) if self._size is not None else 0
+        resumed = note.resumed_from or None
         self._emit(
-            EventType.ATTEMPT_SUCCEEDED, name, outcome="success", bytes=moved, duration_ms=ms
+            EventType.ATTEMPT_SUCCEEDED,
+            name,
+            outcome="success",
+            bytes=moved,
+            resumed_from=resumed,
+            duration_ms=ms,
         )
         self._learn(candidate, None)
-        return Attempt(name, True, ms, bytes=moved), value
+        return Attempt(name, True, ms, bytes=moved, resumed_from=note.resumed_from), value
 
     def _learn(self, candidate: Candidate[T], error: AttemptError | None) -> None:
         """Tell route memory how the candidate's route did (a request error says nothing)."""
@@ -203,26 +219,37 @@ class FailoverOperation(Generic[T]):
         if error is None or error.fails_over:
             self.routes.record_attempt(self.node.name, candidate.route, error)
 
-    def _classify(self, exc: Exception, candidate: Candidate[T]) -> AttemptError:
+    def _classify(
+        self, exc: Exception, candidate: Candidate[T], note: AttemptNote | None = None
+    ) -> AttemptError:
         tracker = Tracker(self.node, candidate.name)
+        if note is not None and note.tracked:  # how far it got, for the timeout's hint
+            tracker.done = note.resumed_from + note.sent
         if isinstance(exc, TimeoutError) and candidate.timeout is not None:
             return timed_out(tracker, candidate.timeout)
         return classify(exc, tracker)
 
-    def _failed(self, name: str, error: AttemptError, ms: float) -> Attempt:
+    def _failed(
+        self, name: str, error: AttemptError, ms: float, note: AttemptNote | None = None
+    ) -> Attempt:
         if error.counts or not error.fails_over:
             self._tried = self._tried or error.counts
             self._last = error
+            self._kinds.append(error.kind)
+        # the bytes this attempt moved itself (its tracker's count, when it had one)
+        moved = note.sent if note is not None and note.tracked else error.bytes_done
+        resumed_from = note.resumed_from if note is not None else 0
         self._emit(
             EventType.ATTEMPT_FAILED,
             name,
             outcome="failure" if error.fails_over else "rejected",
             error_kind=error.kind,
             error=error.message,
-            bytes=error.bytes_done,
+            bytes=moved,
+            resumed_from=resumed_from or None,
             duration_ms=ms,
         )
-        return Attempt(name, False, ms, error.kind, error.message, error.bytes_done)
+        return Attempt(name, False, ms, error.kind, error.message, moved, resumed_from)
 
     def _refused(self, outcome: FailoverOutcome[T]) -> FailoverOutcome[T]:
         err = CircuitOpenError(self.node.name, self.breakers.get(self.node.name).retry_in())
@@ -249,11 +276,11 @@ class FailoverOperation(Generic[T]):
             return
         last = self._last
         rejected = last is not None and not last.fails_over
-        outcome.error_kind = last.kind if last is not None else TransportUnavailable.kind
         if rejected:
             assert last is not None
-            outcome.error = last.message
+            outcome.error_kind, outcome.error = last.kind, last.message  # what stopped it
         else:
+            outcome.error_kind = most_telling(self._kinds) or TransportUnavailable.kind
             tried = "; ".join(f"{a.transport}: {a.message}" for a in outcome.attempts)
             tried = tried or "none available"
             outcome.error = f"every transport to {self.node.name} failed: {tried}"

@@ -16,7 +16,13 @@ class Attempt:
     duration_ms: float
     error_kind: str | None = None
     message: str | None = None
-    bytes: int = 0
+    bytes: int = 0  # moved by this attempt itself
+    resumed_from: int = 0  # where it started: what a partial already held (0: from scratch)
+
+    @property
+    def resumed(self) -> bool:
+        """Whether it carried on from a partial an earlier attempt left."""
+        return self.resumed_from > 0
 
 
 @dataclass

@@ -8,6 +8,7 @@ import pytest
 
 from netfault.simulator.scenario.loader import load_scenario
 from netfault.simulator.scenario.runner import run_scenario
+from netfault.simulator.scenario.trace import merged
 
 LIBRARY = Path(__file__).resolve().parent.parent / "scenarios"
 
@@ -64,6 +65,7 @@ async def test_same_seed_gives_the_same_event_trace(tmp_path: Path, name: str) -
     "name",
     [
         "tailscale-down-for-two-operations-then-back",
+        "tailscale-resets-for-two-connections-then-back",
         "pty-mangled-ssh-channel-falls-back-to-base64",
         "base64-only-channel-reset-falls-over-to-http",
         "reset-at-sixty-percent-of-the-transfer-falls-back-to-base64",
@@ -79,6 +81,30 @@ async def test_same_seed_gives_the_same_fault_and_engine_decisions(name: str) ->
     assert first.decisions() == second.decisions()
 
 
+async def test_a_fault_for_two_connections_expires_as_the_second_one_opens() -> None:
+    result = await run_scenario(
+        load_scenario(LIBRARY / "tailscale-resets-for-two-connections-then-back.yaml")
+    )
+    assert result.passed, result.report()
+    records = merged(result.events, result.fault_trace)
+    expired = [i for i, r in enumerate(records) if r["type"] == "FAULT_EXPIRED"]
+    assert len(expired) == 1
+    record = records[expired[0]]
+    assert record["data"] == {
+        "as": "reset",
+        "for_connections": 2,
+        "proxy": "node-1-tailscale-ssh",
+        "connection": 1,  # the proxy's second connection since it started
+    }
+    # recorded the moment the proxy accepted it: inside the second Tailscale attempt
+    around = [(r["type"], r.get("transport")) for r in records[expired[0] - 1 : expired[0] + 2]]
+    assert around == [
+        ("ATTEMPT_STARTED", "tailscale"),
+        ("FAULT_EXPIRED", None),
+        ("ATTEMPT_FAILED", "tailscale"),
+    ]
+
+
 async def test_trace_says_which_fields_of_a_fired_fault_are_exact() -> None:
     result = await run_scenario(
         load_scenario(LIBRARY / "base64-only-channel-reset-falls-over-to-http.yaml")
@@ -91,3 +117,38 @@ async def test_trace_says_which_fields_of_a_fired_fault_are_exact() -> None:
     assert fired.data["channel"] == "base64"
     assert fired.data["offset"] > 4096
     assert ("offset", fired.data["offset"]) not in fired.decision()[-1]
+
+
+@pytest.mark.parametrize(
+    ("name", "fault", "data"),
+    [
+        pytest.param(
+            "base64-only-channel-reset-falls-over-to-http",
+            "reset",
+            {"channel": "base64"},
+            id="channel-reset",
+        ),
+        pytest.param(
+            "pty-mangled-ssh-channel-falls-back-to-base64",
+            "corrupt_binary",
+            {"mode": "pty", "direction": "outbound"},
+            id="pty-mangling",
+        ),
+    ],
+)
+async def test_a_node_fault_is_traced_when_it_fires_inside_the_attempt_it_hit(
+    name: str, fault: str, data: dict[str, str]
+) -> None:
+    result = await run_scenario(load_scenario(LIBRARY / f"{name}.yaml"))
+    assert result.passed, result.report()
+    records = merged(result.events, result.fault_trace)
+    first = next(i for i, r in enumerate(records) if r["type"] == "FAULT_FIRED")
+    fired = records[first]
+    assert fired["fault"] == fault
+    assert data.items() <= fired["data"].items()
+    assert isinstance(fired["data"]["offset"], int)
+    # between the attempt it hit starting and failing, not after the step's last event
+    before, after = records[first - 1], records[first + 1]
+    assert before["type"] == "ATTEMPT_STARTED"
+    assert after["type"] == "ATTEMPT_FAILED"
+    assert after["transport"] == before["transport"]

@@ -36,6 +36,7 @@ from netfault.simulator.cluster.compose import (
 from netfault.simulator.cluster.controller import FaultController
 from netfault.simulator.cluster.docker import DockerBackendError, DockerCluster
 from netfault.simulator.cluster.docker_engine import secrets_tar
+from netfault.simulator.cluster.faults import FaultError
 from netfault.simulator.cluster.spec import NodeSpec
 from netfault.simulator.cluster.switchboard import (
     AdminEndpoint,
@@ -334,3 +335,18 @@ def test_serve_exits_2_on_a_missing_token_file(tmp_path: Path) -> None:
     )  # fmt: skip
     assert done.returncode == 2
     assert "missing" in done.stderr
+
+
+def test_for_connections_is_refused_where_the_proxy_is_the_real_toxiproxy() -> None:
+    # Toxiproxy ignores a toxic's "connections": the fault would never end by itself
+    controller = FaultController(
+        "127.0.0.1",
+        1,
+        lambda *_: ["x"],
+        lambda *_: None,
+        lambda: ["n"],
+        counts_connections=False,
+    )
+    with pytest.raises(FaultError, match="for_connections needs netfault's own fault proxy"):
+        controller.apply("latency", "n", for_connections=2)
+    assert controller.active == []

@@ -10,7 +10,19 @@ import pytest
 from netfault.engine import Escalation
 from netfault.engine.clock import ManualClock
 from netfault.engine.config import NodeConfig
-from netfault.engine.errors import ConnectError, ConnectionReset, NotFoundError
+from netfault.engine.errors import (
+    ERROR_KINDS,
+    TELLING_ORDER,
+    AttemptError,
+    AuthenticationError,
+    ConnectError,
+    ConnectionReset,
+    IntegrityError,
+    NotFoundError,
+    RemoteStorageError,
+    TransportTimeout,
+    most_telling,
+)
 from netfault.engine.events import Event, EventBus, EventRecorder
 from netfault.engine.results import Attempt
 from netfault.engine.thresholds import Thresholds
@@ -154,3 +166,65 @@ async def test_refused_http_call_emits_the_same_refusal_as_a_refused_transfer(ri
     assert (transfer.error_kind, call.error_kind) == ("breaker_open", "breaker_open")
     refusals = [(str(e.type), e.node, e.outcome, e.error_kind) for e in rig.recorder.events]
     assert refusals == [("OPERATION_FAILED", "n1", "refused", "breaker_open")] * 2
+
+
+def failing(kind: str, name: str) -> BaseException:
+    errors: dict[str, type[AttemptError]] = {
+        "timeout": TransportTimeout,
+        "reset": ConnectionReset,
+        "connect": ConnectError,
+        "integrity": IntegrityError,
+        "storage": RemoteStorageError,
+        "auth": AuthenticationError,
+    }
+    return errors[kind](f"{name}@n1: {kind}", node="n1", transport=name)
+
+
+@pytest.mark.parametrize(
+    ("kinds", "reported"),
+    [
+        pytest.param(["timeout", "integrity", "reset", "connect"], "integrity", id="integrity"),
+        pytest.param(["reset", "connect", "storage", "timeout"], "storage", id="storage"),
+        pytest.param(["timeout", "auth", "reset", "reset"], "auth", id="auth"),
+        pytest.param(["timeout", "connect", "reset", "timeout"], "reset", id="reset"),
+        pytest.param(["timeout", "timeout", "connect", "timeout"], "connect", id="connect"),
+        pytest.param(["timeout"] * 4, "timeout", id="all-timeouts"),
+    ],
+)
+async def test_operation_reports_the_most_telling_kind_of_its_attempts(
+    rig: Rig, kinds: list[str], reported: str
+) -> None:
+    for name, kind in zip(NAMES, kinds, strict=True):
+        rig.fail(name, failing(kind, name), failing(kind, name))
+
+    result = await rig.ct.transfer_file(rig.src, "a.bin", NODE, transports=NAMES)
+
+    # each attempt keeps its own kind (damaged bytes are resent once on the same transport)
+    tries = [k for k in kinds for _ in range(2 if k == "integrity" else 1)]
+    assert [a.error_kind for a in result.attempts] == tries
+    assert (result.success, result.error_kind) == (False, reported)
+    assert rig.seen()[-1] == ("OPERATION_FAILED", None, reported)
+
+
+async def test_a_request_error_after_path_failures_is_what_the_operation_reports(
+    rig: Rig,
+) -> None:
+    rig.fail("ssh", failing("integrity", "ssh"), failing("integrity", "ssh"))
+    rig.fail("rsync", NotFoundError("rsync@n1: no such file", node="n1"))
+
+    result = await rig.ct.transfer_file(rig.src, "a.bin", NODE, transports=NAMES)
+
+    # the request error stopped the operation: that, not the ranking, is its answer
+    assert [a.error_kind for a in result.attempts] == ["integrity", "integrity", "not_found"]
+    assert result.error_kind == "not_found"
+
+
+def test_telling_order_ranks_every_attempt_kind_once() -> None:
+    # every kind an attempt can fail with has a rank; no kind is ranked twice
+    attempt_kinds = {k for k in ERROR_KINDS if k not in ("config", "breaker_open")}
+    attempt_kinds -= {"node_disabled", "cancelled"}
+    assert set(TELLING_ORDER) == attempt_kinds
+    assert len(TELLING_ORDER) == len(set(TELLING_ORDER))
+    assert most_telling([]) is None
+    assert most_telling(["timeout", "cancelled", "connect"]) == "connect"
+    assert most_telling(["cancelled", "unavailable"]) == "unavailable"

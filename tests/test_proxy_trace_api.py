@@ -321,3 +321,37 @@ def test_a_small_ring_says_how_many_events_it_overwrote(
     assert [(e.seq, e.connection, e.offset) for e in kept] == [(4, 1, 0), (5, 1, 1)]
     assert reply.headers["X-Netfault-Events-Cursor"] == "5"
     assert reply.headers["X-Netfault-Events-Dropped"] == "3"  # toxic_added and connection 0's
+
+
+def test_a_toxic_with_connections_joins_that_many_then_expires(
+    server: ProxyServer, echo_port: int
+) -> None:
+    toxic = {"name": "cut", "type": "limit_data", "attributes": {"bytes": 10}, "connections": 2}
+    address = add_proxy(server, "twice", echo_port, [toxic])
+    listed = json.loads(call(server, "GET", "/proxies/twice/toxics").body)
+    assert listed[0]["connections"] == 2
+
+    got = [len(echo_through(address, PAYLOAD)) for _ in range(3)]
+
+    assert got == [10, 10, len(PAYLOAD)]  # the third connection passes untouched
+    assert json.loads(call(server, "GET", "/proxies/twice/toxics").body) == []
+    seen = [(e.action, e.connection) for e in events(server)]
+    assert seen == [
+        (A.TOXIC_ADDED, None),
+        (A.LIMIT_REACHED, 0),
+        (A.TOXIC_EXPIRED, 1),  # it left the proxy as it joined its last connection...
+        (A.LIMIT_REACHED, 1),  # ...which keeps it
+    ]
+    # clearing it by hand afterwards finds nothing: it is gone, as Toxiproxy says of any
+    assert call(server, "DELETE", "/proxies/twice/toxics/cut").status == 404
+
+
+@pytest.mark.parametrize("count", [0, -1, "2", 1.5])
+def test_connections_must_be_a_whole_number_from_one(
+    server: ProxyServer, echo_port: int, count: object
+) -> None:
+    add_proxy(server, "bad", echo_port, [])
+    toxic = {"type": "latency", "connections": count}
+    reply = call(server, "POST", "/proxies/bad/toxics", toxic)
+    assert reply.status == 400, reply.body
+    assert b"connections" in reply.body

@@ -148,3 +148,74 @@ async def test_fault_set_member_scoped_to_operations_expires_alone(tmp_path: Pat
         ("cleared", "down"),
         ("cleared", "latency"),
     ]
+
+
+RANKED = """\
+name: mixed-failures-report-the-most-telling-kind
+seed: 3
+cluster:
+  nodes: [{name: node-1, tailscale: false}]
+steps:
+  - fault: {kind: auth_refused, node: node-1}
+  - fault: {kind: http_down, node: node-1}
+  - transfer:
+      node: node-1
+      path: a.bin
+      transports: [ssh, http]
+      expect:
+        success: false
+        error_kind: KIND
+        attempts: [{transport: ssh, error_kind: auth}, {transport: http, error_kind: reset}]
+"""
+
+
+@pytest.mark.parametrize(
+    ("kind", "passes"),
+    [pytest.param("auth", True, id="auth"), pytest.param("reset", False, id="last-kind")],
+)
+async def test_error_kind_expectation_is_the_operations_most_telling_kind(
+    kind: str, passes: bool
+) -> None:
+    result = await run_scenario(load_scenario("ranked.yaml", RANKED.replace("KIND", kind)))
+    assert result.passed is passes, result.report()
+    if not passes:
+        assert "error_kind: expected 'reset', seen 'auth'" in result.report()
+
+
+FRESH = """\
+name: a-first-push-starts-from-scratch
+seed: 3
+cluster:
+  nodes: [{name: node-1, tailscale: false}]
+steps:
+  - transfer:
+      node: node-1
+      path: a.bin
+      transports: [ssh]
+      expect:
+        attempts: [{transport: ssh, ATTEMPT}]
+"""
+
+
+@pytest.mark.parametrize(
+    ("attempt", "problem"),
+    [
+        pytest.param("resumed: false, resumed_from: 0", None, id="fresh"),
+        pytest.param(
+            "resumed: true",
+            "attempts[0] (ssh): resumed expected True, seen False",
+            id="not-resumed",
+        ),
+        pytest.param(
+            "resumed_from: 4096",
+            "attempts[0] (ssh): resumed_from expected 4096, seen 0",
+            id="offset",
+        ),
+    ],
+)
+async def test_per_attempt_resume_expectations(attempt: str, problem: str | None) -> None:
+    # a real resume, with its offset and bytes, is in tests/test_attempt_resume.py
+    result = await run_scenario(load_scenario("fresh.yaml", FRESH.replace("ATTEMPT", attempt)))
+    assert result.passed is (problem is None), result.report()
+    if problem is not None:
+        assert problem in result.report()

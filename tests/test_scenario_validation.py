@@ -124,8 +124,36 @@ TYPOS = [
     pytest.param(
         "steps:\n  - fault: {kind: corrupt_binary, node: node-1, params: {level: ssh}}\n",
         "typo.yaml:6: steps[0].fault.params: unknown key (known: kind, node, route, service, as, "
-        "for_operations, level, probability, mode, transport)",
+        "for_operations, for_connections, level, probability, mode, transport)",
         id="fault-params-key",
+    ),
+    pytest.param(
+        "steps:\n  - fault: {kind: auth_refused, node: node-1, for_connections: 2}\n",
+        "typo.yaml:6: steps[0].fault: fault auth_refused acts inside the node: for_connections "
+        "works on the proxy faults (reset, corrupt_binary, timeout, latency, bandwidth, "
+        "slow_close; reset/corrupt_binary at level tcp); use for_operations",
+        id="for_connections-node-fault",
+    ),
+    pytest.param(
+        "steps:\n  - fault: {kind: reset, node: node-1, level: ssh, for_connections: 1}\n",
+        "typo.yaml:6: steps[0].fault: fault reset acts inside the node: for_connections",
+        id="for_connections-ssh-level",
+    ),
+    pytest.param(
+        "steps:\n  - fault: {kind: down, node: node-1, for_connections: 1}\n",
+        "typo.yaml:6: steps[0].fault: fault down switches the proxy off, so it sees no "
+        "connection to count",
+        id="for_connections-down",
+    ),
+    pytest.param(
+        "steps:\n  - fault: {kind: reset, node: node-1, after_bytes: 50%, for_connections: 1}\n",
+        "typo.yaml:6: steps[0].fault: a fault sized per operation (N%) is applied anew",
+        id="for_connections-percent",
+    ),
+    pytest.param(
+        "steps:\n  - fault: {kind: latency, node: node-1, for_connections: 0}\n",
+        "typo.yaml:6: steps[0].fault.for_connections:",
+        id="for_connections-zero",
     ),
     pytest.param(
         "steps:\n  - transfer: {node: node-1, path: a, preset: huge}\n",

@@ -182,7 +182,7 @@ class ExecTransport(Transport):
         config: TransportConfig,
     ) -> None:
         """Feed ``local`` from ``offset`` into the remote ``command``'s stdin."""
-        attempt.done = offset
+        attempt.start_at(offset)
         native = self._native(attempt)
         if native is not None:
             encode = self.codec.local_encode
@@ -249,7 +249,7 @@ class ExecTransport(Transport):
         size = rc.parse_size(await run_text(conn, rc.cmd_stat(source), attempt, "stat"))
         attempt.total = size
         offset, hasher = await self._local_resume_point(conn, source, part, size, attempt)
-        attempt.done = offset
+        attempt.start_at(offset)
         remote_sha = asyncio.ensure_future(run_text(conn, rc.cmd_sha(source), attempt, "sha256sum"))
         try:
             native = self._native(attempt)

@@ -17,6 +17,8 @@ import binascii
 import errno
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import TypeVar
 
 import aiohttp
@@ -108,6 +110,32 @@ WRITER_EXITS: dict[int, type[TransportError]] = {
 }
 
 
+@dataclass
+class AttemptNote:
+    """What the attempt running in this context moved, as its Tracker saw it: where it
+    started (``resumed_from``, 0 from scratch) and the bytes it sent or received itself.
+    The failover loop opens one per attempt (``noting``); a Tracker writes to the one of
+    the context it runs in, whichever task created it (a raced connection's, say)."""
+
+    resumed_from: int = 0
+    sent: int = 0
+    tracked: bool = False
+
+
+_NOTE: ContextVar[AttemptNote | None] = ContextVar("netfault_attempt_note", default=None)
+
+
+@contextmanager
+def noting() -> Iterator[AttemptNote]:
+    """The note of the attempt run inside this block."""
+    note = AttemptNote()
+    token = _NOTE.set(note)
+    try:
+        yield note
+    finally:
+        _NOTE.reset(token)
+
+
 class Tracker:
     """One push or pull on one transport: where it goes and how far it got."""
 
@@ -122,8 +150,20 @@ class Tracker:
     def advance(self, count: int) -> None:
         self.done += count
         self.sent += count
+        note = _NOTE.get()
+        if note is not None:
+            note.sent += count
+            note.tracked = True
         if self.progress is not None:
             self.progress(self.done, self.total)
+
+    def start_at(self, offset: int) -> None:
+        """The data starts moving at ``offset``: what a partial already held (0: all of it)."""
+        self.done = offset
+        note = _NOTE.get()
+        if note is not None:
+            note.resumed_from = offset
+            note.tracked = True
 
     def set_done(self, done: int) -> None:
         self.advance(done - self.done)

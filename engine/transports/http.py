@@ -107,7 +107,7 @@ class HttpTransport(Transport):
         assert attempt.total is not None
         size = attempt.total
         offset, hasher = await self._upload_offset(s, path, local_path, attempt)
-        attempt.done = offset
+        attempt.start_at(offset)
         # All but the last chunk first, hashed as it is read and sent (the agent keeps it as
         # a partial, 202); then the last chunk naming the whole file's sha256, which the agent
         # checks before its rename. No second pass over the file.
@@ -213,7 +213,7 @@ class HttpTransport(Transport):
                     )
                     if prefix.get("sha256") == local_hasher.hexdigest():
                         offset, hasher = partial, local_hasher
-            attempt.done = offset
+            attempt.start_at(offset)
             if not offset or offset < (attempt.total or 0):
                 await self._get(s, path, part, offset, hasher, attempt)
             info = await full
@@ -241,7 +241,7 @@ class HttpTransport(Transport):
             await _check(resp, attempt, "GET")
             if offset and resp.status != 206:
                 offset, hasher = 0, hashlib.sha256()  # the server ignored Range: start over
-                attempt.done = 0
+                attempt.start_at(0)
             if attempt.total is None and resp.content_length is not None:
                 attempt.total = offset + resp.content_length
             writer = QueueWriter(part, offset, hasher)

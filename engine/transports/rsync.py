@@ -191,14 +191,14 @@ class RsyncTransport(Transport):
         src = local_arg(local)
         offset, _ = await resume_point(conn, final, local, attempt)
         tmp = rc.part_name(final)
-        attempt.done = offset
+        attempt.start_at(offset)
         wait = rc.lock_wait(config.operation_timeout)
         wrap = rc.wrap_fenced(final, offset, attempt.total, token, wait)
         try:
             dst = remote_spec(endpoint, tmp)
             await self._rsync([src, dst], endpoint, config, attempt, _mode(offset), wrap)
         except rc.FenceRefused:
-            attempt.done = 0
+            attempt.start_at(0)
             own = remote_spec(endpoint, rc.own_name(final, token))
             await self._rsync([src, own], endpoint, config, attempt, _mode(0))
 
@@ -214,7 +214,7 @@ class RsyncTransport(Transport):
         """Copy ``source`` into the partial, hashing behind rsync; raise on a mismatch."""
         attempt.total = rc.parse_size(await run_text(conn, rc.cmd_stat(source), attempt, "stat"))
         offset, hasher = await self._local_offset(conn, source, part, attempt)
-        attempt.done = offset
+        attempt.start_at(offset)
         expected = asyncio.ensure_future(run_text(conn, rc.cmd_sha(source), attempt, "sha256sum"))
         try:
             argv = [remote_spec(endpoint, source), local_arg(part)]

@@ -12,12 +12,14 @@ from typing import Any, Protocol
 
 from toxiproxy import Toxiproxy
 from toxiproxy.api import APIConsumer
+from toxiproxy.exceptions import NotFound
 
 from netfault.simulator.cluster.faults import (
     FAULT_KINDS,
     ROUTES,
     SERVICES,
     FaultError,
+    check_connections,
     check_params,
     node_level,
     node_switch,
@@ -45,13 +47,18 @@ class AppliedFault:
     service: str | None
     params: dict[str, Any]
     proxies: list[str] = field(default_factory=list)
+    # lives for the next N connections on each of its proxies (None: until cleared)
+    for_connections: int | None = None
+    # (proxy, toxic) it added: the proxy's TOXIC_EXPIRED events name them
+    toxics: list[tuple[str, str]] = field(default_factory=list)
     _undo: list[Callable[[], None]] = field(default_factory=list, repr=False)
     cleared: bool = False
 
     def describe(self) -> str:
         where = "/".join(p for p in (self.node, self.route, self.service) if p)
         args = ", ".join(f"{k}={v}" for k, v in self.params.items())
-        return f"{self.kind}({args}) on {where}"
+        scope = "" if self.for_connections is None else f" for {self.for_connections} connections"
+        return f"{self.kind}({args}) on {where}{scope}"
 
 
 class FaultController:
@@ -65,8 +72,12 @@ class FaultController:
         switchboard: NodeSwitchboard,
         nodes: Callable[[], list[str]],
         seed: int = 0,
+        counts_connections: bool = True,
     ) -> None:
+        """``counts_connections``: the proxy honours a toxic's ``connections`` (netfault's
+        proxy does; the real Toxiproxy ignores it, so ``for_connections`` is refused)."""
         self.api_host, self.api_port = api_host, api_port
+        self.counts_connections = counts_connections
         self._proxy_names = proxy_names
         self._switchboard = switchboard
         self._nodes = nodes
@@ -94,9 +105,11 @@ class FaultController:
         *,
         route: str | None = None,
         service: str | None = None,
+        for_connections: int | None = None,
         **params: Any,
     ) -> AppliedFault:
-        """Switch a named fault on; ``route``/``service`` narrow it (default: all)."""
+        """Switch a named fault on; ``route``/``service`` narrow it (default: all);
+        ``for_connections`` ends it for each proxy after that proxy's next N connections."""
         values = check_params(kind, params)
         self._check_target(node, route, service)
         if (route or service) and node_level(kind, values):
@@ -104,7 +117,15 @@ class FaultController:
                 f"fault {kind} acts inside the node and cannot be narrowed to "
                 "a route or service; drop route:/service:"
             )
+        if for_connections is not None:
+            check_connections(kind, values)
+            if not self.counts_connections:
+                raise FaultError(
+                    "for_connections needs netfault's own fault proxy (the local backend); "
+                    "Toxiproxy does not count connections: use for_operations"
+                )
         fault = AppliedFault(next(self._ids), kind, node, route, service, values)
+        fault.for_connections = for_connections
         try:
             self._apply(fault)
         except BaseException:
@@ -147,15 +168,35 @@ class FaultController:
                 proxy = tp.get_proxy(proxy_name)
                 for plan in plans:
                     toxic = f"nf{fault.id}_{fault.kind}_{plan.stream}"
-                    proxy.add_toxic(
-                        type=plan.type, stream=plan.stream, name=toxic, attributes=plan.attributes
-                    )
-                    fault._undo.append(self._toxic_remover(proxy_name, toxic))
+                    if fault.for_connections is None:
+                        proxy.add_toxic(
+                            type=plan.type,
+                            stream=plan.stream,
+                            name=toxic,
+                            attributes=plan.attributes,
+                        )
+                    else:  # netfault's extension field, which toxiproxy-python does not send
+                        body = {
+                            "name": toxic,
+                            "type": plan.type,
+                            "stream": plan.stream,
+                            "attributes": plan.attributes,
+                            "connections": fault.for_connections,
+                        }
+                        APIConsumer.post(f"/proxies/{proxy_name}/toxics", json=body)
+                    fault.toxics.append((proxy_name, toxic))
+                    fault._undo.append(self._toxic_remover(fault, proxy_name, toxic))
 
-    def _toxic_remover(self, proxy_name: str, toxic: str) -> Callable[[], None]:
+    def _toxic_remover(
+        self, fault: AppliedFault, proxy_name: str, toxic: str
+    ) -> Callable[[], None]:
         def remove() -> None:
             with self.client():
-                APIConsumer.delete(f"/proxies/{proxy_name}/toxics/{toxic}")
+                try:
+                    APIConsumer.delete(f"/proxies/{proxy_name}/toxics/{toxic}")
+                except NotFound:
+                    if fault.for_connections is None:
+                        raise  # only a toxic counting connections leaves by itself
 
         return remove
 

@@ -115,6 +115,7 @@ class DockerCluster(ClusterBase):
             HttpSwitchboard(self.admin),
             lambda: list(self.nodes),
             seed=self.seed,
+            counts_connections=False,  # the real Toxiproxy ignores a toxic's "connections"
         )
 
     def _ensure_images(self) -> None:

@@ -170,6 +170,26 @@ def check_combination(kind: str, params: dict[str, Any]) -> None:
             )
 
 
+COUNTS_CONNECTIONS = ("reset", "corrupt_binary", "timeout", "latency", "bandwidth", "slow_close")
+
+
+def check_connections(kind: str, params: dict[str, Any]) -> None:
+    """``for_connections`` needs a fault made of proxy toxics (the proxy counts its accepts)."""
+    if kind in COUNTS_CONNECTIONS and not node_level(kind, params):
+        return
+    supported = ", ".join(COUNTS_CONNECTIONS)
+    why = (
+        "acts inside the node"
+        if node_level(kind, params)
+        else "switches the proxy off, so it sees no connection to count"
+    )
+    raise FaultParamError(
+        f"fault {kind} {why}: for_connections works on the proxy faults "
+        f"({supported}; reset/corrupt_binary at level tcp); use for_operations",
+        "for_connections",
+    )
+
+
 def check_params(kind: str, params: dict[str, Any]) -> dict[str, Any]:
     """Known fault, known parameters of the right type and value; defaults filled in."""
     spec = FAULT_KINDS.get(kind)

@@ -221,6 +221,11 @@ class LocalCluster(ClusterBase):
         """The proxy's fault events numbered above ``cursor`` (callable from any thread)."""
         return [] if self._proxy is None else self._proxy.collection.fault_events(cursor)
 
+    def subscribe_fault_events(self, listener: Callable[[FaultEvent], None]) -> Callable[[], None]:
+        """Call ``listener`` on the proxy's thread with each fault event; returns the stop."""
+        assert self._proxy is not None, "the cluster is not running"
+        return self._proxy.collection.subscribe(listener)
+
     def home_path(self, name: str, remote_path: str) -> Path:
         return self.fakes[name].home / self.node(name).base_path / remote_path
 

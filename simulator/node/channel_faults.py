@@ -31,6 +31,8 @@ class ChannelFaults:
         self._channel = process.channel
         self._node_faults = faults
         self._hits = self.mangling.hits if self.mangling else 0
+        self._reported = False
+        self._offsets = {"inbound": 0, "outbound": 0}
         command = process.command or ""
         writes = _WRITES_STDIN.search(command)
         self.room = room if writes else None
@@ -39,15 +41,22 @@ class ChannelFaults:
 
     def _fired(self, record: dict[str, object]) -> None:
         if self._node_faults is not None:
-            self._node_faults.fired.append(record)
+            self._node_faults.report(record)
 
-    def done(self) -> None:
-        """Record how many bytes the mangling rewrote on this channel, if any."""
-        if self.mangling is not None and self.mangling.hits > self._hits:
-            rewritten = self.mangling.hits - self._hits
-            self._fired(
-                {"fault": "corrupt_binary", "mode": self.mangling.mode, "rewritten": rewritten}
-            )
+    def _mangled(self, direction: str, data: bytes, offset: int) -> bytes:
+        """``data`` through the mangling; the first byte it changes on this channel is
+        reported at once, with its offset in that direction's stream."""
+        assert self.mangling is not None
+        inbound = direction == "inbound"
+        out = self.mangling.inbound(data) if inbound else self.mangling.outbound(data)
+        if not self._reported and self.mangling.hits > self._hits:
+            self._reported = True
+            pairs = enumerate(zip(data, out, strict=False))
+            first = next((i for i, (a, b) in pairs if a != b), min(len(data), len(out)))
+            mode = self.mangling.mode
+            record = {"fault": "corrupt_binary", "mode": mode, "direction": direction}
+            self._fired({**record, "offset": offset + first})
+        return out
 
     def fit(self, data: bytes) -> bytes:
         """What of ``data`` still fits in the quota; marks the disk full when not all of it."""
@@ -62,15 +71,18 @@ class ChannelFaults:
 
     def inbound(self, data: bytes) -> bytes | None:
         """Client -> command; None once the connection was reset."""
-        if self._reset_now(data):
-            return None
-        return self.mangling.inbound(data) if self.mangling else data
+        return self._pass("inbound", data)
 
     def outbound(self, data: bytes) -> bytes | None:
         """Command -> client; None once the connection was reset."""
+        return self._pass("outbound", data)
+
+    def _pass(self, direction: str, data: bytes) -> bytes | None:
         if self._reset_now(data):
             return None
-        return self.mangling.outbound(data) if self.mangling else data
+        offset = self._offsets[direction]
+        self._offsets[direction] += len(data)
+        return self._mangled(direction, data, offset) if self.mangling else data
 
     def _reset_now(self, data: bytes) -> bool:
         if self.reset is None:

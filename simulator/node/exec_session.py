@@ -160,7 +160,6 @@ class ExecSession:
             # The client went away: nobody is left to read the output.
             self._process.close()
         finally:
-            self._faults.done()
             # Shielded: a cancelled session still leaves its process reaped and pipes closed.
             await asyncio.shield(self._registry.reap(proc))
 

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import random
 import re
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -156,8 +155,8 @@ class NodeFaults:
         self._http_mode = "up"
         self.channel_mangling: ChannelMangling | None = None
         self.channel_reset: ChannelReset | None = None
-        # what the channel faults did, for the scenario's fault trace (drained by the runner)
-        self.fired: deque[dict[str, object]] = deque()
+        # told what the channel faults did, as they do it (the scenario's fault trace)
+        self._fired: tuple[Callable[[dict[str, object]], None], ...] = ()
 
     def targets(self, command: str | None) -> tuple[ChannelMangling | None, ChannelReset | None]:
         """The channel faults that apply to an exec request running ``command``."""
@@ -169,6 +168,21 @@ class NodeFaults:
             mangling if mangling and mangling.transport in (None, kind) else None,
             reset if reset and reset.transport in (None, kind) else None,
         )
+
+    def on_fired(self, listener: Callable[[dict[str, object]], None]) -> Callable[[], None]:
+        """Call ``listener`` (on the node's loop) each time a channel fault acts; returns
+        the function that stops it. The record has ``fault`` and what it did."""
+        self._fired = (*self._fired, listener)
+
+        def stop() -> None:
+            self._fired = tuple(x for x in self._fired if x is not listener)
+
+        return stop
+
+    def report(self, record: dict[str, object]) -> None:
+        """A channel fault acted: tell the listeners."""
+        for listener in self._fired:
+            listener(record)
 
     @property
     def host_key_changed(self) -> bool:

@@ -71,6 +71,7 @@ class Proxy:
         )
         self._accepted += 1
         self._connections.add(conn)
+        self._count_down(conn.number)
         try:
             host, port = split_host_port(self.upstream)
         except ValueError:
@@ -114,6 +115,7 @@ class Proxy:
             toxicity=old.toxicity if toxicity is None else toxicity,
             toxic=old.toxic.merged(attributes or {}),
             version=old.version + 1,
+            connections=old.connections,
         )
         chain = self._chains[old.direction]
         chain[chain.index(old)] = new
@@ -129,14 +131,25 @@ class Proxy:
         for conn in list(self._connections):
             conn.link(spec.direction).remove_toxic(name)
 
+    def _count_down(self, number: int) -> None:
+        """Toxics living for N connections: this one counts; a toxic that has joined its
+        last connection leaves the proxy (the connections it joined keep it)."""
+        for spec in self.toxics():
+            if spec.connections is None:
+                continue
+            spec.connections -= 1
+            if spec.connections <= 0:
+                self._chains[spec.direction].remove(spec)
+                self._changed(FaultAction.TOXIC_EXPIRED, spec, number)
+
     def remove_all_toxics(self) -> None:
         for spec in self.toxics():
             self.remove_toxic(spec.name)
 
-    def _changed(self, action: FaultAction, spec: ToxicSpec) -> None:
+    def _changed(self, action: FaultAction, spec: ToxicSpec, conn: int | None = None) -> None:
         if self.trace.active:
             now = time.monotonic()  # asyncio's loop clock (uvloop's, to the millisecond)
-            event = toxic_event(action, self.name, spec.name, spec.type, spec.direction, None, now)
+            event = toxic_event(action, self.name, spec.name, spec.type, spec.direction, conn, now)
             self.trace.emit(event)
 
     def fault_events(self, cursor: int = 0) -> list[FaultEvent]:

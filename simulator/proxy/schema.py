@@ -11,7 +11,7 @@ from netfault.simulator.proxy.spec import ToxicSpec
 from netfault.simulator.proxy.toxics import REGISTRY
 from netfault.simulator.proxy.toxics.base import json_kind
 
-_GO = {str: "string", bool: "bool", float: "float32"}
+_GO = {str: "string", bool: "bool", float: "float32", int: "int"}
 
 
 @dataclass(slots=True)
@@ -124,6 +124,9 @@ def toxic_create(value: Any, existing: list[ToxicSpec]) -> ToxicSpec:
     stream = _get(obj, "stream", str, "ToxicWrapper")
     stream = "downstream" if stream is None else stream
     toxicity = _get(obj, "toxicity", float, "ToxicWrapper")
+    connections = _get(obj, "connections", int, "ToxicWrapper")
+    if connections is not None and connections < 1:
+        raise errors.bad_request_body(f"connections must be at least 1, not {connections}")
     if stream.lower() not in ("upstream", "downstream"):
         raise errors.invalid_stream()
     name = name or f"{type_name}_{stream}"
@@ -142,6 +145,7 @@ def toxic_create(value: Any, existing: list[ToxicSpec]) -> ToxicSpec:
         stream=stream,
         toxicity=1.0 if toxicity is None else float(toxicity),
         toxic=cls.from_json(attributes),
+        connections=connections,
     )
 
 

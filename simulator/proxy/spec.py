@@ -18,19 +18,24 @@ class ToxicSpec:
     toxicity: float
     toxic: Toxic[Any]
     version: int = 0  # bumped on every update; part of the toxicity draw's key
+    # netfault extension: joins only this many more connections, then leaves the proxy
+    connections: int | None = None
 
     @property
     def direction(self) -> str:
         return self.stream.lower()
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        body: dict[str, Any] = {
             "attributes": self.toxic.attributes(),
             "name": self.name,
             "type": self.type,
             "stream": self.stream,
             "toxicity": go_number(self.toxicity),
         }
+        if self.connections is not None:
+            body["connections"] = self.connections
+        return body
 
 
 def go_number(value: float) -> float | int:

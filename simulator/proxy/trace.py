@@ -32,6 +32,7 @@ class FaultAction(enum.StrEnum):
     TOXIC_ADDED = "toxic_added"  # on the proxy (connection is None)
     TOXIC_UPDATED = "toxic_updated"
     TOXIC_REMOVED = "toxic_removed"
+    TOXIC_EXPIRED = "toxic_expired"  # joined its last `connections`: gone after `connection`
     TOXIC_SKIPPED = "toxic_skipped"  # toxicity draw: inactive on this connection and stream
     BIT_FLIPPED = "bit_flipped"  # corrupt: `bit` of the byte at `offset`
     BYTE_REWRITTEN = "byte_rewritten"  # corrupt: byte at `offset` set to `value`

@@ -27,6 +27,7 @@ from netfault.engine import (
 from netfault.simulator.cluster.local import LocalCluster
 from netfault.simulator.cluster.spec import Cluster, NodeSpec
 from netfault.simulator.scenario.checks import World
+from netfault.simulator.scenario.fault_watch import FaultWatch
 from netfault.simulator.scenario.model import Scenario
 from netfault.simulator.scenario.presets import effective_config
 from netfault.simulator.scenario.results import Failure, ScenarioResult, StepOutcome
@@ -124,12 +125,14 @@ class ScenarioRunner:
             fault_sets=self.scenario.fault_sets,
         )
         self.result.fault_trace = ctx.trace
+        ctx.watch = FaultWatch(ctx)
         try:
             for step in self.scenario.steps:
                 await self._run_step(ctx, step)
                 await self._check_invariants(world, clock, step)
             await self._final_checks(world)
         finally:
+            ctx.watch.close()
             await world.transport.close()
 
     async def _run_step(self, ctx: StepContext, step: StepModel) -> None:
@@ -140,13 +143,12 @@ class ScenarioRunner:
         try:
             outcome.detail = await step.run(ctx)
         except StepFailed as exc:
-            drain_node_faults(ctx)
             outcome.ok, outcome.detail = False, str(exc)
             self.result.failures.append(Failure(step.where, f"step {step.describe()}", str(exc)))
             raise
         finally:
             outcome.seconds = time.perf_counter() - started
-        drain_node_faults(ctx)
+        await ctx.settle()
 
     async def _check_invariants(
         self, world: World, clock: ManualClock, step: StepModel | None
@@ -173,19 +175,6 @@ class ScenarioRunner:
                 )
         for problem in await self.scenario.expect.problems(world):
             self.result.failures.append(Failure(self.scenario.expect_where, "expect", problem))
-
-
-def drain_node_faults(ctx: StepContext) -> None:
-    """Move what the nodes' channel faults did into the trace (local backend only: the
-    Docker backend's nodes do not report it)."""
-    cluster = ctx.world.cluster
-    if not isinstance(cluster, LocalCluster):
-        return
-    for name, fake in cluster.fakes.items():
-        while fake.faults.fired:
-            record = dict(fake.faults.fired.popleft())
-            inexact = ("offset",) if "offset" in record else ()
-            ctx.record("fired", str(record.pop("fault")), name, record, inexact)
 
 
 async def run_scenario(

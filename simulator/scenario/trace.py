@@ -1,7 +1,9 @@
 """The fault trace: every fault decision of a scenario, beside the engine's own events.
 
 A ``FaultEvent`` is a fault applied, resized to an operation (``after_bytes: N%``), cleared,
-expired (``for_operations``), or fired inside a node (an exec channel reset or mangled).
+expired (``for_operations``, ``for_connections``), or fired inside a node (an exec channel
+reset or mangled); a ``for_connections`` expiry and a firing are recorded from the proxy's
+or the node's thread the moment they happen.
 ``seq`` is the number of engine events emitted before it, so the two streams merge in the
 order things happened. ``exact`` names the fields that are the same on every run with the
 same seed; a byte offset at which a node fault fired depends on how the kernel and SSH cut

@@ -26,6 +26,7 @@ from netfault.simulator.scenario.trace import FaultEvent
 from netfault.simulator.scenario.typed import ScenarioModel
 
 if TYPE_CHECKING:
+    from netfault.simulator.scenario.fault_watch import FaultWatch
     from netfault.simulator.scenario.steps.fault import FaultBase
 
 
@@ -39,6 +40,10 @@ class ScopedFault(Protocol):
     async def before(self, ctx: StepContext, size: int) -> None: ...
 
     async def after(self, ctx: StepContext, count: int) -> None: ...
+
+    def forget(self, applied: AppliedFault) -> bool:
+        """``applied`` ended by itself; True when the scope has nothing left to follow."""
+        ...
 
 
 @dataclass
@@ -58,6 +63,7 @@ class StepContext:
     scoped: dict[str, list[ScopedFault]] = field(default_factory=dict)
     db: DbSync | None = None
     trace: list[FaultEvent] = field(default_factory=list)
+    watch: FaultWatch | None = None
 
     def record(
         self,
@@ -82,6 +88,25 @@ class StepContext:
         for scopes in list(self.scoped.values()):
             for scoped in list(scopes):
                 await scoped.after(self, count)
+
+    async def settle(self) -> None:
+        """Forget the faults that ended by themselves (``for_connections``)."""
+        if self.watch is not None:
+            await self.watch.settle()
+
+    def forget(self, name: str, applied: AppliedFault) -> None:
+        """``applied`` (under ``name``) is off already: drop it from ``named`` and scopes."""
+        named = self.named.get(name, [])
+        if applied in named:
+            named.remove(applied)
+        if not named:
+            self.named.pop(name, None)
+        scopes = self.scoped.get(name, [])
+        for scope in list(scopes):
+            if scope.forget(applied):
+                scopes.remove(scope)
+        if not scopes:
+            self.scoped.pop(name, None)
 
     async def clear(self, name: str) -> None:
         """Switch off the faults applied under ``name`` and forget its scope."""

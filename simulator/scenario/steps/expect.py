@@ -51,6 +51,12 @@ class AttemptExpect(ScenarioModel):
     success: Flag | None = None
     error_kind: ErrorKind | None = None
     bytes: Count | None = Field(default=None, description="bytes the attempt moved")
+    resumed: Flag | None = Field(
+        default=None, description="it carried on from a partial an earlier attempt left"
+    )
+    resumed_from: Count | None = Field(
+        default=None, description="the offset it carried on from (0: it started from scratch)"
+    )
 
     def mismatch(self, attempt: Attempt) -> str | None:
         wanted = self.model_dump(include=self.model_fields_set)

@@ -21,13 +21,14 @@ from netfault.simulator.cluster.faults import (
     FaultParamError,
     Param,
     check_combination,
+    check_connections,
     node_level,
 )
 from netfault.simulator.scenario.fields import NodeName, Positive
 from netfault.simulator.scenario.steps.base import StepContext, StepModel
 from netfault.simulator.scenario.typed import ScenarioModel
 
-META = ("kind", "node", "route", "service", "name", "for_operations")
+META = ("kind", "node", "route", "service", "name", "for_operations", "for_connections")
 Percent = Annotated[str, Field(pattern=r"^\s*\d+(\.\d+)?\s*%\s*$", examples=["60%"])]
 
 
@@ -42,6 +43,11 @@ class FaultBase(ScenarioModel):
     for_operations: Positive | None = Field(
         default=None, description="active for the next N operations, then cleared by itself"
     )
+    for_connections: Positive | None = Field(
+        default=None,
+        description="active for the next N connections on each proxy (route and service) it "
+        "covers, then cleared by itself; proxy faults only",
+    )
 
     @model_validator(mode="after")
     def _not_narrowed_inside_the_node(self) -> FaultBase:
@@ -49,6 +55,8 @@ class FaultBase(ScenarioModel):
             check_combination(self.kind, self.params())
         except FaultParamError as exc:
             raise PydanticCustomError("fault_combination", str(exc)) from None
+        if self.for_connections is not None:
+            self._counts_connections()
         narrowed = self.route or self.service
         if narrowed and node_level(self.kind, self.params()):
             raise PydanticCustomError(
@@ -57,6 +65,18 @@ class FaultBase(ScenarioModel):
                 "service (drop route:/service:)",
             )
         return self
+
+    def _counts_connections(self) -> None:
+        try:
+            check_connections(self.kind, self.params())
+        except FaultParamError as exc:
+            raise PydanticCustomError("for_connections", str(exc)) from None
+        if self.relative():
+            raise PydanticCustomError(
+                "for_connections",
+                "a fault sized per operation (N%) is applied anew for each operation; "
+                "scope it with for_operations, not for_connections",
+            )
 
     def params(self, size: int | None = None) -> dict[str, Any]:
         """The fault's parameters; percentages resolved against ``size`` bytes."""
@@ -123,10 +143,15 @@ async def apply_fault(
         node,
         route=fault.route,
         service=fault.service,
+        for_connections=fault.for_connections,
         **fault.params(size),
     )
     ctx.named.setdefault(name, []).append(applied)
+    if ctx.watch is not None:
+        ctx.watch.watch(applied, name)
     data = {"as": name, "params": applied.params, "route": fault.route, "service": fault.service}
+    if fault.for_connections is not None:
+        data["for_connections"] = fault.for_connections
     ctx.record("applied" if size is None else "resized", fault.kind, node, data)
     return applied
 
@@ -174,6 +199,11 @@ class Scope:
                 scopes.remove(self)
             if not scopes:
                 ctx.scoped.pop(self.name, None)
+
+    def forget(self, applied: AppliedFault) -> bool:
+        if applied in self.applied:
+            self.applied.remove(applied)
+        return not self.applied and not self.fault.relative()
 
     async def _clear_own(self, ctx: StepContext) -> None:
         """Clear the faults this scope applied (not the others under the same name)."""
