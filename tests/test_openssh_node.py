@@ -232,7 +232,8 @@ async def test_forced_pty_breaks_ssh_and_rsync_and_base64_delivers_identical_byt
 @pytest.mark.parametrize(
     ("data", "words"),
     [
-        pytest.param(bytes(range(256)) * 64, "killed by SIGINT", id="ctrl-c-kills-the-writer"),
+        pytest.param(b"abc\x03def\n" * 4096, "killed by SIGINT", id="ctrl-c-kills-the-writer"),
+        pytest.param(bytes(range(256)) * 64, "a terminal on the channel", id="every-byte-value"),
         # ^\ kills the writer (SIGQUIT) or, landing before it started, cuts its input short
         pytest.param(b"abc\x1cdef\n" * 4096, None, id="ctrl-backslash"),
         pytest.param(b"x" * 20000, "fewer bytes", id="line-longer-than-the-tty-keeps"),
