@@ -150,6 +150,11 @@ def one_round(n: dict[str, Any], src: Path, out: Path, names: list[str], keep: K
     pipelines = baselines(n, src, out)
     node, config = node_config(n), TransportConfig.for_large_transfers()
     for base in dict.fromkeys(b for name in names for b, _, _ in TARGETS[name]):
+        # A copy left by the previous round would turn the rsync baseline into a delta
+        # transfer that sends almost nothing: every baseline writes a new file, as the
+        # transports do.
+        for left in ("base.bin", "rbase.bin"):
+            Path(n["home"], "data", left).unlink(missing_ok=True)
         # "base:" keeps the rsync baseline apart from the rsync transport
         keep(f"base:{base}_push", sh(pipelines[f"{base}_push"]))
         keep(f"base:{base}_pull", sh(pipelines[f"{base}_pull"]))

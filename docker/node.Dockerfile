@@ -1,14 +1,16 @@
 # syntax=docker/dockerfile:1
 # A fake cluster node: the same FakeNode that LocalCluster runs (asyncssh SSH server whose exec
-# requests run as real processes, HTTP agent, admin API for node-level faults), plus the tools
-# the engine's transports run on the node (rsync, base64/sha256sum, ssh client, prlimit).
+# requests run as real processes, or with `--ssh-server openssh` the real sshd, run as the
+# image's user; HTTP agent, admin API for node-level faults), plus the tools the engine's
+# transports run on the node (rsync, base64/sha256sum, ssh client, prlimit).
 # Build from the repository root:
 #   docker build -f docker/node.Dockerfile -t netfault-node:0.1.0 .
 FROM debian:bookworm-slim
 
 RUN apt-get update \
     && apt-get install -y --no-install-recommends \
-        python3 python3-venv openssh-client rsync coreutils util-linux ca-certificates \
+        python3 python3-venv openssh-client openssh-server rsync coreutils util-linux \
+        ca-certificates \
     && rm -rf /var/lib/apt/lists/*
 
 # uid 1000 matches the owner DockerCluster gives the secrets it copies into /etc/netfault

@@ -33,6 +33,7 @@ from netfault.simulator.cluster.compose import (
     toxiproxy_config,
     write_compose,
 )
+from netfault.simulator.cluster.compose import main as compose_main
 from netfault.simulator.cluster.controller import FaultController
 from netfault.simulator.cluster.docker import DockerBackendError, DockerCluster
 from netfault.simulator.cluster.docker_engine import secrets_tar
@@ -140,8 +141,9 @@ def test_node_image_installs_what_the_transports_run_on_the_node() -> None:
     text = (DOCKER_DIR / "node.Dockerfile").read_text()
     assert "FROM debian:bookworm-slim" in text
     installed = text.split("apt-get install", 1)[1].split("&&", 1)[0].split()
-    for package in ("python3", "openssh-client", "rsync", "coreutils", "util-linux"):
+    for package in ("python3", "openssh-client", "openssh-server", "rsync", "coreutils"):
         assert package in installed
+    assert "util-linux" in installed  # flock, prlimit
     assert "useradd" in text and "--uid 1000" in text and "USER netfault" in text
     assert "pip install --no-cache-dir /src" in text
     exposed = [x for x in text.splitlines() if x.startswith("EXPOSE ")]
@@ -164,6 +166,28 @@ def test_node_image_entrypoint_and_compose_command_parse_with_serve_flags() -> N
         assert str(args.authorized_key_file).startswith("/etc/netfault/")
         assert str(args.host_key_dir) == "/etc/netfault"
     assert build_parser().parse_args(entrypoint[3:] + node_service["command"]).name == "node-2"
+
+
+def test_compose_config_runs_openssh_nodes_with_the_real_sshd_and_leaves_others_alone(
+    tmp_path: Path,
+) -> None:
+    """``ssh_server: openssh`` reaches the node's command line; the image's user runs sshd and
+    is the user every NodeConfig logs in as."""
+    specs = [NodeSpec("real", ssh_server="openssh"), NodeSpec("stand-in")]
+    services = yaml.safe_load(dump_yaml(compose_config(specs)))["services"]
+    entrypoint = dockerfile_instruction("ENTRYPOINT")[3:]
+    real = build_parser().parse_args(entrypoint + services["real"]["command"])
+    stand_in = build_parser().parse_args(entrypoint + services["stand-in"]["command"])
+    assert (real.name, real.ssh_server, real.user) == ("real", "openssh", None)
+    assert (stand_in.name, stand_in.ssh_server) == ("stand-in", "asyncssh")
+    assert services["stand-in"]["command"] == ["--name", "stand-in"]
+    every = yaml.safe_load(dump_yaml(compose_config(2, ssh_server="openssh")))["services"]
+    assert [every[n]["command"][-2:] for n in ("node-1", "node-2")] == [
+        ["--ssh-server", "openssh"]
+    ] * 2
+    assert compose_main(["--nodes", "2", "--out", str(tmp_path), "--ssh-server", "openssh"]) == 0
+    written = yaml.safe_load((tmp_path / "compose.yaml").read_text())["services"]
+    assert written["node-2"]["command"] == ["--name", "node-2", "--ssh-server", "openssh"]
 
 
 def test_node_subcommand_takes_the_same_flags() -> None:

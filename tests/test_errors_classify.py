@@ -126,6 +126,13 @@ def test_a_channel_closed_without_status_is_a_reset() -> None:
         pytest.param(2, "rsync error: protocol incompatibility (code 2)", "integrity", id="2"),
         pytest.param(11, "rsync error: error in file IO (code 11)", "storage", id="11-disk-full"),
         pytest.param(12, "rsync: connection unexpectedly closed", "reset", id="12"),
+        pytest.param(
+            12,
+            "unexpected tag 57 [Receiver]\nrsync error: error in rsync protocol data stream "
+            "(code 12) at io.c(1896) [Receiver=3.5.0]",
+            "integrity",
+            id="12-garbled-stream",
+        ),
         pytest.param(30, "rsync error: timeout in data send/receive (code 30)", "timeout", id="30"),
         pytest.param(
             23,

@@ -23,6 +23,29 @@ def test_a_file_that_arrived_short_is_an_integrity_error_that_fails_over() -> No
     assert "received 1000 of 4096 bytes" in str(error)
 
 
+@pytest.mark.parametrize(
+    ("status", "words"),
+    [
+        pytest.param(130, "killed by SIGINT", id="130-ctrl-c"),
+        pytest.param(131, "killed by SIGQUIT", id="131-ctrl-backslash"),
+        pytest.param(rc.SHORT_EXIT, "fewer bytes than were sent", id="short"),
+    ],
+)
+def test_a_writer_status_without_its_words_still_says_the_stream_was_damaged(
+    status: int, words: str
+) -> None:
+    """Under a forced terminal the writer's stderr is merged into the stdout nobody reads;
+    the status alone says a byte of the stream became a signal or an end of input."""
+    error = written_error(status, "", tracker(), "upload")
+    assert type(error) is IntegrityError and error.fails_over
+    assert words in str(error) and f"exit status {status}" in str(error)
+
+
+def test_an_unknown_writer_status_stays_a_plain_path_error() -> None:
+    error = written_error(137, "", tracker(), "upload")
+    assert type(error) is TransportError and error.fails_over
+
+
 def test_a_copy_taken_over_by_another_push_is_a_path_error() -> None:
     error = written_error(rc.TAKEN_EXIT, rc.TAKEN_MARK, tracker(), "verify and rename")
     assert type(error) is TransportError and error.kind == "transport" and error.fails_over

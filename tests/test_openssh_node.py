@@ -18,7 +18,6 @@ from netfault.engine.errors import (
     AuthenticationError,
     IntegrityError,
     RemoteStorageError,
-    TransportError,
 )
 from netfault.engine.transports import Transport, default_transports
 from netfault.simulator.node import FakeNode, NodeStartError, sshd_files
@@ -214,13 +213,11 @@ async def test_forced_pty_breaks_ssh_and_rsync_and_base64_delivers_identical_byt
     back.write_bytes(old)
     node.faults.binary_mangling = True
     for name in ["ssh", "rsync"]:
-        with pytest.raises(TransportError) as failed:
+        with pytest.raises(IntegrityError):  # a damaged stream: fail over, resend once
             if direction == "push":
                 await transport(name).push(cfg(node), src, "m.bin", CONFIG)
             else:
                 await transport(name).pull(cfg(node), "m.bin", back, CONFIG)
-        if name == "ssh" and direction == "pull":  # the bytes arrive, with LF made CR LF
-            assert isinstance(failed.value, IntegrityError)
         assert remote(node, "m.bin").read_bytes() == (old if direction == "push" else data)
         assert back.read_bytes() == old
     if direction == "push":
@@ -229,6 +226,34 @@ async def test_forced_pty_breaks_ssh_and_rsync_and_base64_delivers_identical_byt
     else:
         await transport("base64").pull(cfg(node), "m.bin", back, CONFIG)
         assert back.read_bytes() == data
+
+
+@pytest.mark.parametrize("openssh", [True, False], ids=["ssh-binary", "asyncssh-channel"])
+@pytest.mark.parametrize(
+    ("data", "words"),
+    [
+        pytest.param(b"abc\x03def\n" * 4096, "killed by SIGINT", id="ctrl-c-kills-the-writer"),
+        pytest.param(bytes(range(256)) * 64, "a terminal on the channel", id="every-byte-value"),
+        # ^\ kills the writer (SIGQUIT) or, landing before it started, cuts its input short
+        pytest.param(b"abc\x1cdef\n" * 4096, None, id="ctrl-backslash"),
+        pytest.param(b"x" * 20000, "fewer bytes", id="line-longer-than-the-tty-keeps"),
+        pytest.param(b"a\n\x04" * 4096, "fewer bytes", id="ctrl-d-ends-input-early"),
+        pytest.param(b"row\r\n" * 4096, "sha256 mismatch", id="cr-made-lf"),
+    ],
+)
+async def test_forced_pty_damage_to_an_ssh_push_is_an_integrity_error_whatever_the_bytes(
+    node: FakeNode, tmp_path: Path, data: bytes, words: str | None, openssh: bool
+) -> None:
+    src = tmp_path / "src.bin"
+    src.write_bytes(data)
+    node.faults.binary_mangling = True
+    t = transport("ssh")
+    t.openssh = openssh  # type: ignore[attr-defined]
+    with pytest.raises(IntegrityError) as failed:
+        await t.push(cfg(node), src, "d.bin", CONFIG)
+    assert failed.value.fails_over
+    assert words is None or words in str(failed.value)
+    assert not remote(node, "d.bin").exists()
 
 
 async def test_forced_pty_is_a_real_terminal_and_clears(node: FakeNode) -> None:

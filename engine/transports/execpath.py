@@ -34,7 +34,7 @@ from netfault.engine.transports.failures import (
     Attempt,
     boundary,
     classify,
-    classify_stderr,
+    is_writer_exit,
     mismatch,
 )
 from netfault.engine.transports.fenced import (
@@ -354,10 +354,9 @@ async def _remote_failure(
     except (TimeoutError, OSError, asyncssh.Error):
         return classify(exc, attempt)
     stderr = text(result.stderr)
-    fenced = rc.fence_code(result.exit_status, stderr)
-    if fenced is not None:
-        raise rc.FenceRefused(fenced)
-    return classify_stderr(stderr, attempt, what) if stderr.strip() else classify(exc, attempt)
+    if stderr.strip() or is_writer_exit(result.exit_status):
+        return written_error(result.exit_status, stderr, attempt, what)
+    return classify(exc, attempt)
 
 
 def _exit_error(result: asyncssh.SSHCompletedProcess, attempt: Attempt, what: str) -> AttemptError:

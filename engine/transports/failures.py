@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import binascii
 import errno
+import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -45,6 +46,10 @@ from netfault.engine.transports.base import Progress
 
 E = TypeVar("E", bound=AttemptError)
 
+TERMINAL_KILL = (
+    "the remote writer was killed by {signal}: a terminal on the channel read a byte of the "
+    "stream as {key}, so binary data cannot cross it (base64 can)"
+)
 RESET_ERRNOS = frozenset({errno.ECONNRESET, errno.EPIPE, errno.ECONNABORTED})
 STORAGE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS}
 STORAGE_MARKERS = (
@@ -91,6 +96,20 @@ HTTP_STATUS_ERRORS: dict[int, type[AttemptError]] = {
     423: TransportError,  # an earlier upload still holds the agent's partial: a path error
     507: RemoteStorageError,
 }
+# rsync's words for a protocol stream it could not parse: bytes damaged in flight (a forced
+# terminal's echo and line editing, a rewriting middlebox). Exit 12 comes with these as well
+# as with "connection unexpectedly closed", so the words decide, not the code.
+RSYNC_DAMAGE_MARKERS = (
+    "is your shell clean",
+    "unexpected tag",
+    "multiplexing overflow",
+    "invalid multi-message",
+    "invalid message",
+    "Invalid packet at end of run",
+    "overflow: flags=",
+    "Invalid file index",
+    "Invalid dir index",
+)
 # rsync exit codes whose stderr named no cause: what they mean on this path
 RSYNC_EXITS: dict[int, type[TransportError]] = {
     1: IntegrityError,  # "syntax or usage error": our argv is fixed, so the stream was damaged
@@ -103,10 +122,19 @@ RSYNC_EXITS: dict[int, type[TransportError]] = {
     255: ConnectionReset,
 }
 
-# exit statuses of the fenced remote writer and commit (``remote``) that fail the attempt
-WRITER_EXITS: dict[int, type[TransportError]] = {
-    rc.SHORT_EXIT: IntegrityError,  # the file arrived short: the stream was cut or damaged
-    rc.TAKEN_EXIT: TransportError,  # another push took this attempt's copy: send it again
+# exit statuses of the fenced remote writer and commit (``remote``) that fail the attempt,
+# with what they mean when the writer's own words are lost (a terminal merges its stderr
+# into the stdout the client discards)
+WRITER_EXITS: dict[int, tuple[type[TransportError], str]] = {
+    rc.SHORT_EXIT: (
+        IntegrityError,
+        "the node received fewer bytes than were sent: the stream was cut or damaged",
+    ),
+    rc.TAKEN_EXIT: (TransportError, rc.TAKEN_MARK),
+    # 128 + the signal a terminal's line discipline raises when the stream holds its byte:
+    # only a terminal on the channel (a forced TTY) turns data into a signal for the writer
+    128 + signal.SIGINT: (IntegrityError, TERMINAL_KILL.format(signal="SIGINT", key="^C")),
+    128 + signal.SIGQUIT: (IntegrityError, TERMINAL_KILL.format(signal="SIGQUIT", key="^\\")),
 }
 
 
@@ -337,17 +365,29 @@ SETUP_MARKERS = (
 def rsync_error(code: int, stderr: str, attempt: Tracker) -> AttemptError:
     """The typed error for an rsync run that exited with ``code``."""
     error = classify_stderr(stderr or f"rsync exit status {code}", attempt, f"rsync exit {code}")
-    if type(error) is not TransportError or code not in RSYNC_EXITS:
+    if type(error) is not TransportError:
         return error
-    return attempt.fail(RSYNC_EXITS[code], f"rsync exit {code}: {' '.join(stderr.split())[-400:]}")
+    said = " ".join(stderr.split())[-400:]
+    if any(marker in stderr for marker in RSYNC_DAMAGE_MARKERS):
+        return attempt.fail(IntegrityError, f"rsync exit {code}: {said} (damaged in flight)")
+    if code not in RSYNC_EXITS:
+        return error
+    return attempt.fail(RSYNC_EXITS[code], f"rsync exit {code}: {said}")
 
 
 def writer_error(status: int | None, stderr: str, attempt: Tracker, what: str) -> AttemptError:
     """The typed error for a fenced remote writer or commit that ended with ``status``."""
-    cls = WRITER_EXITS.get(status) if status is not None else None
-    if cls is None:
+    known = WRITER_EXITS.get(status) if status is not None else None
+    if known is None:
         return exit_error(stderr, status, attempt, what)
-    return attempt.fail(cls, f"{what}: {' '.join(stderr.split())[-400:]}")
+    cls, meaning = known
+    said = " ".join(stderr.split())[-400:]
+    return attempt.fail(cls, f"{what}: {said or meaning} (exit status {status})")
+
+
+def is_writer_exit(status: int | None) -> bool:
+    """Whether a remote writer's exit ``status`` says why it failed without its stderr."""
+    return status is not None and status in WRITER_EXITS
 
 
 def http_status_error(status: int, attempt: Tracker, what: str, text: str = "") -> AttemptError:

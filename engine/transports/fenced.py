@@ -73,7 +73,9 @@ async def commit_remote(
     """Rename the remote partial to ``final`` if its sha256 is ``sha``; IntegrityError if not."""
     result = await conn.run(rc.cmd_commit(tmp, final, sha), check=False)
     if result.exit_status == rc.MISMATCH_EXIT:
-        got = text(result.stderr).replace("sha256", "").strip()
+        # under a forced terminal the report arrives on stdout (the terminal merges both)
+        said = text(result.stderr) or text(result.stdout)
+        got = said.replace("sha256", "").strip()
         raise mismatch(attempt, sha, got)
     if result.exit_status != 0:
         raise written_error(result.exit_status, text(result.stderr), attempt, "verify and rename")

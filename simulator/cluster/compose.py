@@ -31,6 +31,7 @@ from netfault.simulator.cluster.routes import (
     split_listen,
 )
 from netfault.simulator.cluster.spec import SERVICES, NodeSpec, normalise_specs
+from netfault.simulator.node.node import SSH_SERVERS
 
 TOXIPROXY_IMAGE = "ghcr.io/shopify/toxiproxy:2.12.0"
 NODE_IMAGE = "netfault-node:0.1.0"
@@ -48,9 +49,11 @@ NODE_SYSCTLS = {"net.ipv4.ip_unprivileged_port_start": "0"}
 _SLOTS = 6  # proxy ports per node: 2 routes x 3 services
 
 
-def validate_specs(nodes: int | Sequence[NodeSpec | str], tailscale: bool) -> list[NodeSpec]:
+def validate_specs(
+    nodes: int | Sequence[NodeSpec | str], tailscale: bool, ssh_server: str = "asyncssh"
+) -> list[NodeSpec]:
     """Node specs usable as service and container names next to ``toxiproxy``."""
-    specs = normalise_specs(nodes, tailscale)
+    specs = normalise_specs(nodes, tailscale, ssh_server)
     for spec in specs:
         if spec.name == "toxiproxy" or not re.fullmatch(r"[a-z0-9][a-z0-9_-]*", spec.name):
             raise ValueError(
@@ -81,9 +84,11 @@ def toxiproxy_config(
     )
 
 
-def node_command(name: str) -> list[str]:
-    """Arguments appended to the node image's ENTRYPOINT."""
-    return ["--name", name]
+def node_command(name: str, ssh_server: str = "asyncssh") -> list[str]:
+    """Arguments appended to the node image's ENTRYPOINT (the image has both SSH servers;
+    an OpenSSH node's sshd runs as the image's user, the one its clients log in as)."""
+    server = [] if ssh_server == "asyncssh" else ["--ssh-server", ssh_server]
+    return ["--name", name, *server]
 
 
 def toxiproxy_command(seed: int | None = None, config: str | None = None) -> list[str]:
@@ -106,9 +111,11 @@ def compose_config(
     tailscale: bool = True,
     node_image: str = NODE_IMAGE,
     build_context: str = "..",
+    ssh_server: str = "asyncssh",
 ) -> dict[str, Any]:
-    """The compose file for ``nodes`` (relative paths resolve from the compose file's folder)."""
-    specs = validate_specs(nodes, tailscale)
+    """The compose file for ``nodes`` (relative paths resolve from the compose file's folder;
+    ``ssh_server`` applies to nodes given by count or name, a NodeSpec keeps its own)."""
+    specs = validate_specs(nodes, tailscale, ssh_server)
     ports = [TOXIPROXY_API_PORT, *published_proxy_ports(specs).values()]
     services: dict[str, Any] = {
         "toxiproxy": {
@@ -124,7 +131,7 @@ def compose_config(
         services[spec.name] = {
             "image": node_image,
             "build": {"context": build_context, "dockerfile": NODE_DOCKERFILE},
-            "command": node_command(spec.name),
+            "command": node_command(spec.name, spec.ssh_server),
             "hostname": spec.name,
             "ports": [f"{LOOPBACK}:{ADMIN_HOST_PORT_BASE + i}:{NODE_ADMIN_PORT}"],
             "volumes": [f"./secrets/{spec.name}:{SECRETS_DIR}:ro"],
@@ -140,10 +147,14 @@ def dump_yaml(config: dict[str, Any]) -> str:
 
 
 def write_compose(
-    directory: Path, nodes: int | Sequence[NodeSpec | str] = 3, *, with_secrets: bool = False
+    directory: Path,
+    nodes: int | Sequence[NodeSpec | str] = 3,
+    *,
+    with_secrets: bool = False,
+    ssh_server: str = "asyncssh",
 ) -> Path:
     """Write compose.yaml and toxiproxy.json (plus keys and hosts.yaml) into ``directory``."""
-    specs = validate_specs(nodes, True)
+    specs = validate_specs(nodes, True, ssh_server)
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / "compose.yaml"
     path.write_text(dump_yaml(compose_config(specs)))
@@ -203,8 +214,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--nodes", type=int, default=3)
     parser.add_argument("--out", type=Path, default=Path("docker"))
     parser.add_argument("--secrets", action="store_true", help="also create keys and tokens")
+    parser.add_argument(
+        "--ssh-server",
+        choices=SSH_SERVERS,
+        default="asyncssh",
+        help="every node's SSH server: asyncssh, or openssh (the real sshd, in the image)",
+    )
     args = parser.parse_args(argv)
-    print(write_compose(args.out, args.nodes, with_secrets=args.secrets))
+    path = write_compose(
+        args.out, args.nodes, with_secrets=args.secrets, ssh_server=args.ssh_server
+    )
+    print(path)
     return 0
 
 

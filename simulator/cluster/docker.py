@@ -173,7 +173,7 @@ class DockerCluster(ClusterBase):
         host_key = load_or_create_host_key(node_dir)
         container = self._client.containers.create(
             self.node_image,
-            command=node_command(spec.name),
+            command=node_command(spec.name, spec.ssh_server),
             name=f"{self.project}-{spec.name}",
             hostname=spec.name,
             ports={f"{NODE_ADMIN_PORT}/tcp": (LOOPBACK, None)},
