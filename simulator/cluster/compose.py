@@ -31,7 +31,7 @@ from netfault.simulator.cluster.routes import (
     split_listen,
 )
 from netfault.simulator.cluster.spec import SERVICES, NodeSpec, normalise_specs
-from netfault.simulator.node.node import SSH_SERVERS
+from netfault.simulator.node.faults import SSH_SERVERS
 
 TOXIPROXY_IMAGE = "ghcr.io/shopify/toxiproxy:2.12.0"
 NODE_IMAGE = "netfault-node:0.1.0"

@@ -164,10 +164,13 @@ class OpenSSHServer:
         """Kill sshd, its per-connection processes and every session; close its log."""
         proc, self._proc = self._proc, None
         if proc is not None:
-            kill_tree(proc.pid, self.files.session_ids())
+            doomed = kill_tree(proc.pid, self.files.session_ids())
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(STOP_TIMEOUT):
                     await proc.wait()
+                    # A SIGKILLed process takes a moment to die (longer on a loaded machine):
+                    # stop() returns once none of them runs any more.
+                    await _gone(doomed)
         pump, self._pump = self._pump, None
         if pump is not None:
             with contextlib.suppress(TimeoutError):
@@ -200,11 +203,34 @@ def _process_table() -> dict[int, tuple[int, int]]:
     return table
 
 
-def kill_tree(root: int, sessions: set[int]) -> None:
+def _settle(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+async def _gone(pids: set[int]) -> None:
+    """Return once every one of ``pids`` has died (a process descriptor turns readable)."""
+    loop = asyncio.get_running_loop()
+    for pid in pids:
+        try:
+            fd = os.pidfd_open(pid)
+        except OSError:  # already gone
+            continue
+        died: asyncio.Future[None] = loop.create_future()
+        loop.add_reader(fd, _settle, died)
+        try:
+            await died
+        finally:
+            loop.remove_reader(fd)
+            os.close(fd)
+
+
+def kill_tree(root: int, sessions: set[int]) -> set[int]:
     """SIGKILL ``root``, its descendants, and every process in their or ``sessions``' sessions.
 
     sshd puts each connection and each session in a new session (setsid), so a process group
     kill would miss them, and a backgrounded command outlives its shell's parentage.
+    Returns the pids it signalled.
     """
     table = _process_table()
     doomed = {root}
@@ -219,3 +245,4 @@ def kill_tree(root: int, sessions: set[int]) -> None:
     for pid in doomed:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(pid, signal.SIGKILL)
+    return doomed
