@@ -20,7 +20,9 @@ import asyncssh
 from netfault.simulator.node.channel_faults import ENOSPC_EXIT, ChannelFaults
 
 CHUNK = 256 * 1024
-REAP_TIMEOUT = 2.0
+# A killed command's pipes close at once; the bound is generous so that a heavily loaded
+# machine does not leave the child unreaped (it is waited for only within it) when stop returns.
+REAP_TIMEOUT = 10.0
 SHELL = "/bin/sh"
 _PASSED_ENV = ("LANG", "LC_ALL", "LC_CTYPE", "TZ")
 
