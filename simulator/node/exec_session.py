@@ -76,6 +76,10 @@ async def _reap(proc: asyncio.subprocess.Process) -> None:
                     while await pipe.read(CHUNK):
                         pass
             await proc.wait()
+            if proc.stdin is not None:
+                # Take the stdin pipe's outcome (a BrokenPipeError if the command stopped
+                # reading): older Pythons (Debian 12's 3.11.2) log it as "never retrieved".
+                await proc.stdin.wait_closed()
 
 
 def kill_group(proc: asyncio.subprocess.Process) -> None:
