@@ -227,3 +227,26 @@ async def test_timeline_draws_an_attempt_that_lost_the_connection_race(tmp_path:
         "ROUTE_DEMOTED node-1 tailscale demoted",
         "ATTEMPT_SUCCEEDED node-1 ssh success",
     ]
+
+
+def test_run_writes_the_proxys_fault_decisions_into_the_trace_and_the_json_report(
+    tmp_path: Path,
+) -> None:
+    from netfault.simulator.cli import main
+
+    name = "checksum-mismatch-is-resent-once-on-the-same-transport"
+    report = tmp_path / "report.json"
+    argv = ["run", str(LIBRARY / f"{name}.yaml"), "--trace", str(tmp_path / "traces")]
+    assert main([*argv, "--report", "json", str(report)]) == 0
+
+    lines = (tmp_path / "traces" / f"{name}.jsonl").read_text().splitlines()
+    trace = [json.loads(line) for line in lines]
+    events = json.loads(report.read_text())["scenarios"][0]["events"]
+    assert [r["type"] for r in events] == [r["type"] for r in trace]
+    flips = [r for r in trace if r.get("action") == "bit_flipped"]
+    assert flips, "the corrupt toxic's decision is missing from the trace"
+    for flip in flips:
+        # one line says what, where and whether the offset is exact
+        assert {"proxy", "route", "node", "connection", "direction", "offset", "bit"} <= set(flip)
+        assert flip["offset_exact"] is True
+    assert [r for r in events if r.get("action") == "bit_flipped"] == flips
