@@ -19,7 +19,7 @@ from netfault.simulator.cluster.controller import AppliedFault
 from netfault.simulator.cluster.local import LocalCluster
 from netfault.simulator.proxy.trace import FaultAction
 from netfault.simulator.proxy.trace import FaultEvent as ProxyEvent
-from netfault.simulator.scenario.trace import FaultKind
+from netfault.simulator.scenario.trace import FaultKind, Inexact
 
 if TYPE_CHECKING:
     from netfault.simulator.scenario.steps.base import StepContext
@@ -165,9 +165,9 @@ def _text(value: object) -> str | None:
     return None if value is None else str(value)
 
 
-def _inexact(event: ProxyEvent) -> tuple[str, ...]:
+def _inexact(event: ProxyEvent) -> tuple[Inexact, ...]:
     """What the seed does not fix about a proxy's fault event (see ``trace``)."""
     if event.action in _ARMINGS:
         return ("direction", "occurrence")
-    cut = ("direction",) if event.action in _TIMED_CUTS else ()
-    return (*(() if event.offset_exact else ("offset",)), *cut)
+    offset: tuple[Inexact, ...] = () if event.offset_exact else ("offset",)
+    return (*offset, "direction") if event.action in _TIMED_CUTS else offset

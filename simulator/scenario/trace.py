@@ -22,11 +22,11 @@ import enum
 import json
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from netfault.engine import Event
 
-INEXACT = ("offset", "direction", "occurrence")  # what ``inexact`` may name
+Inexact = Literal["offset", "direction", "occurrence"]  # what ``inexact`` may name
 
 
 class FaultKind(enum.StrEnum):
@@ -55,7 +55,7 @@ class FaultEvent:
     service: str | None = None
     proxy: str | None = None
     toxic: str | None = None  # the proxy's toxic type that decided (corrupt, limit_data, ...)
-    action: str | None = None  # FIRED: what it did (bit_flipped, reset, channel_reset, ...)
+    action: str | None = None  # FIRED: what it did (bit_flipped, reset, bytes_mangled, ...)
     connection: int | None = None  # the proxy's connection number
     direction: str | None = None  # upstream | downstream (proxy); inbound | outbound (node)
     channel: str | None = None  # a node's exec channel, by the transport it carries
@@ -66,7 +66,7 @@ class FaultEvent:
     delay_ms: int | None = None  # reset_armed, timeout_armed, eof_delayed
     for_connections: int | None = None
     params: dict[str, Any] = field(default_factory=dict)
-    inexact: tuple[str, ...] = ()  # what the seed does not fix (``INEXACT``)
+    inexact: tuple[Inexact, ...] = ()  # what the seed does not fix
 
     @property
     def offset_exact(self) -> bool:
@@ -80,11 +80,13 @@ class FaultEvent:
             value = getattr(self, f.name)
             if value is None or value in ({}, ()):
                 continue
-            key = "as" if f.name == "name" else f.name
-            record[key] = list(value) if isinstance(value, tuple) else value
+            if isinstance(value, tuple):
+                value = list(value)
+            elif isinstance(value, enum.Enum):
+                value = str(value)
+            record["as" if f.name == "name" else f.name] = value
             if f.name == "offset":
                 record["offset_exact"] = self.offset_exact
-        record["kind"] = str(self.kind)
         return record
 
     def decision(self) -> tuple[Any, ...] | None:
