@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from netfault.simulator.proxy.toxics import Chunk, CorruptAttributes, CorruptToxic, ToxicState
 from netfault.simulator.scenario.loader import load_scenario
 from netfault.simulator.scenario.runner import run_scenario
 from netfault.simulator.scenario.trace import merged
@@ -141,7 +143,7 @@ async def test_a_proxy_reset_traces_each_connection_cut_and_flags_what_timing_de
     assert sorted({f.connection for f in resets}) == [0, 1]
     assert {f.connection for f in result.fault_trace if f.kind == "fired"} == {0, 1}
     for cut in resets:
-        assert (cut.proxy, cut.route, cut.toxic, cut.name) == (
+        assert (cut.proxy, cut.route, cut.toxic_type, cut.name) == (
             "node-1-tailscale-ssh",
             "tailscale",
             "reset_peer",
@@ -238,7 +240,7 @@ async def test_a_corrupt_toxics_flipped_bit_is_in_the_trace_inside_the_attempt_i
     for i in flips:
         flip = records[i]
         assert flip["type"] == "FAULT_FIRED"
-        assert (flip["fault"], flip["toxic"], flip["as"]) == (
+        assert (flip["fault"], flip["toxic_type"], flip["as"]) == (
             "corrupt_binary",
             "corrupt",
             "corrupt_binary",
@@ -251,9 +253,39 @@ async def test_a_corrupt_toxics_flipped_bit_is_in_the_trace_inside_the_attempt_i
         )
         assert flip["bit"] in range(8)
         assert isinstance(flip["offset"], int) and flip["offset_exact"] is True
+    # exactly the flips the corrupt toxic decides for that seed, toxic, connection and side
+    flip = records[flips[0]]
+    assert [(records[i]["offset"], records[i]["bit"]) for i in flips] == decided_flips(
+        result.seed, flip["proxy"], flip["toxic"], 0, probability=0.000004
+    )
+    assert decided_flips(result.seed, flip["proxy"], flip["toxic"], 1, probability=0.000004) == []
     # between the first attempt starting and its integrity failure
     engine = [r for r in records if not r["type"].startswith("FAULT_")]
     first_failure = next(r for r in engine if r["type"] == "ATTEMPT_FAILED")
     assert first_failure["error_kind"] == "integrity"
     assert records[flips[0] - 1]["type"] == "ATTEMPT_STARTED"
     assert records[flips[-1] + 1] is first_failure
+
+
+@dataclass
+class UpstreamOf:
+    """The side of a proxy connection a corrupt toxic is asked about (a LinkContext)."""
+
+    seed: int
+    proxy: str
+    conn: int
+    direction: str = "upstream"
+
+    def now(self) -> float:
+        return 0.0
+
+
+def decided_flips(
+    seed: int, proxy: str, toxic: str, conn: int, *, probability: float
+) -> list[tuple[int, int]]:
+    """(offset, bit) of every bit the corrupt toxic flips in an upload's first 320 KiB."""
+    corrupt = CorruptToxic(CorruptAttributes(probability=probability))
+    zeros = bytes(320 * 1024)
+    link = UpstreamOf(seed, proxy, conn)
+    [out] = corrupt.transform(Chunk(zeros, 0.0), link, ToxicState(name=toxic))
+    return [(i, b.bit_length() - 1) for i, b in enumerate(out.data) if b]

@@ -54,7 +54,8 @@ class FaultEvent:
     route: str | None = None
     service: str | None = None
     proxy: str | None = None
-    toxic: str | None = None  # the proxy's toxic type that decided (corrupt, limit_data, ...)
+    toxic: str | None = None  # the name of the proxy's toxic that decided
+    toxic_type: str | None = None  # its type (corrupt, limit_data, reset_peer, ...)
     action: str | None = None  # FIRED: what it did (bit_flipped, reset, bytes_mangled, ...)
     connection: int | None = None  # the proxy's connection number
     direction: str | None = None  # upstream | downstream (proxy); inbound | outbound (node)
