@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from netfault.simulator.proxy.toxics import Chunk, CorruptAttributes, CorruptToxic, ToxicState
 from netfault.simulator.scenario.loader import load_scenario
 from netfault.simulator.scenario.runner import run_scenario
 from netfault.simulator.scenario.trace import merged
@@ -90,19 +92,27 @@ async def test_a_fault_for_two_connections_expires_as_the_second_one_opens() -> 
     expired = [i for i, r in enumerate(records) if r["type"] == "FAULT_EXPIRED"]
     assert len(expired) == 1
     record = records[expired[0]]
-    assert record["data"] == {
+    assert {k: record.get(k) for k in ("as", "for_connections", "proxy", "connection")} == {
         "as": "reset",
         "for_connections": 2,
         "proxy": "node-1-tailscale-ssh",
         "connection": 1,  # the proxy's second connection since it started
     }
-    # recorded the moment the proxy accepted it: inside the second Tailscale attempt
-    around = [(r["type"], r.get("transport")) for r in records[expired[0] - 1 : expired[0] + 2]]
-    assert around == [
-        ("ATTEMPT_STARTED", "tailscale"),
-        ("FAULT_EXPIRED", None),
-        ("ATTEMPT_FAILED", "tailscale"),
-    ]
+    assert (record["node"], record["route"], record["service"]) == ("node-1", "tailscale", "ssh")
+    # recorded the moment the proxy accepted it: inside the second Tailscale attempt, and
+    # the reset that connection still got is traced with it
+    engine = [i for i, r in enumerate(records) if not r["type"].startswith("FAULT_")]
+    before = max(i for i in engine if i < expired[0])
+    after = min(i for i in engine if i > expired[0])
+    assert (records[before]["type"], records[before]["transport"]) == (
+        "ATTEMPT_STARTED",
+        "tailscale",
+    )
+    assert (records[after]["type"], records[after]["transport"]) == ("ATTEMPT_FAILED", "tailscale")
+    between = records[expired[0] + 1 : after]
+    assert {(r["type"], r.get("action"), r.get("connection")) for r in between} >= {
+        ("FAULT_FIRED", "reset", 1)
+    }
 
 
 async def test_trace_says_which_fields_of_a_fired_fault_are_exact() -> None:
@@ -114,9 +124,41 @@ async def test_trace_says_which_fields_of_a_fired_fault_are_exact() -> None:
     fired = result.fault_trace[1]
     # the node counts the bytes it saw, but where the kernel cut them into chunks varies
     assert fired.inexact == ("offset",)
-    assert fired.data["channel"] == "base64"
-    assert fired.data["offset"] > 4096
-    assert ("offset", fired.data["offset"]) not in fired.decision()[-1]
+    assert not fired.offset_exact
+    assert fired.channel == "base64"
+    assert fired.offset is not None and fired.offset > 4096
+    decision = fired.decision()
+    assert decision is not None
+    assert "offset" not in dict(decision)
+    assert dict(decision)["channel"] == "base64"
+
+
+async def test_a_proxy_reset_traces_each_connection_cut_and_flags_what_timing_decides() -> None:
+    result = await run_scenario(
+        load_scenario(LIBRARY / "tailscale-resets-for-two-connections-then-back.yaml")
+    )
+    assert result.passed, result.report()
+    resets = [f for f in result.fault_trace if f.action == "reset"]
+    # both Tailscale connections the fault lived for were cut, the third was not touched
+    assert sorted({f.connection for f in resets}) == [0, 1]
+    assert {f.connection for f in result.fault_trace if f.kind == "fired"} == {0, 1}
+    for cut in resets:
+        assert (cut.proxy, cut.route, cut.toxic_type, cut.name) == (
+            "node-1-tailscale-ssh",
+            "tailscale",
+            "reset_peer",
+            "reset",
+        )
+        # the bytes in flight when the timer fired, and the side it hit first, vary
+        assert cut.inexact == ("offset", "direction")
+        decision = cut.decision()
+        assert decision is not None
+        assert "offset" not in dict(decision) and "direction" not in dict(decision)
+        assert dict(decision)["connection"] == cut.connection
+    armed = [f for f in result.fault_trace if f.action == "reset_armed"]
+    assert armed, "the reset is armed by the first bytes on a side"
+    # whether the other side's first bytes arrive before the cut is a race: not compared
+    assert all(f.decision() is None for f in armed)
 
 
 @pytest.mark.parametrize(
@@ -145,10 +187,105 @@ async def test_a_node_fault_is_traced_when_it_fires_inside_the_attempt_it_hit(
     first = next(i for i, r in enumerate(records) if r["type"] == "FAULT_FIRED")
     fired = records[first]
     assert fired["fault"] == fault
-    assert data.items() <= fired["data"].items()
-    assert isinstance(fired["data"]["offset"], int)
+    assert data.items() <= fired.items()
+    assert isinstance(fired["offset"], int)
+    assert fired["offset_exact"] is False
     # between the attempt it hit starting and failing, not after the step's last event
     before, after = records[first - 1], records[first + 1]
     assert before["type"] == "ATTEMPT_STARTED"
     assert after["type"] == "ATTEMPT_FAILED"
     assert after["transport"] == before["transport"]
+
+
+@pytest.mark.parametrize(
+    ("name", "action"),
+    [
+        pytest.param(
+            "checksum-mismatch-is-resent-once-on-the-same-transport", "bit_flipped", id="corrupt"
+        ),
+        pytest.param("tailscale-resets-for-two-connections-then-back", "reset", id="proxy-reset"),
+        pytest.param("reset-mid-transfer-falls-back-to-base64", "reset", id="node-reset"),
+    ],
+)
+async def test_the_full_trace_repeats_with_the_scenarios_seed(name: str, action: str) -> None:
+    scenario = load_scenario(LIBRARY / f"{name}.yaml")
+    first = await run_scenario(scenario)
+    second = await run_scenario(scenario)
+
+    assert first.passed and second.passed, first.report() + second.report()
+    assert [f for f in first.fault_trace if f.action == action], f"no {action} in the trace"
+    assert first.decisions() == second.decisions()
+    # event by event, the fields the trace calls exact are equal on both runs
+    exact = [
+        {k: v for k, v in f.record().items() if k not in f.inexact and k != "offset_exact"}
+        for f in first.fault_trace
+        if "occurrence" not in f.inexact and "direction" not in f.inexact
+    ]
+    again = [
+        {k: v for k, v in f.record().items() if k not in f.inexact and k != "offset_exact"}
+        for f in second.fault_trace
+        if "occurrence" not in f.inexact and "direction" not in f.inexact
+    ]
+    assert exact == again
+
+
+async def test_a_corrupt_toxics_flipped_bit_is_in_the_trace_inside_the_attempt_it_broke() -> None:
+    result = await run_scenario(
+        load_scenario(LIBRARY / "checksum-mismatch-is-resent-once-on-the-same-transport.yaml")
+    )
+    assert result.passed, result.report()
+    records = merged(result.events, result.fault_trace)
+    flips = [i for i, r in enumerate(records) if r.get("action") == "bit_flipped"]
+    assert flips, "the flip that broke the first upload is not in the trace"
+    for i in flips:
+        flip = records[i]
+        assert flip["type"] == "FAULT_FIRED"
+        assert (flip["fault"], flip["toxic_type"], flip["as"]) == (
+            "corrupt_binary",
+            "corrupt",
+            "corrupt_binary",
+        )
+        assert (flip["node"], flip["route"], flip["service"]) == ("node-1", "hostname", "http")
+        assert (flip["proxy"], flip["connection"], flip["direction"]) == (
+            "node-1-hostname-http",
+            0,  # the first upload's connection; the resend on connection 1 went clean
+            "upstream",
+        )
+        assert flip["bit"] in range(8)
+        assert isinstance(flip["offset"], int) and flip["offset_exact"] is True
+    # exactly the flips the corrupt toxic decides for that seed, toxic, connection and side
+    flip = records[flips[0]]
+    assert [(records[i]["offset"], records[i]["bit"]) for i in flips] == decided_flips(
+        result.seed, flip["proxy"], flip["toxic"], 0, probability=0.000004
+    )
+    assert decided_flips(result.seed, flip["proxy"], flip["toxic"], 1, probability=0.000004) == []
+    # between the first attempt starting and its integrity failure
+    engine = [r for r in records if not r["type"].startswith("FAULT_")]
+    first_failure = next(r for r in engine if r["type"] == "ATTEMPT_FAILED")
+    assert first_failure["error_kind"] == "integrity"
+    assert records[flips[0] - 1]["type"] == "ATTEMPT_STARTED"
+    assert records[flips[-1] + 1] is first_failure
+
+
+@dataclass
+class UpstreamOf:
+    """The side of a proxy connection a corrupt toxic is asked about (a LinkContext)."""
+
+    seed: int
+    proxy: str
+    conn: int
+    direction: str = "upstream"
+
+    def now(self) -> float:
+        return 0.0
+
+
+def decided_flips(
+    seed: int, proxy: str, toxic: str, conn: int, *, probability: float
+) -> list[tuple[int, int]]:
+    """(offset, bit) of every bit the corrupt toxic flips in an upload's first 320 KiB."""
+    corrupt = CorruptToxic(CorruptAttributes(probability=probability))
+    zeros = bytes(320 * 1024)
+    link = UpstreamOf(seed, proxy, conn)
+    [out] = corrupt.transform(Chunk(zeros, 0.0), link, ToxicState(name=toxic))
+    return [(i, b.bit_length() - 1) for i, b in enumerate(out.data) if b]

@@ -15,7 +15,7 @@ from netfault.simulator.scenario.model import Where
 from netfault.simulator.scenario.report import timeline_text, write_json, write_junit
 from netfault.simulator.scenario.results import Failure, ScenarioResult, StepOutcome
 from netfault.simulator.scenario.runner import run_scenario
-from netfault.simulator.scenario.timeline import BREAKER_COLOURS, write_timeline_svg
+from netfault.simulator.scenario.timeline import BREAKER_COLOURS, SLOT, write_timeline_svg
 
 SVG = "{http://www.w3.org/2000/svg}"
 LIBRARY = Path(__file__).resolve().parent.parent / "scenarios"
@@ -227,3 +227,46 @@ async def test_timeline_draws_an_attempt_that_lost_the_connection_race(tmp_path:
         "ROUTE_DEMOTED node-1 tailscale demoted",
         "ATTEMPT_SUCCEEDED node-1 ssh success",
     ]
+
+
+def test_run_writes_the_proxys_fault_decisions_into_the_trace_and_the_json_report(
+    tmp_path: Path,
+) -> None:
+    from netfault.simulator.cli import main
+
+    name = "checksum-mismatch-is-resent-once-on-the-same-transport"
+    report = tmp_path / "report.json"
+    argv = ["run", str(LIBRARY / f"{name}.yaml"), "--trace", str(tmp_path / "traces")]
+    assert main([*argv, "--report", "json", str(report)]) == 0
+
+    lines = (tmp_path / "traces" / f"{name}.jsonl").read_text().splitlines()
+    trace = [json.loads(line) for line in lines]
+    events = json.loads(report.read_text())["scenarios"][0]["events"]
+    assert [r["type"] for r in events] == [r["type"] for r in trace]
+    flips = [r for r in trace if r.get("action") == "bit_flipped"]
+    assert flips, "the corrupt toxic's decision is missing from the trace"
+    for flip in flips:
+        # one line says what, where and whether the offset is exact
+        assert {"proxy", "route", "node", "connection", "direction", "offset", "bit"} <= set(flip)
+        assert flip["offset_exact"] is True
+    assert [r for r in events if r.get("action") == "bit_flipped"] == flips
+
+
+async def test_timeline_marks_where_a_fault_fired_and_names_it_in_the_tooltip(
+    tmp_path: Path,
+) -> None:
+    result = await run_scenario(
+        load_scenario(LIBRARY / "checksum-mismatch-is-resent-once-on-the-same-transport.yaml")
+    )
+    assert result.passed, result.report()
+    root = ET.parse(write_timeline_svg(result, tmp_path / "t.svg")).getroot()
+    legend = [t.text for t in root.iter(f"{SVG}text") if t.get("class") == "legend"]
+    assert "fault fired (proxy toxic or node)" in legend
+    marks = [t for t in root.iter(f"{SVG}text") if t.get("class") == "fault_fired"]
+    assert len(marks) == 1  # the flips of the first upload, none on the clean resend
+    tip = "".join(marks[0].itertext())
+    assert "corrupt_binary bit_flipped" in tip and "node-1-hostname-http 0 upstream" in tip
+    # half a slot before the failed first attempt it caused
+    failed = [c for c in root.iter(f"{SVG}circle") if c.get("class") == "attempt_failed"]
+    assert len(failed) == 1
+    assert float(marks[0].get("x", "0")) == float(failed[0].get("cx", "0")) - SLOT / 2

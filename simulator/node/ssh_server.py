@@ -32,22 +32,44 @@ class ManglingChannel(asyncssh.SSHServerChannel[bytes]):
     netfault_faults: NodeFaults
     netfault_seen = 0
     netfault_binary = False
+    netfault_inbound = 0  # bytes delivered to the command so far
+    netfault_outbound = 0  # bytes the command wrote so far
+    netfault_mangled = False  # the first change is reported, once per channel
+    netfault_was_reset = False
 
     def _deliver_data(self, data: bytes, datatype: Any) -> None:
         if isinstance(data, bytes) and self._netfault_reset(data):
             return
         if self.netfault_faults.binary_mangling and isinstance(data, bytes):
-            data = mangle(data)
+            data = self._netfault_mangle("inbound", data, self.netfault_inbound)
+        self.netfault_inbound += len(data)
         super()._deliver_data(data, datatype)
 
     def write(self, data: bytes, datatype: Any = None) -> None:
         if isinstance(data, bytes | bytearray) and self._netfault_reset(bytes(data)):
             return
         if self.netfault_faults.binary_mangling and isinstance(data, bytes | bytearray):
-            data = mangle(bytes(data))
+            data = self._netfault_mangle("outbound", bytes(data), self.netfault_outbound)
+        self.netfault_outbound += len(data)
         super().write(data, datatype)
 
+    def _netfault_mangle(self, direction: str, data: bytes, offset: int) -> bytes:
+        """``data`` mangled; the first byte changed on this channel is reported at once."""
+        out = mangle(data)
+        if not self.netfault_mangled and out != data:
+            self.netfault_mangled = True
+            pairs = enumerate(zip(data, out, strict=False))
+            first = next((i for i, (a, b) in pairs if a != b), min(len(data), len(out)))
+            self.netfault_faults.report(
+                {"fault": "corrupt_binary", "mode": "strip_high_bit", "direction": direction}
+                # every byte is mangled the same way: the first change is fixed by the data
+                | {"offset": offset + first, "offset_exact": True}
+            )
+        return out
+
     def _netfault_reset(self, data: bytes) -> bool:
+        if self.netfault_was_reset:  # data still queued when it was cut: gone with it
+            return True
         limit = self.netfault_faults.binary_reset_after
         if limit is None:
             return False
@@ -55,6 +77,8 @@ class ManglingChannel(asyncssh.SSHServerChannel[bytes]):
         self.netfault_binary = self.netfault_binary or max(data, default=0) >= 0x80
         if not (self.netfault_binary and self.netfault_seen > limit):
             return False
+        self.netfault_was_reset = True
+        self.netfault_faults.report({"fault": "reset", "offset": self.netfault_seen})
         conn = self.get_connection()
         sock = conn.get_extra_info("socket")
         if sock is not None:

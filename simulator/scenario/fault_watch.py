@@ -1,30 +1,41 @@
 """What faults do on their own while a scenario runs, recorded the moment it happens.
 
 Two sources report from their own threads (the cluster runs the proxy and the nodes on a
-loop of their own): the fault proxy's ``TOXIC_EXPIRED`` events (a ``for_connections`` fault
-whose toxics joined their last connection on a proxy) and the nodes' channel faults firing
-(an exec channel reset or mangled). Each is put in the scenario's fault trace at once, so it
-lands between the engine events around it with the virtual time of that moment. What the
-scenario must then do about it (forget an expired fault) waits for ``settle`` on its own loop.
+loop of their own): the fault proxy's events (a toxic firing on a connection, a toxicity
+draw skipping one, a ``for_connections`` fault's toxics joining their last connection) and
+the nodes' channel faults firing (an exec channel reset or mangled). Each is put in the
+scenario's fault trace at once, so it lands between the engine events around it with the
+virtual time of that moment. What the scenario must then do about it (forget an expired
+fault) waits for ``settle`` on its own loop.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from netfault.simulator.cluster.controller import AppliedFault
 from netfault.simulator.cluster.local import LocalCluster
 from netfault.simulator.proxy.trace import FaultAction
 from netfault.simulator.proxy.trace import FaultEvent as ProxyEvent
+from netfault.simulator.scenario.trace import FaultKind, Inexact
 
 if TYPE_CHECKING:
     from netfault.simulator.scenario.steps.base import StepContext
 
+# A timer cuts the connection: the side it lands on first depends on the traffic.
+_TIMED_CUTS = frozenset({FaultAction.RESET, FaultAction.TIMEOUT_CLOSED})
+# Armed by the first data on one side, which may never come: the other side's cut races it.
+_ARMINGS = frozenset({FaultAction.RESET_ARMED, FaultAction.TIMEOUT_ARMED})
+# Changes to a proxy's toxics: the scenario's own applied/cleared records say them.
+_NOT_DECISIONS = frozenset(
+    {FaultAction.TOXIC_ADDED, FaultAction.TOXIC_UPDATED, FaultAction.TOXIC_REMOVED}
+)
+
 
 class FaultWatch:
-    """Records expiries and node faults firing into ``ctx``'s trace; ``close`` stops it."""
+    """Records faults firing and expiring into ``ctx``'s trace; ``close`` stops it."""
 
     def __init__(self, ctx: StepContext) -> None:
         self._ctx = ctx
@@ -33,51 +44,90 @@ class FaultWatch:
         self._left: dict[int, set[tuple[str, str]]] = {}  # fault id -> toxics still counting
         self._expired: list[tuple[AppliedFault, str]] = []
         self._stops: list[Callable[[], None]] = []
+        self._routes: dict[str, tuple[str, str, str]] = {}  # proxy -> (node, route, service)
         cluster = ctx.world.cluster
         if isinstance(cluster, LocalCluster):  # the Docker backend's parts report nothing
+            self._routes = {proxy: where for where, proxy in cluster.proxies.items()}
             self._stops.append(cluster.subscribe_fault_events(self._on_proxy_event))
             for name, fake in cluster.fakes.items():
                 self._stops.append(fake.faults.on_fired(self._node_fired(name)))
 
     def watch(self, applied: AppliedFault, name: str) -> None:
-        """Follow a fault that ends by itself after ``for_connections`` connections."""
-        if applied.for_connections is None:
-            return
+        """Name ``applied`` in its toxics' events; follow it when it ends by itself after
+        ``for_connections`` connections."""
         with self._lock:
-            self._left[applied.id] = set(applied.toxics)
             for toxic in applied.toxics:
                 self._toxics[toxic] = (applied, name)
+            if applied.for_connections is not None:
+                self._left[applied.id] = set(applied.toxics)
 
     def _on_proxy_event(self, event: ProxyEvent) -> None:
-        if event.action is not FaultAction.TOXIC_EXPIRED:
+        if event.action in _NOT_DECISIONS:
             return
+        if event.action is FaultAction.TOXIC_EXPIRED:
+            self._toxic_expired(event)
+            return
+        with self._lock:
+            found = self._toxics.get((event.proxy, event.toxic))
+        node, route, service = self._routes.get(event.proxy, (None, None, None))
+        skipped = event.action is FaultAction.TOXIC_SKIPPED
+        self._ctx.record(
+            FaultKind.SKIPPED if skipped else FaultKind.FIRED,
+            found[0].kind if found else event.toxic_type,
+            node,
+            name=found[1] if found else None,
+            route=route,
+            service=service,
+            proxy=event.proxy,
+            toxic=event.toxic,
+            toxic_type=event.toxic_type,
+            action=None if skipped else str(event.action),
+            connection=event.connection,
+            direction=event.direction,
+            offset=event.offset,
+            inexact=_inexact(event),
+            bit=event.bit,
+            value=event.value,
+            mode=event.mode,
+            delay_ms=event.delay_ms,
+        )
+
+    def _toxic_expired(self, event: ProxyEvent) -> None:
         key = (event.proxy, event.toxic)
         with self._lock:
-            found = self._toxics.pop(key, None)
-            if found is None or found[0].cleared:
+            found = self._toxics.get(key)  # kept: it names the firings on this connection
+            left = None if found is None else self._left.get(found[0].id)
+            if found is None or left is None or found[0].cleared:
                 return
             applied, name = found
-            left = self._left[applied.id]
             left.discard(key)
             proxy_done = not any(proxy == event.proxy for proxy, _ in left)
             if not left:
                 del self._left[applied.id]
                 self._expired.append(found)
         if proxy_done:  # both streams' toxics leave on the same accept: one record per proxy
-            data = {
-                "as": name,
-                "for_connections": applied.for_connections,
-                "proxy": event.proxy,
-                "connection": event.connection,
-            }
-            self._ctx.record("expired", applied.kind, applied.node, data)
+            _, route, service = self._routes.get(event.proxy, (None, None, None))
+            self._ctx.record(
+                FaultKind.EXPIRED,
+                applied.kind,
+                applied.node,
+                name=name,
+                route=route,
+                service=service,
+                for_connections=applied.for_connections,
+                proxy=event.proxy,
+                connection=event.connection,
+            )
 
     def _node_fired(self, node: str) -> Callable[[dict[str, object]], None]:
         def fired(record: dict[str, object]) -> None:
-            data = dict(record)
-            kind = str(data.pop("fault"))
-            inexact = ("offset",) if "offset" in data else ()
-            self._ctx.record("fired", kind, node, data, inexact)
+            fault = str(record["fault"])
+            named = list(self._ctx.named.items())  # a snapshot: the scenario's loop edits it
+            name = next(
+                (n for n, faults in named for f in faults if (f.node, f.kind) == (node, fault)),
+                None,
+            )
+            self._ctx.record(FaultKind.FIRED, fault, node, name=name, **_channel(record))
 
         return fired
 
@@ -93,3 +143,32 @@ class FaultWatch:
         for stop in self._stops:
             stop()
         self._stops = []
+
+
+def _channel(record: dict[str, object]) -> dict[str, Any]:
+    """A node's channel-fault report as trace fields. Unless the node says otherwise, the
+    offset is not exact: the node counts the bytes it saw, and a reset lands after the
+    chunk that crossed its limit, which depends on how the kernel and SSH cut the stream."""
+    offset = record.get("offset")
+    mode = record.get("mode")
+    return {
+        "service": "ssh",
+        "action": "bytes_mangled" if mode is not None else "reset",
+        "channel": _text(record.get("channel")),
+        "direction": _text(record.get("direction")),
+        "mode": _text(mode),
+        "offset": offset if isinstance(offset, int) else None,
+        "inexact": () if record.get("offset_exact") is True else ("offset",),
+    }
+
+
+def _text(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
+def _inexact(event: ProxyEvent) -> tuple[Inexact, ...]:
+    """What the seed does not fix about a proxy's fault event (see ``trace``)."""
+    if event.action in _ARMINGS:
+        return ("direction", "occurrence")
+    offset: tuple[Inexact, ...] = () if event.offset_exact else ("offset",)
+    return (*offset, "direction") if event.action in _TIMED_CUTS else offset

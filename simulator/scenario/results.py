@@ -51,13 +51,27 @@ class ScenarioResult:
         return self.scenario.name
 
     def decisions(self) -> list[tuple[Any, ...]]:
-        """Fault decisions and engine decisions: equal for equal seeds (see ``trace``)."""
-        return [f.decision() for f in self.fault_trace] + self.trace()
+        """Fault decisions and engine decisions: equal for equal seeds (see ``trace``).
+
+        Fault decisions are a set in a fixed order: the two sides of a connection fire
+        in whichever order their bytes arrive, and a cut whose side is not fixed may be
+        recorded on each side."""
+        decided = {d for d in (f.decision() for f in self.fault_trace) if d is not None}
+        return sorted(decided, key=repr) + self.trace()
 
     def trace(self) -> list[tuple[Any, ...]]:
         """The engine's event trace without timings: equal for equal seeds."""
         return [
-            (str(e.type), e.node, e.transport, e.operation, e.outcome, e.error_kind, e.monotonic)
+            (
+                str(e.type),
+                e.node,
+                e.transport,
+                e.operation,
+                e.outcome,
+                e.error_kind,
+                e.monotonic,
+                e.data.get("to") if e.type == "BREAKER_TRANSITION" else None,
+            )
             for e in self.events
         ]
 

@@ -3,7 +3,8 @@
 Hand-written SVG, no plotting dependency. One lane per (node, transport) with a dot per
 attempt (green success, red failure, grey skipped, amber cancelled after losing a
 connection race; the error as a tooltip), a breaker band per node coloured by state, and
-step markers. Many events share one virtual instant (a
+step markers, and a glyph where a fault fired (one per node and moment, the firings
+listed in its tooltip). Many events share one virtual instant (a
 failover happens "at once" on the virtual clock), so x is the scaled time plus a small
 offset per event that came before: order within an instant stays visible.
 """
@@ -17,6 +18,7 @@ from xml.sax.saxutils import escape
 from netfault.engine import Event
 from netfault.simulator.scenario.report import xml_safe
 from netfault.simulator.scenario.results import ScenarioResult
+from netfault.simulator.scenario.trace import FaultEvent, FaultKind
 
 ATTEMPTS = ("ATTEMPT_SUCCEEDED", "ATTEMPT_FAILED", "ATTEMPT_SKIPPED", "ATTEMPT_CANCELLED")
 NODE_MARKS = ("NODE_DISABLED", "NODE_REENABLED")
@@ -33,6 +35,7 @@ GLYPHS = {
     "NODE_REENABLED": ("\u21bb", "node re-enabled"),
     "OPERATION_FAILED": ("\u2298", "operation refused (no attempt)"),
     "ALERT": ("\u26a0", "alert"),
+    "FAULT_FIRED": ("\u26a1", "fault fired (proxy toxic or node)"),
 }
 ALERT_ROW = 60
 AXIS_GAP = 78  # from the axis to the bottom: axis labels, then two legend rows
@@ -178,6 +181,36 @@ def _marks(events: list[Event], lay: Layout) -> list[str]:
     return out
 
 
+def _faults(result: ScenarioResult, lay: Layout) -> list[str]:
+    """A glyph on the node's band where faults fired, between the engine events around them."""
+    groups: dict[tuple[str, int], list[FaultEvent]] = {}
+    for f in result.fault_trace:
+        if f.kind is FaultKind.FIRED and f.node in lay.bands:
+            groups.setdefault((f.node, f.seq), []).append(f)
+    out = []
+    for (node, seq), fired in groups.items():
+        after = [x for i, x in lay.xs.items() if i >= seq]  # the event it came before
+        before = [x for i, x in lay.xs.items() if i < seq]
+        x = min(after) - SLOT / 2 if after else max(before, default=LEFT) + SLOT / 2
+        lines = [f"t={fired[0].t:g}s {node}: {len(fired)} fault decision(s)"]
+        lines += [_fired(f) for f in fired[:12]]
+        lines += [f"... {len(fired) - 12} more"] if len(fired) > 12 else []
+        out.append(
+            f'<text x="{x:.1f}" y="{lay.bands[node] + BAND / 2 + 5:.1f}" text-anchor="middle" '
+            f'class="fault_fired">{GLYPHS["FAULT_FIRED"][0]}{_title(chr(10).join(lines))}</text>'
+        )
+    return out
+
+
+def _fired(f: FaultEvent) -> str:
+    where = " ".join(
+        str(v) for v in (f.proxy or f.channel, f.connection, f.direction) if v is not None
+    )
+    at = "" if f.offset is None else f" at {f.offset}" + ("" if f.offset_exact else " (inexact)")
+    bit = "" if f.bit is None else f" bit {f.bit}"
+    return f"{f.fault} {f.action or ''}{bit}{at} [{where}]"
+
+
 def _steps(result: ScenarioResult, lay: Layout) -> list[str]:
     """One marker per virtual instant at which steps started, naming the steps (#a-#b)."""
     groups: dict[float, list[int]] = {}
@@ -296,6 +329,7 @@ def render_svg(result: ScenarioResult) -> str:
         *_steps(result, lay),
         *_failovers(events, lay),
         *_marks(events, lay),
+        *_faults(result, lay),
         *_axis(events, lay),
         *_legend(lay),
     ]

@@ -22,7 +22,7 @@ from netfault.simulator.scenario.checks import World
 from netfault.simulator.scenario.db_step import DbSync
 from netfault.simulator.scenario.model import Where
 from netfault.simulator.scenario.presets import Overrides, effective_config
-from netfault.simulator.scenario.trace import FaultEvent
+from netfault.simulator.scenario.trace import FaultEvent, FaultKind
 from netfault.simulator.scenario.typed import ScenarioModel
 
 if TYPE_CHECKING:
@@ -65,17 +65,11 @@ class StepContext:
     trace: list[FaultEvent] = field(default_factory=list)
     watch: FaultWatch | None = None
 
-    def record(
-        self,
-        kind: str,
-        fault: str,
-        node: str | None,
-        data: dict[str, Any] | None = None,
-        inexact: tuple[str, ...] = (),
-    ) -> None:
-        """Add a fault decision to the trace, at this virtual moment and engine event."""
+    def record(self, kind: FaultKind, fault: str, node: str | None, **where: Any) -> None:
+        """Add a fault decision to the trace, at this virtual moment and engine event;
+        ``where`` holds the other ``FaultEvent`` fields (route, proxy, offset, ...)."""
         now, seq = self.clock.monotonic(), len(self.world.events)
-        self.trace.append(FaultEvent(kind, fault, node, now, seq, data or {}, inexact))
+        self.trace.append(FaultEvent(kind, fault, node, now, seq, **where))
 
     async def before_operation(self, size: int) -> None:
         """Faults sized relative to the operation (``after_bytes: 60%``) follow its size."""
@@ -113,7 +107,7 @@ class StepContext:
         self.scoped.pop(name, None)
         for fault in self.named.pop(name, []):
             await self.in_thread(self.world.cluster.faults.clear, fault)
-            self.record("cleared", fault.kind, fault.node, {"as": name})
+            self.record(FaultKind.CLEARED, fault.kind, fault.node, **fault_where(fault, name))
 
     def config(self, preset: str | None = None, config: Overrides | None = None) -> TransportConfig:
         """An operation's timeouts (precedence in ``presets``)."""
@@ -154,3 +148,8 @@ class StepModel(ScenarioModel):
 
     def describe(self) -> str:
         raise NotImplementedError
+
+
+def fault_where(applied: AppliedFault, name: str) -> dict[str, Any]:
+    """The trace fields that say which fault ``applied`` is and where it acts."""
+    return {"name": name, "route": applied.route, "service": applied.service}

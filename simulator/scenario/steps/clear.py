@@ -6,6 +6,7 @@ from typing import ClassVar
 
 from netfault.simulator.scenario.fields import Text
 from netfault.simulator.scenario.steps.base import StepContext, StepFailed, StepModel
+from netfault.simulator.scenario.trace import FaultKind
 
 
 class ClearStep(StepModel):
@@ -16,7 +17,7 @@ class ClearStep(StepModel):
         controller = ctx.world.cluster.faults
         if self.clear == "all":
             await ctx.in_thread(controller.clear_all)
-            ctx.record("cleared", "all", None)
+            ctx.record(FaultKind.CLEARED, "all", None)
             ctx.named.clear()
             ctx.scoped.clear()
             return "all faults cleared"

@@ -25,7 +25,8 @@ from netfault.simulator.cluster.faults import (
     node_level,
 )
 from netfault.simulator.scenario.fields import NodeName, Positive
-from netfault.simulator.scenario.steps.base import StepContext, StepModel
+from netfault.simulator.scenario.steps.base import StepContext, StepModel, fault_where
+from netfault.simulator.scenario.trace import FaultKind
 from netfault.simulator.scenario.typed import ScenarioModel
 
 META = ("kind", "node", "route", "service", "name", "for_operations", "for_connections")
@@ -149,10 +150,16 @@ async def apply_fault(
     ctx.named.setdefault(name, []).append(applied)
     if ctx.watch is not None:
         ctx.watch.watch(applied, name)
-    data = {"as": name, "params": applied.params, "route": fault.route, "service": fault.service}
-    if fault.for_connections is not None:
-        data["for_connections"] = fault.for_connections
-    ctx.record("applied" if size is None else "resized", fault.kind, node, data)
+    kind = FaultKind.APPLIED if size is None else FaultKind.RESIZED
+    where = fault_where(applied, name)
+    ctx.record(
+        kind,
+        fault.kind,
+        node,
+        params=applied.params,
+        for_connections=fault.for_connections,
+        **where,
+    )
     return applied
 
 
@@ -192,7 +199,14 @@ class Scope:
             return
         self.remaining -= count
         if self.remaining <= 0:
-            ctx.record("expired", self.fault.kind, self.node, {"as": self.name})
+            ctx.record(
+                FaultKind.EXPIRED,
+                self.fault.kind,
+                self.node,
+                name=self.name,
+                route=self.fault.route,
+                service=self.fault.service,
+            )
             await self._clear_own(ctx)
             scopes = ctx.scoped.get(self.name, [])
             if self in scopes:
@@ -210,7 +224,9 @@ class Scope:
         named = ctx.named.get(self.name, [])
         for applied in self.applied:
             await ctx.in_thread(ctx.world.cluster.faults.clear, applied)
-            ctx.record("cleared", applied.kind, applied.node, {"as": self.name})
+            ctx.record(
+                FaultKind.CLEARED, applied.kind, applied.node, **fault_where(applied, self.name)
+            )
             if applied in named:
                 named.remove(applied)
         if not named:
