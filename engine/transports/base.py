@@ -52,6 +52,22 @@ class Transport(ABC):
         """Set up a connection for one transfer (only when ``connects_first``)."""
         raise NotImplementedError(f"{self.name} has no connect phase of its own")
 
+    async def _connected(
+        self,
+        direction: Direction,
+        node: NodeConfig,
+        local_path: Path,
+        remote_path: str,
+        config: TransportConfig,
+        progress: Progress | None,
+    ) -> int:
+        """A whole transfer through ``connect`` (push/pull of a ``connects_first`` transport)."""
+        connection = await self.connect(node, config, progress)
+        try:
+            return await connection.transfer(direction, local_path, remote_path, config)
+        finally:
+            await connection.close()
+
     def available(self, node: NodeConfig) -> bool:
         """Whether this transport is configured for the node (e.g. it has a tailscale_ip)."""
         return True

@@ -104,21 +104,6 @@ class ExecTransport(Transport):
         """Open and authenticate the SSH connection a transfer then runs on."""
         return await open_exec(self, node, config, progress)
 
-    async def _connected(
-        self,
-        direction: Direction,
-        node: NodeConfig,
-        local_path: Path,
-        remote_path: str,
-        config: TransportConfig,
-        progress: Progress | None,
-    ) -> int:
-        connection = await self.connect(node, config, progress)
-        try:
-            return await connection.transfer(direction, local_path, remote_path, config)
-        finally:
-            await connection.close()
-
     def _native(self, attempt: Attempt) -> SshEndpoint | None:
         """The endpoint for the OpenSSH data path, or None to stream over asyncssh."""
         codec = self.codec

@@ -138,21 +138,6 @@ class RsyncTransport(Transport):
             Direction.PULL, node, local_path, remote_path, config, progress
         )
 
-    async def _connected(
-        self,
-        direction: Direction,
-        node: NodeConfig,
-        local_path: Path,
-        remote_path: str,
-        config: TransportConfig,
-        progress: Progress | None,
-    ) -> int:
-        connection = await self.connect(node, config, progress)
-        try:
-            return await connection.transfer(direction, local_path, remote_path, config)
-        finally:
-            await connection.close()
-
     async def _push_on(
         self,
         conn: asyncssh.SSHClientConnection,
