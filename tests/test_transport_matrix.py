@@ -242,7 +242,8 @@ async def test_cancelled_pull_keeps_no_file_and_the_next_pull_resumes(
     assert not back.exists()
     received = await t.pull(conf, "pull.bin", back, CONFIG)
     if name != "rsync":  # rsync reports the whole file even when it reused the partial
-        assert 0 < received < len(data)
+        # resumed (0 when the cancelled pull's pipe had already filled the whole partial)
+        assert received < len(data)
     assert back.read_bytes() == data
     assert leftovers(tmp_path) == []
 
