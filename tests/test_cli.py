@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import sys
 from collections.abc import AsyncIterator
@@ -118,7 +119,12 @@ async def test_health_reports_the_route_that_answered(node: FakeNode, tmp_path: 
     hosts = hosts_for(node, tmp_path / "hosts.yaml", tailscale_ip="127.0.0.62")
     code, out, err = await netfault("health", "cli-node", "--hosts", str(hosts))
     assert code == 0, err
-    assert '"route": "hostname"' in out  # nothing listens on the tailscale address
+    report = json.loads(out)
+    assert report["route"] == "hostname"  # nothing listens on the tailscale address
+    tried = [(r["route"], r["ok"]) for r in report["routes"]]
+    assert tried == [("http:tailscale", False), ("http:hostname", True)], report
+    assert "error" in report["routes"][0]
+    assert isinstance(report["body"], dict)  # JSON once, not a JSON string inside JSON
 
 
 @pytest.mark.parametrize(
