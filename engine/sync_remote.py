@@ -13,7 +13,7 @@ import asyncssh
 from netfault.engine.config import NodeConfig, TransportConfig
 from netfault.engine.errors import NetfaultError, TransportError
 from netfault.engine.transports import remote as rc
-from netfault.engine.transports.failures import Attempt, boundary, exit_error
+from netfault.engine.transports.failures import Tracker, boundary, exit_error
 from netfault.engine.transports.sshconn import SshEndpoint, ssh_connection
 
 logger = logging.getLogger("netfault.sync")
@@ -122,7 +122,7 @@ async def run_remote(
     node: NodeConfig, config: TransportConfig, endpoint: SshEndpoint, command: str, what: str
 ) -> str:
     """Run a command on the node; TransportError if the link failed, SyncError if it did."""
-    attempt = Attempt(node, "ssh" if endpoint.host == node.hostname else "tailscale")
+    attempt = Tracker(node, "ssh" if endpoint.host == node.hostname else "tailscale")
     with boundary(attempt):
         async with (
             asyncio.timeout(config.operation_timeout),

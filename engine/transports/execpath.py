@@ -31,7 +31,7 @@ from netfault.engine.transports import sshpipe
 from netfault.engine.transports.base import Direction, Progress, Transport, TransportConnection
 from netfault.engine.transports.execconn import open_exec
 from netfault.engine.transports.failures import (
-    Attempt,
+    Tracker,
     boundary,
     classify,
     is_writer_exit,
@@ -104,7 +104,7 @@ class ExecTransport(Transport):
         """Open and authenticate the SSH connection a transfer then runs on."""
         return await open_exec(self, node, config, progress)
 
-    def _native(self, attempt: Attempt) -> SshEndpoint | None:
+    def _native(self, attempt: Tracker) -> SshEndpoint | None:
         """The endpoint for the OpenSSH data path, or None to stream over asyncssh."""
         codec = self.codec
         tools = {*codec.local_encode[:1], *codec.local_decode[:1]}
@@ -115,7 +115,7 @@ class ExecTransport(Transport):
         conn: asyncssh.SSHClientConnection,
         local: Path,
         final: str,
-        attempt: Attempt,
+        attempt: Tracker,
         config: TransportConfig,
     ) -> None:
         token = secrets.token_hex(8)
@@ -133,7 +133,7 @@ class ExecTransport(Transport):
         local: Path,
         final: str,
         token: str,
-        attempt: Attempt,
+        attempt: Tracker,
         config: TransportConfig,
     ) -> Hasher:
         """Stream the file into the shared partial under its lock, resuming what it holds
@@ -163,7 +163,7 @@ class ExecTransport(Transport):
         local: Path,
         offset: int,
         hasher: Hasher,
-        attempt: Attempt,
+        attempt: Tracker,
         config: TransportConfig,
     ) -> None:
         """Feed ``local`` from ``offset`` into the remote ``command``'s stdin."""
@@ -182,7 +182,7 @@ class ExecTransport(Transport):
         local: Path,
         offset: int,
         hasher: Hasher,
-        attempt: Attempt,
+        attempt: Tracker,
     ) -> None:
         proc = await conn.create_process(command, encoding=None)
         reader = ChunkReader(local, offset, hasher, self.codec.chunk_size, self.codec.encode)
@@ -228,7 +228,7 @@ class ExecTransport(Transport):
         conn: asyncssh.SSHClientConnection,
         source: str,
         part: Path,
-        attempt: Attempt,
+        attempt: Tracker,
         config: TransportConfig,
     ) -> None:
         size = rc.parse_size(await run_text(conn, rc.cmd_stat(source), attempt, "stat"))
@@ -258,7 +258,7 @@ class ExecTransport(Transport):
         source: str,
         part: Path,
         size: int,
-        attempt: Attempt,
+        attempt: Tracker,
     ) -> tuple[int, Hasher]:
         partial = await local_partial_size(part, size)
         if partial:
@@ -277,7 +277,7 @@ class ExecTransport(Transport):
         part: Path,
         offset: int,
         hasher: Hasher,
-        attempt: Attempt,
+        attempt: Tracker,
     ) -> None:
         decode = self.codec.decoder() if self.codec.decoder else None
         command = rc.cmd_read(source, offset, self.codec.remote_encode)
@@ -298,7 +298,7 @@ class ExecTransport(Transport):
             self.codec.finish(decode)
 
     async def probe(self, node: NodeConfig, config: TransportConfig) -> str:
-        attempt = Attempt(node, self.name)
+        attempt = Tracker(node, self.name)
         with boundary(attempt):
             async with (
                 asyncio.timeout(config.operation_timeout),
@@ -311,7 +311,7 @@ class ExecTransport(Transport):
 
 
 async def _drain_stdout(
-    proc: asyncssh.SSHClientProcess[bytes], writer: ChunkWriter, attempt: Attempt
+    proc: asyncssh.SSHClientProcess[bytes], writer: ChunkWriter, attempt: Tracker
 ) -> None:
     """Batch channel reads into ~1 MiB writes done in a thread, one write in flight."""
     batch: list[bytes] = []
@@ -330,7 +330,7 @@ async def _drain_stdout(
 
 
 async def _remote_failure(
-    proc: asyncssh.SSHClientProcess[bytes], exc: Exception, attempt: Attempt, what: str
+    proc: asyncssh.SSHClientProcess[bytes], exc: Exception, attempt: Tracker, what: str
 ) -> AttemptError:
     """Why the remote command stopped reading: its stderr if it said, else the channel error."""
     try:
@@ -344,7 +344,7 @@ async def _remote_failure(
     return classify(exc, attempt)
 
 
-def _exit_error(result: asyncssh.SSHCompletedProcess, attempt: Attempt, what: str) -> AttemptError:
+def _exit_error(result: asyncssh.SSHCompletedProcess, attempt: Tracker, what: str) -> AttemptError:
     """The typed error of a failed remote command (FenceRefused when a fence stopped it)."""
     stderr = text(result.stderr).strip()
     return written_error(result.exit_status, stderr, attempt, what)

@@ -206,9 +206,6 @@ class Tracker:
         )
 
 
-Attempt = Tracker  # the name the transport modules still import; prefer Tracker
-
-
 def timed_out(attempt: Tracker, limit: float | None = None) -> TransportTimeout:
     """A timeout whose hint fits what moved: a silent node first, a longer timeout last."""
     head = f"timed out after {limit:g} s" if limit is not None else "timed out"

@@ -17,7 +17,7 @@ import asyncssh
 
 from netfault.engine.errors import AttemptError
 from netfault.engine.transports import remote as rc
-from netfault.engine.transports.failures import Attempt, mismatch, writer_error
+from netfault.engine.transports.failures import Tracker, mismatch, writer_error
 from netfault.engine.transports.integrity import Hasher, hash_prefix
 from netfault.engine.transports.sshconn import run_text
 
@@ -43,7 +43,7 @@ async def discard(stdout: Readable) -> None:
 
 
 async def resume_point(
-    conn: asyncssh.SSHClientConnection, final: str, local: Path, attempt: Attempt
+    conn: asyncssh.SSHClientConnection, final: str, local: Path, attempt: Tracker
 ) -> tuple[int, Hasher]:
     """Prepare the node for a push of ``local`` to ``final``; return the offset to resume
     the shared partial from and a sha256 object fed with that prefix."""
@@ -53,7 +53,7 @@ async def resume_point(
 
 
 async def remote_resume_point(
-    conn: asyncssh.SSHClientConnection, tmp: str, local: Path, partial: int, attempt: Attempt
+    conn: asyncssh.SSHClientConnection, tmp: str, local: Path, partial: int, attempt: Tracker
 ) -> tuple[int, Hasher]:
     """Offset to resume an upload from, and a sha256 object already fed with that prefix."""
     assert attempt.total is not None
@@ -68,7 +68,7 @@ async def remote_resume_point(
 
 
 async def commit_remote(
-    conn: asyncssh.SSHClientConnection, tmp: str, final: str, sha: str, attempt: Attempt
+    conn: asyncssh.SSHClientConnection, tmp: str, final: str, sha: str, attempt: Tracker
 ) -> None:
     """Rename the remote partial to ``final`` if its sha256 is ``sha``; IntegrityError if not."""
     result = await conn.run(rc.cmd_commit(tmp, final, sha), check=False)
@@ -93,7 +93,7 @@ async def discard_own(
         pass
 
 
-def written_error(status: int | None, stderr: str, attempt: Attempt, what: str) -> AttemptError:
+def written_error(status: int | None, stderr: str, attempt: Tracker, what: str) -> AttemptError:
     """The error of a remote writer's exit ``status`` (classified by ``failures``): raises
     FenceRefused instead when its fence refused to start."""
     fenced = rc.fence_code(status, stderr)

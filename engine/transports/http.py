@@ -27,7 +27,7 @@ from netfault.engine.config import NodeConfig, TransportConfig
 from netfault.engine.errors import BadRemotePathError, TransportError
 from netfault.engine.transports import remote as rc
 from netfault.engine.transports.base import Progress, Transport
-from netfault.engine.transports.failures import Attempt, boundary, http_status_error, mismatch
+from netfault.engine.transports.failures import Tracker, boundary, http_status_error, mismatch
 from netfault.engine.transports.integrity import (
     ChunkReader,
     Hasher,
@@ -87,7 +87,7 @@ class HttpTransport(Transport):
         progress: Progress | None = None,
     ) -> int:
         """Upload; return the bytes this attempt sent (less than the size when it resumed)."""
-        attempt = Attempt(node, self.name, progress)
+        attempt = Tracker(node, self.name, progress)
         path = self._path(node, remote_path)
         with boundary(attempt):
             size = (await asyncio.to_thread(local_path.stat)).st_size
@@ -102,7 +102,7 @@ class HttpTransport(Transport):
         return attempt.sent
 
     async def _upload(
-        self, s: aiohttp.ClientSession, path: str, local_path: Path, attempt: Attempt
+        self, s: aiohttp.ClientSession, path: str, local_path: Path, attempt: Tracker
     ) -> None:
         assert attempt.total is not None
         size = attempt.total
@@ -119,7 +119,7 @@ class HttpTransport(Transport):
         await self._put(s, path, tail_at, tail, str(hasher.hexdigest()), attempt)
 
     async def _upload_offset(
-        self, s: aiohttp.ClientSession, path: str, local: Path, attempt: Attempt
+        self, s: aiohttp.ClientSession, path: str, local: Path, attempt: Tracker
     ) -> tuple[int, Hasher]:
         info = await _json(s, "GET", f"/uploads/{path}", attempt)
         partial = int(info.get("partial_size", 0))
@@ -138,7 +138,7 @@ class HttpTransport(Transport):
         start: int,
         end: int,
         hasher: Hasher,
-        attempt: Attempt,
+        attempt: Tracker,
     ) -> None:
         """Send bytes ``start``..``end`` of ``local`` (not the end of the file): a 202 partial."""
         assert attempt.total is not None
@@ -162,7 +162,7 @@ class HttpTransport(Transport):
         start: int,
         tail: bytes,
         digest: str,
-        attempt: Attempt,
+        attempt: Tracker,
     ) -> None:
         """Send the last ``tail`` bytes (from ``start``) with the whole file's sha256."""
         assert attempt.total is not None
@@ -184,7 +184,7 @@ class HttpTransport(Transport):
         progress: Progress | None = None,
     ) -> int:
         """Download; return the bytes this attempt received (less when it resumed)."""
-        attempt = Attempt(node, self.name, progress)
+        attempt = Tracker(node, self.name, progress)
         path = self._path(node, remote_path)
         with boundary(attempt):
             async with (
@@ -196,7 +196,7 @@ class HttpTransport(Transport):
         return attempt.sent
 
     async def _pull(
-        self, s: aiohttp.ClientSession, path: str, part: Path, attempt: Attempt
+        self, s: aiohttp.ClientSession, path: str, part: Path, attempt: Tracker
     ) -> None:
         # The agent hashes the whole file while the body streams (not before it starts).
         full = asyncio.ensure_future(_json(s, "GET", f"/sha256/{path}", attempt))
@@ -234,7 +234,7 @@ class HttpTransport(Transport):
         part: Path,
         offset: int,
         hasher: Hasher,
-        attempt: Attempt,
+        attempt: Tracker,
     ) -> None:
         headers = {"Range": f"bytes={offset}-"} if offset else {}
         async with s.get(f"/files/{path}", headers=headers) as resp:
@@ -262,7 +262,7 @@ class HttpTransport(Transport):
         attempt.set_done(writer.written)
 
     async def probe(self, node: NodeConfig, config: TransportConfig) -> str:
-        attempt = Attempt(node, self.name)
+        attempt = Tracker(node, self.name)
         with boundary(attempt):
             async with asyncio.timeout(config.http_timeout), self._session(node, config) as s:
                 info = await _json(s, "GET", "/health", attempt)
@@ -298,7 +298,7 @@ class _RangeReader(ChunkReader):
 
 
 async def _file_body(
-    path: Path, start: int, end: int, hasher: Hasher, attempt: Attempt
+    path: Path, start: int, end: int, hasher: Hasher, attempt: Tracker
 ) -> AsyncIterator[bytes]:
     """Bytes ``start``..``end`` of ``path`` as an upload body, hashed in the reading thread;
     the next chunk is read while one is sent."""
@@ -317,13 +317,13 @@ async def _file_body(
         reader.close()
 
 
-async def _json(s: aiohttp.ClientSession, method: str, url: str, attempt: Attempt) -> Any:
+async def _json(s: aiohttp.ClientSession, method: str, url: str, attempt: Tracker) -> Any:
     async with s.request(method, url) as resp:
         await _check(resp, attempt, method)
         return await resp.json()
 
 
-async def _check(resp: aiohttp.ClientResponse, attempt: Attempt, what: str) -> None:
+async def _check(resp: aiohttp.ClientResponse, attempt: Tracker, what: str) -> None:
     if resp.status < 400:
         return
     if resp.status == 416 and what == "PUT":  # the agent's partial is not what we resumed

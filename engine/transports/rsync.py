@@ -39,7 +39,7 @@ from netfault.engine.transports.base import (
     Transport,
     TransportConnection,
 )
-from netfault.engine.transports.failures import Attempt, boundary, mismatch, rsync_error
+from netfault.engine.transports.failures import Tracker, boundary, mismatch, rsync_error
 from netfault.engine.transports.fenced import commit_remote, discard_own, resume_point
 from netfault.engine.transports.integrity import (
     Hasher,
@@ -105,7 +105,7 @@ class RsyncTransport(Transport):
     ) -> TransportConnection:
         """Open the asyncssh connection a transfer checks and commits over; rsync's own
         ``ssh`` then aims at the address and port this connection reached."""
-        attempt = Attempt(node, self.name, progress)
+        attempt = Tracker(node, self.name, progress)
         stack = AsyncExitStack()
         endpoint = self.endpoint(node)
         with boundary(attempt, connecting=True):
@@ -145,7 +145,7 @@ class RsyncTransport(Transport):
         local_path: Path,
         final: str,
         config: TransportConfig,
-        attempt: Attempt,
+        attempt: Tracker,
     ) -> None:
         token = secrets.token_hex(8)
         attempt.total = (await asyncio.to_thread(local_path.stat)).st_size
@@ -168,7 +168,7 @@ class RsyncTransport(Transport):
         final: str,
         token: str,
         config: TransportConfig,
-        attempt: Attempt,
+        attempt: Tracker,
     ) -> None:
         """rsync into the shared partial under its lock (resuming what it holds), or into
         this attempt's own partial when a previous writer keeps the lock."""
@@ -194,7 +194,7 @@ class RsyncTransport(Transport):
         part: Path,
         source: str,
         config: TransportConfig,
-        attempt: Attempt,
+        attempt: Tracker,
     ) -> None:
         """Copy ``source`` into the partial, hashing behind rsync; raise on a mismatch."""
         attempt.total = rc.parse_size(await run_text(conn, rc.cmd_stat(source), attempt, "stat"))
@@ -214,7 +214,7 @@ class RsyncTransport(Transport):
 
     async def probe(self, node: NodeConfig, config: TransportConfig) -> str:
         """An rsync listing of the node's home over ssh: proves rsync and ssh both work."""
-        attempt = Attempt(node, self.name)
+        attempt = Tracker(node, self.name)
         endpoint = self.endpoint(node)
         with boundary(attempt):
             async with asyncio.timeout(config.operation_timeout):
@@ -224,7 +224,7 @@ class RsyncTransport(Transport):
         return f"rsync --list-only ok via {endpoint.host}:{endpoint.port}"
 
     async def _local_offset(
-        self, conn: asyncssh.SSHClientConnection, source: str, part: Path, attempt: Attempt
+        self, conn: asyncssh.SSHClientConnection, source: str, part: Path, attempt: Tracker
     ) -> tuple[int, Hasher]:
         """Keep a local partial only if its sha256 equals the remote prefix's; else start an
         empty one. Returns the offset and a sha256 object fed with that prefix."""
@@ -245,7 +245,7 @@ class RsyncTransport(Transport):
         paths: Sequence[str],
         endpoint: SshEndpoint,
         config: TransportConfig,
-        attempt: Attempt,
+        attempt: Tracker,
         options: Sequence[str] = (),
         wrap: str = "trap '' XFSZ;",
     ) -> None:
@@ -276,7 +276,7 @@ class RsyncConnection(TransportConnection):
     def __init__(
         self,
         transport: RsyncTransport,
-        attempt: Attempt,
+        attempt: Tracker,
         endpoint: SshEndpoint,
         conn: asyncssh.SSHClientConnection,
         stack: AsyncExitStack,
@@ -304,7 +304,7 @@ class RsyncConnection(TransportConnection):
         await self._stack.aclose()
 
 
-async def _follow_progress(stream: asyncio.StreamReader, attempt: Attempt, start: int) -> None:
+async def _follow_progress(stream: asyncio.StreamReader, attempt: Tracker, start: int) -> None:
     """Parse ``--info=progress2`` lines (bytes of this run) into progress calls."""
     buffer = b""
     while chunk := await stream.read(4096):

@@ -13,7 +13,7 @@ import asyncssh
 
 from netfault.engine.config import NodeConfig, TransportConfig
 from netfault.engine.errors import MissingKeyError
-from netfault.engine.transports.failures import Attempt, boundary, exit_error
+from netfault.engine.transports.failures import Tracker, boundary, exit_error
 
 # AES-GCM runs on AES-NI here and beats chacha20 (platform notes); keep the rest as fallbacks.
 PREFERRED_CIPHERS = (
@@ -70,7 +70,7 @@ def connect_options(endpoint: SshEndpoint, config: TransportConfig) -> dict[str,
 
 @asynccontextmanager
 async def ssh_connection(
-    endpoint: SshEndpoint, config: TransportConfig, attempt: Attempt
+    endpoint: SshEndpoint, config: TransportConfig, attempt: Tracker
 ) -> AsyncIterator[asyncssh.SSHClientConnection]:
     """An authenticated connection, closed on exit; failures raise typed errors."""
     for what, path in (("ssh_key", endpoint.key), ("known_hosts", endpoint.known_hosts)):
@@ -86,7 +86,7 @@ async def ssh_connection(
 
 
 async def run_text(
-    conn: asyncssh.SSHClientConnection, command: str, attempt: Attempt, what: str
+    conn: asyncssh.SSHClientConnection, command: str, attempt: Tracker, what: str
 ) -> str:
     """Run a short remote command; return its stdout or raise its classified error."""
     with boundary(attempt):

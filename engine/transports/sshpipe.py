@@ -27,7 +27,7 @@ from pathlib import Path
 from netfault.engine.config import TransportConfig
 from netfault.engine.errors import AttemptError, IntegrityError, TransportError
 from netfault.engine.transports import children
-from netfault.engine.transports.failures import Attempt, classify_stderr, exit_error
+from netfault.engine.transports.failures import Tracker, classify_stderr, exit_error
 from netfault.engine.transports.fenced import discard, is_ready, written_error
 from netfault.engine.transports.integrity import Hasher
 from netfault.engine.transports.sshconn import SshEndpoint, ssh_command
@@ -50,7 +50,7 @@ class _Streamer:
     """
 
     def __init__(
-        self, path: Path, offset: int, hasher: Hasher, attempt: Attempt | None = None
+        self, path: Path, offset: int, hasher: Hasher, attempt: Tracker | None = None
     ) -> None:
         self.path = path
         self.position = offset
@@ -185,7 +185,7 @@ def _forget(future: asyncio.Future[int]) -> None:
     future.add_done_callback(lambda f: f.cancelled() or f.exception())
 
 
-def _ssh_failure(status: int, stderr: str, attempt: Attempt, what: str) -> AttemptError:
+def _ssh_failure(status: int, stderr: str, attempt: Tracker, what: str) -> AttemptError:
     if status != SSH_ERROR_EXIT:
         return exit_error(stderr.strip(), status, attempt, what)
     error = classify_stderr(stderr or "ssh exit status 255", attempt, f"ssh {what}")
@@ -202,7 +202,7 @@ async def push_file(
     offset: int,
     hasher: Hasher,
     encode: Sequence[str],
-    attempt: Attempt,
+    attempt: Tracker,
 ) -> None:
     """Stream ``local`` from ``offset`` (through ``encode`` if given) into ``command``'s stdin.
 
@@ -267,7 +267,7 @@ async def pull_file(
     offset: int,
     hasher: Hasher,
     decode: Sequence[str],
-    attempt: Attempt,
+    attempt: Tracker,
 ) -> int:
     """Write ``command``'s stdout (through ``decode`` if given) to ``part`` after ``offset``.
 
