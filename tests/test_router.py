@@ -175,7 +175,6 @@ async def test_sync_through_a_failing_chain_disables_before_the_operation_fails(
         ("OPERATION_FAILED", None),
     ]
     assert rig.router.get_sync_nodes() == []
-    assert rig.recorder.of_type(EventType.SYNC_RETRY_REQUESTED) == []
 
 
 async def test_disabled_node_sync_calls_no_transport_until_reenabled(rig: Rig) -> None:
