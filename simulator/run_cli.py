@@ -9,8 +9,8 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from netfault.engine import ConfigError
 from netfault.engine.cli_args import existing_text_file, output_dir, output_file
-from netfault.engine.errors import ConfigError
 
 if TYPE_CHECKING:  # imported when a command runs, so `netfault --help` stays fast
     from rich.console import Console
