@@ -1,10 +1,10 @@
-"""Wall time of the whole scenario library, run sequentially through the runner API.
+"""Wall time of the whole scenario library, run as `netfault run` runs it (DEFAULT_JOBS at once).
 
-Loads every ``scenarios/*.yaml``, runs each one on a fresh embedded cluster, and compares the
-total with a baseline: a clean one-node, one-transfer reference scenario run in the same
-process, times the number of scenarios -- what the library would cost if every scenario were
-only cluster start-up plus one healthy transfer. The ratio is the price of the faults
-themselves (real timeouts, bandwidth limits, retries). Prints one JSON line last:
+Loads every ``scenarios/*.yaml``, runs each one on a fresh embedded cluster of its own, and
+compares the total with a baseline: a clean one-node, one-transfer reference scenario run in
+the same process, times the number of scenarios -- what the library would cost one by one if
+every scenario were only cluster start-up plus one healthy transfer. The ratio is the price of
+the faults themselves (real timeouts, bandwidth limits, retries). Prints one JSON line last:
 ``{"bench": "suite", "results": [{"name", "value", "unit", "baseline", "ratio", ...}]}``.
 Usage: ``python bench/suite.py [--dir scenarios] [--quiet]``.
 """
@@ -21,7 +21,8 @@ from typing import Any
 
 from netfault.engine.errors import ConfigError
 from netfault.simulator.scenario.loader import load_scenario
-from netfault.simulator.scenario.runner import run_scenario
+from netfault.simulator.scenario.results import ScenarioResult
+from netfault.simulator.scenario.runner import DEFAULT_JOBS, run_scenario, run_scenarios
 
 TARGET_SECONDS = 60.0
 REFERENCE = """
@@ -52,23 +53,30 @@ async def run_reference(runs: int = 3) -> float:
 
 
 async def run_library(paths: list[Path], quiet: bool) -> tuple[float, list[dict[str, Any]]]:
-    """Run every scenario file once, in name order; (total seconds, per-scenario rows)."""
-    rows: list[dict[str, Any]] = []
-    started = time.perf_counter()
+    """Run every scenario file once as `netfault run` does (DEFAULT_JOBS at a time);
+    (wall seconds, per-scenario rows in name order)."""
+    rows: dict[str, dict[str, Any]] = {}
+    scenarios = []
     for path in paths:
-        began = time.perf_counter()
         try:
-            result = await run_scenario(load_scenario(path))
-            passed, detail = result.passed, "" if result.passed else result.report()
+            scenarios.append(load_scenario(path))
         except ConfigError as exc:
-            passed, detail = False, str(exc)
-        seconds = time.perf_counter() - began
-        rows.append({"file": path.name, "passed": passed, "seconds": round(seconds, 3)})
+            rows[path.name] = {"file": path.name, "passed": False, "seconds": 0.0}
+            print(f"FAIL {path.name}: {exc}", file=sys.stderr)
+    files = {s.name: s.path.name for s in scenarios}
+
+    def finished(result: ScenarioResult) -> None:
+        name = files[result.name]
+        rows[name] = {"file": name, "passed": result.passed, "seconds": round(result.seconds, 3)}
         if not quiet:
-            print(f"{'PASS' if passed else 'FAIL'} {seconds:6.2f}s {path.name}", file=sys.stderr)
-            if detail:
-                print(detail, file=sys.stderr)
-    return time.perf_counter() - started, rows
+            verdict = "PASS" if result.passed else "FAIL"
+            print(f"{verdict} {result.seconds:6.2f}s {name}", file=sys.stderr)
+            if not result.passed:
+                print(result.report(), file=sys.stderr)
+
+    started = time.perf_counter()
+    await run_scenarios(scenarios, jobs=DEFAULT_JOBS, finished=finished)
+    return time.perf_counter() - started, [rows[name] for name in sorted(rows)]
 
 
 def main() -> None:

@@ -127,6 +127,17 @@ def positive_seconds(text: str) -> float:
     return value
 
 
+def positive_int(text: str) -> int:
+    """A whole number above zero."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number above 0, got {text}")
+    return value
+
+
 def transport_names(text: str) -> list[str]:
     """A comma-separated list of known transport names (any case), in the order given."""
     names = [name.strip().lower() for name in text.split(",") if name.strip()]

@@ -10,6 +10,7 @@ import asyncio
 import shutil
 import tempfile
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -181,3 +182,40 @@ async def run_scenario(
     scenario: Scenario, *, backend: str = "local", seed: int | None = None
 ) -> ScenarioResult:
     return await ScenarioRunner(scenario, backend=backend, seed=seed).run()
+
+
+# Scenarios run two at a time by default: each has a cluster of its own (its own loopback
+# block, ephemeral ports, its own virtual clock), and most of a scenario's wall time is
+# spent waiting on timeouts and throttled links rather than on a core.
+DEFAULT_JOBS = 2
+
+
+async def run_scenarios(
+    scenarios: Sequence[Scenario],
+    *,
+    jobs: int = DEFAULT_JOBS,
+    backend: str = "local",
+    seed: int | None = None,
+    starting: Callable[[Scenario], None] | None = None,
+    finished: Callable[[ScenarioResult], None] | None = None,
+) -> list[ScenarioResult]:
+    """Run ``scenarios``, at most ``jobs`` at once; results in the order given.
+
+    ``starting`` and ``finished`` are called as each one starts and ends. Cancelling cancels
+    the ones running; the ones that finished were reported to ``finished``."""
+    if jobs < 1:
+        raise ValueError(f"jobs must be >= 1, not {jobs}")
+    slots = asyncio.Semaphore(jobs)
+
+    async def one(scenario: Scenario) -> ScenarioResult:
+        async with slots:
+            if starting is not None:
+                starting(scenario)
+            result = await run_scenario(scenario, backend=backend, seed=seed)
+        if finished is not None:
+            finished(result)
+        return result
+
+    async with asyncio.TaskGroup() as group:  # one raising or a cancel stops them all
+        tasks = [group.create_task(one(s)) for s in scenarios]
+    return [task.result() for task in tasks]
