@@ -26,13 +26,18 @@ BLOCK = 1 << 20
 BLOCK_DATA = os.urandom(BLOCK)
 ROUND_TRIPS = 3000
 WARM_UP = 300  # round trips on each fresh connection before the timed ones
+BLOCK_TRIPS = 100  # timed round trips on one connection before the next one takes its turn
+# untimed round trips opening each block: the connection's first after a pause wakes every
+# party from idle, 1 in BLOCK_TRIPS samples, just where p99 is read (a run one after the other
+# had one such sample in ROUND_TRIPS)
+BLOCK_WARM_UP = 5
 MESSAGE = os.urandom(64)  # the size Toxiproxy's users' side-by-side comparison used
 CONNS = 100  # issue 4: also with 100 concurrent connections
 CONN_BYTES = 4 << 20  # per connection in the concurrent stream
 CONN_ROUNDS = 50  # round trips on each of the CONNS connections
 ROUNDS = 3  # direct and proxied runs alternate; the best of each is kept
 # Round trips on an idle VM are bimodal (a sleeping vCPU wakes in ~15 or ~80 us), so the
-# round-trip runs alternate more often, giving each side more chances at the same state.
+# round trips run in more rounds, giving each side more chances at the same state.
 RTT_ROUNDS = 7
 TARGET_MBPS = 1000.0  # the real Toxiproxy moved 530-913 MB/s on these machines
 TARGET_RATIO = 0.5  # issue 14: a relay pays a second pass through loopback on 2 cores
@@ -154,22 +159,50 @@ def stream(port: int, conns: int = 1, nbytes: int = 0) -> float:
     return total / elapsed / 1e6
 
 
-def round_trip_us(port: int) -> tuple[float, float]:
-    """p50 and p99 of a 64-byte echo round trip on a fresh connection, in microseconds."""
-    samples = []
+def _echo_once(sock: socket.socket) -> float:
+    """One 64-byte echo round trip on `sock`, in microseconds."""
     size = len(MESSAGE)
-    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        for index in range(WARM_UP + ROUND_TRIPS):
-            start = time.perf_counter()
-            sock.sendall(MESSAGE)
-            got = 0
-            while got < size:
-                got += len(sock.recv(size - got))
-            if index >= WARM_UP:
-                samples.append((time.perf_counter() - start) * 1e6)
-    samples.sort()
-    return statistics.median(samples), samples[int(len(samples) * 0.99)]
+    start = time.perf_counter()
+    sock.sendall(MESSAGE)
+    got = 0
+    while got < size:
+        got += len(sock.recv(size - got))
+    return (time.perf_counter() - start) * 1e6
+
+
+def round_trips_us(ports: dict[str, int]) -> dict[str, tuple[float, float]]:
+    """p50 and p99 of 64-byte echo round trips through each port, in microseconds.
+
+    A fresh connection per port, warmed up, then ROUND_TRIPS on each in blocks of BLOCK_TRIPS
+    (each after BLOCK_WARM_UP) taking turns, the first port rotating, so every port is
+    sampled across the same stretch of the machine's load: on a shared machine the load
+    shifts within a second, and whole runs one after the other caught direct and proxied
+    runs in different states.
+    """
+    socks: dict[str, socket.socket] = {}
+    samples: dict[str, list[float]] = {name: [] for name in ports}
+    try:
+        for name, port in ports.items():
+            sock = socks[name] = socket.create_connection(("127.0.0.1", port), timeout=30)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            for _ in range(WARM_UP):
+                _echo_once(sock)
+        names = list(ports)
+        for block in range(ROUND_TRIPS // BLOCK_TRIPS):
+            shift = block % len(names)
+            for name in names[shift:] + names[:shift]:
+                sock = socks[name]
+                for _ in range(BLOCK_WARM_UP):
+                    _echo_once(sock)
+                samples[name].extend(_echo_once(sock) for _ in range(BLOCK_TRIPS))
+    finally:
+        for sock in socks.values():
+            sock.close()
+    out = {}
+    for name, got in samples.items():
+        got.sort()
+        out[name] = statistics.median(got), got[int(len(got) * 0.99)]
+    return out
 
 
 ECHO_SERVER = """
@@ -320,16 +353,26 @@ def main() -> None:
                 "conc_through": [lambda: stream(plain, CONNS, CONN_BYTES)],
             }
         )
-        rtt = best_of(
-            {
-                "direct": [lambda: round_trip_us(echo_port)],
-                "through": [lambda: round_trip_us(echo_plain)],
-                "lat0": [lambda: round_trip_us(echo_lat0)],
-                "still": [lambda: round_trip_us(echo_still)],
-                "conc_direct": [lambda: concurrent_round_trip_us(select_echo.port)],
-                "conc_through": [lambda: concurrent_round_trip_us(echo_many)],
-            },
-            RTT_ROUNDS,
+        single = [
+            round_trips_us(
+                {
+                    "direct": echo_port,
+                    "through": echo_plain,
+                    "lat0": echo_lat0,
+                    "still": echo_still,
+                }
+            )
+            for _ in range(RTT_ROUNDS)
+        ]
+        rtt = {name: [run[name] for run in single] for name in single[0]}
+        rtt.update(
+            best_of(
+                {
+                    "conc_direct": [lambda: concurrent_round_trip_us(select_echo.port)],
+                    "conc_through": [lambda: concurrent_round_trip_us(echo_many)],
+                },
+                RTT_ROUNDS,
+            )
         )
     finally:
         for child in (proc, still_proc, echo_proc):
@@ -339,12 +382,12 @@ def main() -> None:
         f"# stream {STREAM_BYTES} bytes in 1 MiB sendall()s to a recv_into sink, and "
         f"{CONNS} concurrent streams of {CONN_BYTES} bytes; {ROUND_TRIPS} 64-byte echo round "
         f"trips after {WARM_UP} of warm-up on a fresh connection per round, to an echo "
-        "server in its own process, with a second netfault-proxy process alive; and "
-        f"{CONN_ROUNDS} rounds of one on each of {CONNS} connections at once; "
-        "proxy is a separate netfault-proxy process (default -spin-us 200); "
-        "baseline = same client and server with "
-        f"no proxy, alternated with the proxied runs, best of {ROUNDS} ({RTT_ROUNDS} for "
-        "round trips: p50 the best round, p99 the median round)",
+        "server in its own process, with a second netfault-proxy process (-spin-us 0) "
+        f"alive, direct and every proxy taking turns in blocks of {BLOCK_TRIPS}; and "
+        f"{CONN_ROUNDS} rounds of one on each of {CONNS} connections at once; proxy is a "
+        "separate netfault-proxy process (default -spin-us 200); baseline = same client and "
+        f"server with no proxy, alternated with the proxied runs, best of {ROUNDS} "
+        f"({RTT_ROUNDS} for round trips: p50 the best round, p99 the median round)",
         file=sys.stderr,
         flush=True,
     )
