@@ -101,6 +101,9 @@ async def test_aborted_upload_is_one_log_line_and_keeps_the_partial(
         pytest.param(b"GET /files/\xed\xb3\xbf HTTP/1.1", id="surrogate-bytes-in-path"),
         pytest.param(b"PUT /files/\xff\xfe HTTP/1.1", id="invalid-utf8-in-path"),
         pytest.param(b"GET /files/x HTTP/9.9.9", id="bad-version"),
+        pytest.param(b"GET /files/%ED%B3%BF HTTP/1.1", id="percent-encoded-surrogate"),
+        pytest.param(b"PUT /files/a%FFb HTTP/1.1", id="percent-encoded-invalid-utf8"),
+        pytest.param(b"GET /uploads/d/%ED%A0%80x HTTP/1.1", id="percent-encoded-surrogate-uploads"),
     ],
 )
 async def test_malformed_request_gets_400_and_one_log_line(

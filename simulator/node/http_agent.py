@@ -21,6 +21,7 @@ import socket
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from urllib.parse import unquote
 
 from aiohttp import http_exceptions, web
 
@@ -117,6 +118,14 @@ class HttpAgent:
     @web.middleware
     async def _errors_mw(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         """A client that went away is one log line; a malformed request gets a 400."""
+        try:
+            # A percent-escape that decodes to no UTF-8 text (an invalid byte, an encoded
+            # surrogate: what a corrupted path looks like) would otherwise be kept literally.
+            unquote(request.rel_url.raw_path, errors="strict")
+        except UnicodeDecodeError as exc:
+            detail = f"path {request.rel_url.raw_path} is not UTF-8 once decoded ({exc.reason})"
+            log.warning("malformed request answered with 400: %s", detail)
+            return json_error(400, detail, node=self.name)
         try:
             return await handler(request)
         except UnicodeError as exc:
