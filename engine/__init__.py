@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from netfault.engine.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from netfault.engine.breaker import BreakerRegistry, BreakerState, CircuitBreaker
@@ -155,19 +156,15 @@ _EXPORTS = {
     "part_name": "netfault.engine.transports.remote",
     "Located": "netfault.engine.yamlsrc",
     "load_located": "netfault.engine.yamlsrc",
+    "lazy_exports": "netfault.engine.lazy",
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _EXPORTS, globals())
 
 
 __all__ = [
+    "lazy_exports",
     "most_telling",
     "CANCELLED_KIND",
     "ERROR_KINDS",
