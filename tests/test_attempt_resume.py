@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 import pytest
+from open_files import until_no_process_holds
 
 from netfault.engine import ClusterTransport, EventRecorder, EventType, part_name
 from netfault.simulator.cluster import LocalCluster
@@ -21,29 +22,6 @@ REMOTE = "models/resume.bin"
 @pytest.fixture(scope="module")
 def netfault_nodes() -> int:
     return 1
-
-
-async def until_no_process_holds(path: Path, polls: int = 500) -> None:
-    """Wait (bounded) until no process has ``path`` open: the node's writer has flushed it."""
-    for _ in range(polls):
-        if not any(_holds(pid, path) for pid in os.listdir("/proc") if pid.isdigit()):
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"{path} still open after {polls} polls")
-
-
-def _holds(pid: str, path: Path) -> bool:
-    try:
-        fds = os.listdir(f"/proc/{pid}/fd")
-    except OSError:
-        return False
-    for fd in fds:
-        try:
-            if os.readlink(f"/proc/{pid}/fd/{fd}") == str(path):
-                return True
-        except OSError:
-            continue
-    return False
 
 
 @pytest.mark.parametrize("transport", ["ssh", "base64"])

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from open_files import until_no_process_holds
 
 from netfault.engine.config import NodeConfig, TransportConfig
 from netfault.engine.transports import Transport, default_transports
@@ -171,29 +172,6 @@ async def cancel_half_way(
     task = asyncio.ensure_future(start(progress))
     with pytest.raises(asyncio.CancelledError):
         await task
-
-
-async def until_no_process_holds(path: Path, polls: int = 500) -> None:
-    """Wait (bounded) until no process has ``path`` open: the node's writer has flushed it."""
-    for _ in range(polls):
-        if not any(_holds(pid, path) for pid in os.listdir("/proc") if pid.isdigit()):
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"{path} still open after {polls} polls")
-
-
-def _holds(pid: str, path: Path) -> bool:
-    try:
-        fds = os.listdir(f"/proc/{pid}/fd")
-    except OSError:
-        return False
-    for fd in fds:
-        try:
-            if os.readlink(f"/proc/{pid}/fd/{fd}") == str(path):
-                return True
-        except OSError:
-            continue
-    return False
 
 
 @pytest.mark.parametrize("name", PUSH_RESUMES)
