@@ -248,7 +248,7 @@ CASES = [
     pytest.param(
         Case(
             "flapping",
-            {"route": "tailscale", "period_s": 0.2},
+            {"route": "tailscale", "schedule": "wall_clock", "period_s": 0.2},
             winners=("tailscale", "ssh"),
             failed=None,
         ),
@@ -404,7 +404,12 @@ async def test_http_5xx_fails_api_calls_over_on_both_routes(
 async def test_flapping_takes_a_route_down_and_up_until_cleared(cluster: LocalCluster) -> None:
     cfg = cluster.node("node-4")
     fault = cluster.faults.apply(
-        "flapping", "node-4", route="hostname", service="http", period_s=0.05
+        "flapping",
+        "node-4",
+        route="hostname",
+        service="http",
+        schedule="wall_clock",
+        period_s=0.05,
     )
     seen: set[bool] = set()
     async with asyncio.timeout(10):

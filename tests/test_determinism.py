@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 
 from netfault.simulator.proxy.toxics import Chunk, CorruptAttributes, CorruptToxic, ToxicState
+from netfault.simulator.proxy.toxics.flap import FlapAttributes, flap_fate
 from netfault.simulator.scenario.loader import load_scenario
+from netfault.simulator.scenario.results import ScenarioResult
 from netfault.simulator.scenario.runner import run_scenario
 from netfault.simulator.scenario.trace import merged
 
@@ -289,3 +291,37 @@ def decided_flips(
     link = UpstreamOf(seed, proxy, conn)
     [out] = corrupt.transform(Chunk(zeros, 0.0), link, ToxicState(name=toxic))
     return [(i, b.bit_length() - 1) for i, b in enumerate(out.data) if b]
+
+
+async def test_a_flapping_link_refuses_and_cuts_the_same_connections_for_the_same_seed() -> None:
+    scenario = load_scenario(LIBRARY / "flapping-link-eventually-delivers-the-file.yaml")
+    first = await run_scenario(scenario, seed=301)
+    second = await run_scenario(scenario, seed=301)
+    other = await run_scenario(scenario, seed=302)
+    assert first.passed and second.passed and other.passed, (
+        first.report() + second.report() + other.report()
+    )
+
+    def fired(result: ScenarioResult) -> list[dict[str, object]]:
+        return [f.record() for f in result.fault_trace if f.kind == "fired"]
+
+    records = fired(first)
+    assert {r["action"] for r in records} == {"refused", "cut"}
+    # every field of a flap's firing is fixed by the seed: none is marked inexact
+    assert all(f.inexact == () for f in first.fault_trace)
+    # the same connections refused and cut at the same offsets, in the same order
+    exact = ("action", "proxy", "connection", "direction", "offset", "offset_exact", "toxic")
+    assert [{k: r[k] for k in exact} for r in records] == [
+        {k: r[k] for k in exact} for r in fired(second)
+    ]
+    assert first.decisions() == second.decisions()
+    # each firing is the fate the pure schedule gives that connection
+    attrs = FlapAttributes(up=2, down=3, cut=32768)
+    for r in records:
+        fate, offset = flap_fate(301, str(r["proxy"]), str(r["toxic"]), int(r["connection"]), attrs)
+        assert (str(fate), offset or 0) == (r["action"], r["offset"])
+    # another seed, other fates: other connections refused or cut, other engine decisions
+    assert [{k: r[k] for k in exact} for r in fired(other)] != [
+        {k: r[k] for k in exact} for r in records
+    ]
+    assert other.decisions() != first.decisions()

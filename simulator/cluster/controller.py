@@ -21,6 +21,7 @@ from netfault.simulator.cluster.faults import (
     FaultError,
     check_connections,
     check_params,
+    flapping_value,
     node_level,
     node_switch,
     toxics_for,
@@ -124,6 +125,12 @@ class FaultController:
                     "for_connections needs netfault's own fault proxy (the local backend); "
                     "Toxiproxy does not count connections: use for_operations"
                 )
+        by_connections = kind == "flapping" and values["schedule"] == "connections"
+        if by_connections and not self.counts_connections:
+            raise FaultError(
+                "flapping counted in connections needs netfault's own fault proxy (the "
+                "local backend); Toxiproxy has no flap toxic: use schedule: wall_clock"
+            )
         fault = AppliedFault(next(self._ids), kind, node, route, service, values)
         fault.for_connections = for_connections
         try:
@@ -157,7 +164,7 @@ class FaultController:
             self._add_toxics(fault, plans)
         elif fault.kind == "down":
             self._set_enabled(fault, False)
-        elif fault.kind == "flapping":
+        elif fault.kind == "flapping":  # schedule: wall_clock (toxics_for has the other)
             self._start_flapping(fault)
         else:  # pragma: no cover - every kind is handled above
             raise FaultError(f"fault {fault.kind} has no implementation")
@@ -216,7 +223,7 @@ class FaultController:
     def _start_flapping(self, fault: AppliedFault) -> None:
         stop = threading.Event()
         rng = random.Random(f"{self.seed}:{fault.node}:{fault.route}:{fault.service}")
-        period = fault.params["period_s"]
+        period = flapping_value(fault.params, "period_s")
 
         def flap() -> None:
             enabled = True

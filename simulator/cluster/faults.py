@@ -22,6 +22,7 @@ from netfault.simulator.node.faults import (
 SERVICES = ("ssh", "http", "p2p")
 LEVELS = ("tcp", "ssh")
 ROUTES = ("hostname", "tailscale")
+FLAP_SCHEDULES = ("connections", "wall_clock")
 
 
 @dataclass(frozen=True)
@@ -102,9 +103,22 @@ FAULT_KINDS: dict[str, FaultKind] = {
         FaultKind(
             "flapping",
             "proxy",
-            "route goes down and up on a seeded schedule",
+            "route goes down and up: by default in spells counted in connections (each "
+            "connection's fate, passed, refused or cut at a seeded offset, fixed by the seed); "
+            "schedule: wall_clock toggles the proxy on a timer instead (timing-dependent)",
             {
-                "period_s": Param(float, 0.5, "mean seconds per state"),
+                "schedule": Param(str, "connections", "connections | wall_clock", FLAP_SCHEDULES),
+                "up_connections": Param(int, None, "mean connections per up spell (default 3)"),
+                "down_connections": Param(
+                    int, None, "mean connections refused per down spell (default 2)"
+                ),
+                "cut_bytes": Param(
+                    int,
+                    None,
+                    "the last connection of an up spell is reset within this many bytes "
+                    "from the client (default 32768; 0: never cut)",
+                ),
+                "period_s": Param(float, None, "wall_clock: mean seconds per state (default 0.5)"),
             },
         ),
         FaultKind("auth_refused", "node", "SSH authentication refused"),
@@ -161,13 +175,38 @@ def check_param(kind: str, name: str, value: Any) -> Any:
 SSH_ONLY = ("mode", "transport")
 
 
+FLAP_BY_CONNECTIONS = ("up_connections", "down_connections", "cut_bytes")
+
+
 def check_combination(kind: str, params: dict[str, Any]) -> None:
-    """Parameters that only mean something together (mode/transport need level: ssh)."""
+    """Parameters that only mean something together (mode/transport need level: ssh; a
+    flapping schedule's own parameters)."""
+    if kind == "flapping":
+        _check_flapping(params)
     for name in SSH_ONLY:
         if params.get(name) is not None and params.get("level", "tcp") != "ssh":
             raise FaultParamError(
                 f"fault {kind}: {name} acts on the node's SSH channels; add level: ssh", name
             )
+
+
+def _check_flapping(params: dict[str, Any]) -> None:
+    wall_clock = params.get("schedule") == "wall_clock"
+    for name in FLAP_BY_CONNECTIONS:
+        if wall_clock and params.get(name) is not None:
+            raise FaultParamError(
+                f"fault flapping: {name} counts connections; drop it or schedule: wall_clock", name
+            )
+        least = 0 if name == "cut_bytes" else 1
+        if isinstance(params.get(name), int) and params[name] < least:
+            raise FaultParamError(f"fault flapping: {name} must be at least {least}", name)
+    if params.get("period_s") is not None and not wall_clock:
+        raise FaultParamError(
+            "fault flapping: period_s times a wall-clock schedule; add schedule: wall_clock",
+            "period_s",
+        )
+    if isinstance(params.get("period_s"), float) and params["period_s"] <= 0:
+        raise FaultParamError("fault flapping: period_s must be above 0", "period_s")
 
 
 COUNTS_CONNECTIONS = ("reset", "corrupt_binary", "timeout", "latency", "bandwidth", "slow_close")
@@ -178,11 +217,12 @@ def check_connections(kind: str, params: dict[str, Any]) -> None:
     if kind in COUNTS_CONNECTIONS and not node_level(kind, params):
         return
     supported = ", ".join(COUNTS_CONNECTIONS)
-    why = (
-        "acts inside the node"
-        if node_level(kind, params)
-        else "switches the proxy off, so it sees no connection to count"
-    )
+    if node_level(kind, params):
+        why = "acts inside the node"
+    elif kind == "flapping":
+        why = "keeps its own count of connections (up_connections, down_connections)"
+    else:
+        why = "switches the proxy off, so it sees no connection to count"
     raise FaultParamError(
         f"fault {kind} {why}: for_connections works on the proxy faults "
         f"({supported}; reset/corrupt_binary at level tcp); use for_operations",
@@ -230,7 +270,28 @@ def toxics_for(kind: str, params: dict[str, Any]) -> list[ToxicPlan] | None:
         return [ToxicPlan("bandwidth", s, {"rate": params["rate_kbps"]}) for s in both]
     if kind == "slow_close":
         return [ToxicPlan("slow_close", "downstream", {"delay": params["delay_ms"]})]
+    if kind == "flapping" and params["schedule"] == "connections":
+        # one toxic decides for the whole connection; it counts the client's bytes
+        return [ToxicPlan("flap", "upstream", flap_attributes(params))]
     return None
+
+
+FLAP_DEFAULTS = {"up_connections": 3, "down_connections": 2, "cut_bytes": 32768, "period_s": 0.5}
+
+
+def flapping_value(params: dict[str, Any], name: str) -> Any:
+    """A flapping parameter, or its schedule's default when not set."""
+    value = params.get(name)
+    return FLAP_DEFAULTS[name] if value is None else value
+
+
+def flap_attributes(params: dict[str, Any]) -> dict[str, int]:
+    """The flap toxic's attributes for a flapping fault counted in connections."""
+    return {
+        "up": flapping_value(params, "up_connections"),
+        "down": flapping_value(params, "down_connections"),
+        "cut": flapping_value(params, "cut_bytes"),
+    }
 
 
 Switch = Callable[[Any], Callable[[], None]]

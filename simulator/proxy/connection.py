@@ -85,6 +85,7 @@ class Connection:
         self.number = number
         self.ready = False
         self.closed = False
+        self.refused = False  # a toxic turned it away: never dialled, reset at the first byte
         self._on_closed = on_closed
         self.client = Endpoint(self)
         self.server = Endpoint(self)
@@ -107,12 +108,14 @@ class Connection:
         if self.closed:
             assert endpoint.transport is not None
             endpoint.transport.close()
-        elif endpoint is self.client:
+        elif endpoint is self.client and not self.refused:
             assert endpoint.transport is not None
             endpoint.transport.pause_reading()  # nothing moves until upstream answers
             self.upstream.src_paused = True
 
     def start(self, host: str, port: int) -> None:
+        if self.refused:
+            return
         self._connect_task = asyncio.get_running_loop().create_task(self._connect(host, port))
 
     async def _connect(self, host: str, port: int) -> None:
@@ -130,6 +133,12 @@ class Connection:
         self.ready = True
         self.upstream.flush()
         self.downstream.flush()
+
+    def refuse(self) -> None:
+        """Never dial the upstream: the client is read at once, and its first byte or its
+        end of stream resets it (a toxic decides this as the connection opens)."""
+        self.refused = True
+        self.ready = True  # nothing to wait for before reading the client
 
     def link_finished(self) -> None:
         if self.upstream.finished and self.downstream.finished:

@@ -93,6 +93,9 @@ class Link:
     def reset(self) -> None:
         self._conn.reset()
 
+    def refuse(self) -> None:
+        self._conn.refuse()
+
     # --- data from the source ------------------------------------------------------------
     def get_buffer(self) -> memoryview:
         """Where the source's next read lands (a fresh one if dst still holds the last)."""
@@ -156,6 +159,9 @@ class Link:
         self._feed_end(Kind.CLOSE, self._loop.time())
 
     def _feed_end(self, kind: Kind, when: float) -> None:
+        if self._conn.refused:
+            self._conn.reset()  # closed before a byte: no upstream to pass the end to
+            return
         # An end marker waits behind queued bytes and for the destination socket to exist
         # (an EOF may arrive before the upstream connection does).
         if self._pending:
@@ -169,6 +175,8 @@ class Link:
     def _end(self, kind: Kind) -> None:
         if kind is Kind.EOF:
             self._write_eof()
+        elif kind is Kind.RESET:
+            self._conn.reset()
         else:
             self._conn.close()
 
@@ -190,7 +198,7 @@ class Link:
             elif head.kind is Kind.EOF:
                 self._write_eof()
             else:
-                self._conn.close()
+                self._end(head.kind)
                 return
         if not self._conn.closed:
             self.sync_reading()

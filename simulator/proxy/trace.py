@@ -43,6 +43,8 @@ class FaultAction(enum.StrEnum):
     TIMEOUT_ARMED = "timeout_armed"  # timeout: data dropped, close due `delay_ms` later
     TIMEOUT_CLOSED = "timeout_closed"  # timeout: connection closed (timer or removal)
     EOF_DELAYED = "eof_delayed"  # slow_close: end of stream after `offset` bytes, delayed
+    REFUSED = "refused"  # flap: a down spell; reset before a byte passed, upstream not dialled
+    CUT = "cut"  # flap: the last connection of an up spell, reset after `offset` bytes
 
 
 @dataclass(slots=True)

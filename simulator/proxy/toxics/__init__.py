@@ -15,6 +15,7 @@ from netfault.simulator.proxy.toxics.base import (
     ToxicState,
 )
 from netfault.simulator.proxy.toxics.corrupt import CorruptAttributes, CorruptToxic
+from netfault.simulator.proxy.toxics.flap import FlapAttributes, FlapToxic
 from netfault.simulator.proxy.toxics.latency import LatencyAttributes, LatencyToxic
 from netfault.simulator.proxy.toxics.limit_data import LimitDataAttributes, LimitDataToxic
 from netfault.simulator.proxy.toxics.noop import NoopToxic
@@ -35,6 +36,7 @@ REGISTRY: dict[str, type[Toxic[Any]]] = {
         SlicerToxic,
         LimitDataToxic,
         CorruptToxic,
+        FlapToxic,
     )
 }
 
@@ -45,6 +47,8 @@ __all__ = [
     "Chunk",
     "CorruptAttributes",
     "CorruptToxic",
+    "FlapAttributes",
+    "FlapToxic",
     "Kind",
     "LatencyAttributes",
     "LatencyToxic",

@@ -23,6 +23,7 @@ class Kind(enum.Enum):
     DATA = "data"
     EOF = "eof"
     CLOSE = "close"
+    RESET = "reset"  # the connection is reset (RST) once the bytes before it are written
 
 
 @dataclass(slots=True)
@@ -55,6 +56,8 @@ class LinkContext(Protocol):
     def close(self) -> None: ...
 
     def reset(self) -> None: ...
+
+    def refuse(self) -> None: ...
 
 
 @dataclass(slots=True)
