@@ -18,7 +18,7 @@ import logging
 import threading
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 logger = logging.getLogger(__name__)
@@ -47,67 +47,79 @@ class FaultAction(enum.StrEnum):
     CUT = "cut"  # flap: the last connection of an up spell, reset after `offset` bytes
 
 
-@dataclass(slots=True)
-class FaultEvent:
-    """One fault decision.
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FaultFiring:
+    """What a fault did and where: the fields every fault event shares, whichever part
+    decided. The proxy's `FaultEvent` is one with the proxy's clock and order; a
+    scenario's trace record (`netfault.simulator.scenario.trace.FaultEvent`) is one placed
+    among the engine's events, with the node, route and scenario fault it belongs to.
 
     `offset` is the byte offset in the toxic's stream on that connection and direction.
-    `offset_exact` says whether it is fixed by the seed and the bytes (the same on every run)
-    or depends on timing (how much data was in flight when a timer fired). `time` (the
-    proxy loop's clock) and `seq` (order in this trace) are never part of a decision.
+    """
+
+    action: str | None = None  # a FaultAction (a node's channel fault: reset, bytes_mangled)
+    proxy: str | None = None
+    toxic: str | None = None
+    toxic_type: str | None = None
+    direction: str | None = None  # "upstream" | "downstream" (a node: inbound | outbound)
+    connection: int | None = None  # the proxy's connection number
+    offset: int | None = None
+    bit: int | None = None  # BIT_FLIPPED: 0..7
+    value: int | None = None  # BYTE_REWRITTEN: the new byte
+    mode: str | None = None  # BYTES_MANGLED: strip_high_bit | lf_to_crlf (a node: pty too)
+    delay_ms: int | None = None  # RESET_ARMED, TIMEOUT_ARMED, EOF_DELAYED
+
+    def firing(self) -> dict[str, Any]:
+        """The shared fields by name: what another kind of event is built from."""
+        return {f.name: getattr(self, f.name) for f in fields(FaultFiring)}
+
+    def json_fields(self) -> dict[str, Any]:
+        """Every field of the event, as JSON values (enums by value, tuples as lists)."""
+        return {f.name: _json_value(getattr(self, f.name)) for f in fields(self)}
+
+    def undecided(self) -> frozenset[str] | None:
+        """The fields a seed does not fix for this event; None if not even its occurrence."""
+        return frozenset()
+
+    def decision(self) -> tuple[tuple[str, Any], ...] | None:
+        """What repeats with the same seed: (field, value) for every decided field; None
+        when whether the event happens at all is not fixed."""
+        undecided = self.undecided()
+        if undecided is None:
+            return None
+        return tuple(
+            (f.name, _frozen(getattr(self, f.name)))
+            for f in fields(self)
+            if f.name not in undecided
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FaultEvent(FaultFiring):
+    """One decision of the proxy's toxics.
+
+    `offset_exact` says whether the offset is fixed by the seed and the bytes (the same on
+    every run) or depends on timing (how much data was in flight when a timer fired).
+    `time` (the proxy loop's clock) and `seq` (order in this trace) are never part of a
+    decision.
     """
 
     action: FaultAction
     proxy: str
     toxic: str
     toxic_type: str
-    direction: str  # "upstream" | "downstream"
-    connection: int | None  # the proxy's connection number; None for changes to the proxy
-    offset: int | None
-    offset_exact: bool
+    direction: str
+    connection: int | None  # None for changes to the proxy
+    offset_exact: bool = True
     time: float
-    bit: int | None = None  # BIT_FLIPPED: 0..7
-    value: int | None = None  # BYTE_REWRITTEN: the new byte
-    mode: str | None = None  # BYTES_MANGLED: strip_high_bit | lf_to_crlf
-    delay_ms: int | None = None  # RESET_ARMED, TIMEOUT_ARMED, EOF_DELAYED
     seq: int = 0
 
-    def decision(self) -> tuple[object, ...]:
-        """The fields a seed reproduces: everything but time and seq, and the offset only
-        where it is exact."""
-        offset = self.offset if self.offset_exact else None
-        return (
-            self.action,
-            self.proxy,
-            self.toxic,
-            self.toxic_type,
-            self.direction,
-            self.connection,
-            offset,
-            self.offset_exact,
-            self.bit,
-            self.value,
-            self.mode,
-            self.delay_ms,
-        )
+    def undecided(self) -> frozenset[str]:
+        return _CLOCK if self.offset_exact else _CLOCK | {"offset"}
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "seq": self.seq,
-            "time": self.time,
-            "action": str(self.action),
-            "proxy": self.proxy,
-            "toxic": self.toxic,
-            "toxic_type": self.toxic_type,
-            "direction": self.direction,
-            "connection": self.connection,
-            "offset": self.offset,
-            "offset_exact": self.offset_exact,
-            "bit": self.bit,
-            "value": self.value,
-            "mode": self.mode,
-            "delay_ms": self.delay_ms,
-        }
+        """One line of GET /events."""
+        return self.json_fields()
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> FaultEvent:
@@ -130,6 +142,25 @@ class FaultEvent:
         )
 
 
+_CLOCK = frozenset({"time", "seq"})
+
+
+def _json_value(value: object) -> object:
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, tuple):
+        return list(value)
+    return value
+
+
+def _frozen(value: Any) -> Any:
+    if isinstance(value, dict):
+        return tuple(sorted((k, _frozen(v)) for k, v in value.items()))
+    if isinstance(value, list | tuple):
+        return tuple(_frozen(v) for v in value)
+    return value
+
+
 def _int_or_none(value: object) -> int | None:
     if value is None:
         return None
@@ -148,7 +179,15 @@ def toxic_event(
     time: float,
 ) -> FaultEvent:
     """A decision about a toxic itself (added, updated, removed, skipped): no byte offset."""
-    return FaultEvent(action, proxy, toxic, toxic_type, direction, connection, None, True, time)
+    return FaultEvent(
+        action=action,
+        proxy=proxy,
+        toxic=toxic,
+        toxic_type=toxic_type,
+        direction=direction,
+        connection=connection,
+        time=time,
+    )
 
 
 Listener = Callable[[FaultEvent], None]
@@ -205,12 +244,11 @@ class FaultTrace:
     def _retune(self) -> None:
         self.active = self._ring is not None or bool(self._listeners)
 
-    def emit(self, *events: FaultEvent) -> None:
+    def emit(self, *made: FaultEvent) -> None:
         """Number the events, keep them, hand each to every listener."""
         with self._lock:
-            for event in events:
-                self._seq += 1
-                event.seq = self._seq
+            events = [replace(event, seq=self._seq + n) for n, event in enumerate(made, 1)]
+            self._seq += len(events)
             if self._ring is not None:
                 self._ring.extend(events)
             listeners = self._listeners

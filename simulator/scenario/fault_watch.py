@@ -71,6 +71,9 @@ class FaultWatch:
             found = self._toxics.get((event.proxy, event.toxic))
         node, route, service = self._routes.get(event.proxy, (None, None, None))
         skipped = event.action is FaultAction.TOXIC_SKIPPED
+        firing = event.firing()  # the proxy's record, as the scenario's shares it
+        if skipped:
+            firing["action"] = None  # the record's kind says it
         self._ctx.record(
             FaultKind.SKIPPED if skipped else FaultKind.FIRED,
             found[0].kind if found else event.toxic_type,
@@ -78,18 +81,8 @@ class FaultWatch:
             name=found[1] if found else None,
             route=route,
             service=service,
-            proxy=event.proxy,
-            toxic=event.toxic,
-            toxic_type=event.toxic_type,
-            action=None if skipped else str(event.action),
-            connection=event.connection,
-            direction=event.direction,
-            offset=event.offset,
             inexact=_inexact(event),
-            bit=event.bit,
-            value=event.value,
-            mode=event.mode,
-            delay_ms=event.delay_ms,
+            **firing,
         )
 
     def _toxic_expired(self, event: ProxyEvent) -> None:

@@ -5,7 +5,9 @@ fault, resizing it to an operation (``after_bytes: N%``), clearing it or letting
 (``for_operations``, ``for_connections``); a proxy toxic firing (a reset, a bit flipped, a
 limit reached, a toxicity draw that left a connection alone); a node's channel fault firing
 (an exec channel reset or mangled). Firings and expiries are recorded from the proxy's or
-the node's thread the moment they happen.
+the node's thread the moment they happen. It is a ``FaultFiring``, the record the fault
+proxy's own events are too: a proxy event's fields (``firing()``) pass into it unchanged,
+and both serialise and compare those fields one way.
 
 ``seq`` is the number of engine events emitted before it, so the two streams merge in the
 order things happened. ``inexact`` names what a seed does not fix about the event:
@@ -20,11 +22,12 @@ from __future__ import annotations
 
 import enum
 import json
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from netfault.engine import Event
+from netfault.simulator.proxy.trace import FaultFiring
 
 Inexact = Literal["offset", "direction", "occurrence"]  # what ``inexact`` may name
 
@@ -40,10 +43,11 @@ class FaultKind(enum.StrEnum):
     SKIPPED = "skipped"  # a toxicity draw left this connection and direction alone
 
 
-@dataclass(frozen=True)
-class FaultEvent:
-    """One fault decision: what, where (node, route, service, proxy, connection, direction),
-    at which byte offset and whether that offset is exact, and when (``t``, ``seq``)."""
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FaultEvent(FaultFiring):
+    """One fault decision of a scenario: what the fault did and where in the byte stream
+    (the fields it shares with the proxy's events), on which node, route and service, under
+    which scenario fault, and when (``t``, ``seq``)."""
 
     kind: FaultKind
     fault: str  # the scenario's fault kind (reset, corrupt_binary, ...) or "all"
@@ -53,18 +57,7 @@ class FaultEvent:
     name: str | None = None  # the name it was applied under (``as:``), "as" in JSON
     route: str | None = None
     service: str | None = None
-    proxy: str | None = None
-    toxic: str | None = None  # the name of the proxy's toxic that decided
-    toxic_type: str | None = None  # its type (corrupt, limit_data, reset_peer, ...)
-    action: str | None = None  # FIRED: what it did (bit_flipped, reset, bytes_mangled, ...)
-    connection: int | None = None  # the proxy's connection number
-    direction: str | None = None  # upstream | downstream (proxy); inbound | outbound (node)
     channel: str | None = None  # a node's exec channel, by the transport it carries
-    offset: int | None = None  # byte offset in that connection's direction's stream
-    bit: int | None = None  # bit_flipped: 0..7
-    value: int | None = None  # byte_rewritten: the new byte
-    mode: str | None = None  # how bytes were mangled (strip_high_bit, lf_to_crlf, pty)
-    delay_ms: int | None = None  # reset_armed, timeout_armed, eof_delayed
     for_connections: int | None = None
     params: dict[str, Any] = field(default_factory=dict)
     inexact: tuple[Inexact, ...] = ()  # what the seed does not fix
@@ -73,41 +66,21 @@ class FaultEvent:
     def offset_exact(self) -> bool:
         return "offset" not in self.inexact
 
+    def undecided(self) -> frozenset[str] | None:
+        """Every field outside ``inexact``; None when the event's occurrence is not fixed."""
+        return None if "occurrence" in self.inexact else frozenset(self.inexact)
+
     def record(self) -> dict[str, Any]:
         """The JSON-lines record: ``type``, every field that is set, and ``offset_exact``
         beside an offset."""
         record: dict[str, Any] = {"type": "FAULT_" + self.kind.upper()}
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if value is None or value in ({}, ()):
+        for key, value in self.json_fields().items():
+            if value is None or value in ({}, []):
                 continue
-            if isinstance(value, tuple):
-                value = list(value)
-            elif isinstance(value, enum.Enum):
-                value = str(value)
-            record["as" if f.name == "name" else f.name] = value
-            if f.name == "offset":
+            record["as" if key == "name" else key] = value
+            if key == "offset":
                 record["offset_exact"] = self.offset_exact
         return record
-
-    def decision(self) -> tuple[Any, ...] | None:
-        """What must repeat with the same seed: every field outside ``inexact``; None when
-        the event's occurrence itself is not fixed."""
-        if "occurrence" in self.inexact:
-            return None
-        return tuple(
-            (f.name, _frozen(getattr(self, f.name)))
-            for f in fields(self)
-            if f.name not in self.inexact
-        )
-
-
-def _frozen(value: Any) -> Any:
-    if isinstance(value, dict):
-        return tuple(sorted((k, _frozen(v)) for k, v in value.items()))
-    if isinstance(value, list):
-        return tuple(_frozen(v) for v in value)
-    return value
 
 
 def merged(events: list[Event], faults: list[FaultEvent]) -> list[dict[str, Any]]:

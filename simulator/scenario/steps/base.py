@@ -69,7 +69,7 @@ class StepContext:
         """Add a fault decision to the trace, at this virtual moment and engine event;
         ``where`` holds the other ``FaultEvent`` fields (route, proxy, offset, ...)."""
         now, seq = self.clock.monotonic(), len(self.world.events)
-        self.trace.append(FaultEvent(kind, fault, node, now, seq, **where))
+        self.trace.append(FaultEvent(kind=kind, fault=fault, node=node, t=now, seq=seq, **where))
 
     async def before_operation(self, size: int) -> None:
         """Faults sized relative to the operation (``after_bytes: 60%``) follow its size."""
