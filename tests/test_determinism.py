@@ -325,3 +325,42 @@ async def test_a_flapping_link_refuses_and_cuts_the_same_connections_for_the_sam
         {k: r[k] for k in exact} for r in records
     ]
     assert other.decisions() != first.decisions()
+
+
+WALL_CLOCK_FLAP = """\
+name: a-wall-clock-flap-says-its-switches-are-timing
+seed: 3
+cluster:
+  nodes: [{name: node-1, tailscale: false, transports: [http]}]
+  breaker: {failure_threshold: 1000}
+steps:
+  - fault: {kind: flapping, node: node-1, service: http, schedule: wall_clock, period_s: 0.05}
+  - wait_for:
+      event: {type: ATTEMPT_FAILED, node: node-1}
+      within: 1h
+      tick: 10s
+      repeat:
+        transfer: {node: node-1, path: a.bin, size: 4KiB}
+  - clear: all
+"""
+
+
+async def test_a_wall_clock_flap_traces_its_switches_as_timing_dependent(tmp_path: Path) -> None:
+    path = tmp_path / "wall-clock-flap.yaml"
+    path.write_text(WALL_CLOCK_FLAP)
+    result = await run_scenario(load_scenario(path))
+    assert result.passed, result.report()
+    switches = [f for f in result.fault_trace if f.kind == "fired"]
+    # the proxy went down at least once before the attempt that failed
+    assert "proxy_disabled" in {f.action for f in switches}
+    for switch in switches:
+        assert (switch.fault, switch.proxy, switch.service) == (
+            "flapping",
+            "node-1-hostname-http",
+            "http",
+        )
+        assert switch.action in {"proxy_disabled", "proxy_enabled"}
+        # how many switches happen, and between which engine events, is wall-clock timing
+        assert switch.inexact == ("occurrence",)
+        assert switch.record()["inexact"] == ["occurrence"]
+        assert switch.decision() is None

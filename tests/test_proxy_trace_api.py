@@ -247,6 +247,37 @@ def test_an_events_line_is_the_documented_json_object(
     assert FaultEvent.from_json(rewritten).to_json() == rewritten
 
 
+def test_switching_a_proxy_off_and_on_is_an_event_without_a_toxic(
+    server: ProxyServer, echo_port: int
+) -> None:
+    add_proxy(server, "sw", echo_port, [])
+    for enabled in (False, False, True):  # the second "off" changes nothing: no event
+        assert call(server, "POST", "/proxies/sw", {"enabled": enabled}).status == 200
+    lines = [json.loads(line) for line in call(server, "GET", "/events").body.splitlines()]
+    assert [{k: v for k, v in e.items() if k != "time"} for e in lines] == [
+        {
+            "seq": seq,
+            "action": action,
+            "proxy": "sw",
+            "toxic": None,
+            "toxic_type": None,
+            "direction": None,
+            "connection": None,
+            "offset": None,
+            "offset_exact": True,
+            "bit": None,
+            "value": None,
+            "mode": None,
+            "delay_ms": None,
+        }
+        for seq, action in ((1, "proxy_disabled"), (2, "proxy_enabled"))
+    ]
+    assert [FaultEvent.from_json(e).action for e in lines] == [
+        A.PROXY_DISABLED,
+        A.PROXY_ENABLED,
+    ]
+
+
 def test_recording_is_off_until_asked(echo_port: int) -> None:
     srv = ProxyServer(port=0, seed=1).start_in_thread()
     try:

@@ -72,8 +72,10 @@ class ProxyCollection:
                 proxy.listen, proxy.upstream = listen, upstream
             if enabled and not proxy.enabled:
                 await proxy.start()
+                proxy.switched(True)
             elif not enabled and proxy.enabled:
                 proxy.stop()
+                proxy.switched(False)
             return proxy
 
     async def delete(self, name: str) -> None:

@@ -11,7 +11,13 @@ from netfault.simulator.proxy.address import bind, split_host_port
 from netfault.simulator.proxy.connection import Connection, Endpoint
 from netfault.simulator.proxy.link import ByteCounter
 from netfault.simulator.proxy.spec import ToxicSpec
-from netfault.simulator.proxy.trace import FaultAction, FaultEvent, FaultTrace, toxic_event
+from netfault.simulator.proxy.trace import (
+    FaultAction,
+    FaultEvent,
+    FaultTrace,
+    proxy_event,
+    toxic_event,
+)
 
 STREAMS = ("upstream", "downstream")
 
@@ -145,6 +151,12 @@ class Proxy:
     def remove_all_toxics(self) -> None:
         for spec in self.toxics():
             self.remove_toxic(spec.name)
+
+    def switched(self, enabled: bool) -> None:
+        """Record that the API switched this proxy off or on."""
+        if self.trace.active:
+            action = FaultAction.PROXY_ENABLED if enabled else FaultAction.PROXY_DISABLED
+            self.trace.emit(proxy_event(action, self.name, time.monotonic()))
 
     def _changed(self, action: FaultAction, spec: ToxicSpec, conn: int | None = None) -> None:
         if self.trace.active:

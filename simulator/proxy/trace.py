@@ -45,6 +45,9 @@ class FaultAction(enum.StrEnum):
     EOF_DELAYED = "eof_delayed"  # slow_close: end of stream after `offset` bytes, delayed
     REFUSED = "refused"  # flap: a down spell; reset before a byte passed, upstream not dialled
     CUT = "cut"  # flap: the last connection of an up spell, reset after `offset` bytes
+    # The proxy switched off / on through the API (no toxic): whoever asked decided when.
+    PROXY_DISABLED = "proxy_disabled"
+    PROXY_ENABLED = "proxy_enabled"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -106,9 +109,6 @@ class FaultEvent(FaultFiring):
 
     action: FaultAction
     proxy: str
-    toxic: str
-    toxic_type: str
-    direction: str
     connection: int | None  # None for changes to the proxy
     offset_exact: bool = True
     time: float
@@ -127,16 +127,16 @@ class FaultEvent(FaultFiring):
         return cls(
             action=FaultAction(data["action"]),
             proxy=str(data["proxy"]),
-            toxic=str(data["toxic"]),
-            toxic_type=str(data["toxic_type"]),
-            direction=str(data["direction"]),
+            toxic=_str_or_none(data["toxic"]),
+            toxic_type=_str_or_none(data["toxic_type"]),
+            direction=_str_or_none(data["direction"]),
             connection=_int_or_none(data["connection"]),
             offset=_int_or_none(data["offset"]),
             offset_exact=bool(data["offset_exact"]),
             time=float(data["time"]),
             bit=_int_or_none(data.get("bit")),
             value=_int_or_none(data.get("value")),
-            mode=None if data.get("mode") is None else str(data["mode"]),
+            mode=_str_or_none(data.get("mode")),
             delay_ms=_int_or_none(data.get("delay_ms")),
             seq=int(data["seq"]),
         )
@@ -159,6 +159,10 @@ def _frozen(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return tuple(_frozen(v) for v in value)
     return value
+
+
+def _str_or_none(value: object) -> str | None:
+    return None if value is None else str(value)
 
 
 def _int_or_none(value: object) -> int | None:
@@ -188,6 +192,11 @@ def toxic_event(
         connection=connection,
         time=time,
     )
+
+
+def proxy_event(action: FaultAction, proxy: str, time: float) -> FaultEvent:
+    """A change to the proxy itself (switched off or on): no toxic, stream or connection."""
+    return FaultEvent(action=action, proxy=proxy, connection=None, time=time)
 
 
 Listener = Callable[[FaultEvent], None]

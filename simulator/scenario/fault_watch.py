@@ -28,6 +28,9 @@ if TYPE_CHECKING:
 _TIMED_CUTS = frozenset({FaultAction.RESET, FaultAction.TIMEOUT_CLOSED})
 # Armed by the first data on one side, which may never come: the other side's cut races it.
 _ARMINGS = frozenset({FaultAction.RESET_ARMED, FaultAction.TIMEOUT_ARMED})
+# A wall-clock flap switching its proxies: how many switches fall inside a step, and
+# between which engine events, depends on timing.
+_SWITCHES = frozenset({FaultAction.PROXY_DISABLED, FaultAction.PROXY_ENABLED})
 # Changes to a proxy's toxics: the scenario's own applied/cleared records say them.
 _NOT_DECISIONS = frozenset(
     {FaultAction.TOXIC_ADDED, FaultAction.TOXIC_UPDATED, FaultAction.TOXIC_REMOVED}
@@ -40,7 +43,8 @@ class FaultWatch:
     def __init__(self, ctx: StepContext) -> None:
         self._ctx = ctx
         self._lock = threading.Lock()
-        self._toxics: dict[tuple[str, str], tuple[AppliedFault, str]] = {}
+        # (proxy, toxic) -> the fault that added it; (proxy, None): a fault switching it
+        self._toxics: dict[tuple[str, str | None], tuple[AppliedFault, str]] = {}
         self._left: dict[int, set[tuple[str, str]]] = {}  # fault id -> toxics still counting
         self._expired: list[tuple[AppliedFault, str]] = []
         self._stops: list[Callable[[], None]] = []
@@ -58,6 +62,9 @@ class FaultWatch:
         with self._lock:
             for toxic in applied.toxics:
                 self._toxics[toxic] = (applied, name)
+            if applied.kind == "flapping" and not applied.toxics:  # schedule: wall_clock
+                for proxy in applied.proxies:
+                    self._toxics[(proxy, None)] = (applied, name)
             if applied.for_connections is not None:
                 self._left[applied.id] = set(applied.toxics)
 
@@ -69,6 +76,8 @@ class FaultWatch:
             return
         with self._lock:
             found = self._toxics.get((event.proxy, event.toxic))
+        if event.toxic is None and found is None:
+            return  # switched by a step (down, clear): its own applied/cleared records say it
         node, route, service = self._routes.get(event.proxy, (None, None, None))
         skipped = event.action is FaultAction.TOXIC_SKIPPED
         firing = event.firing()  # the proxy's record, as the scenario's shares it
@@ -76,7 +85,7 @@ class FaultWatch:
             firing["action"] = None  # the record's kind says it
         self._ctx.record(
             FaultKind.SKIPPED if skipped else FaultKind.FIRED,
-            found[0].kind if found else event.toxic_type,
+            found[0].kind if found else str(event.toxic_type),
             node,
             name=found[1] if found else None,
             route=route,
@@ -86,7 +95,7 @@ class FaultWatch:
         )
 
     def _toxic_expired(self, event: ProxyEvent) -> None:
-        key = (event.proxy, event.toxic)
+        key = (event.proxy, event.toxic or "")
         with self._lock:
             found = self._toxics.get(key)  # kept: it names the firings on this connection
             left = None if found is None else self._left.get(found[0].id)
@@ -161,6 +170,8 @@ def _text(value: object) -> str | None:
 
 def _inexact(event: ProxyEvent) -> tuple[Inexact, ...]:
     """What the seed does not fix about a proxy's fault event (see ``trace``)."""
+    if event.action in _SWITCHES:
+        return ("occurrence",)
     if event.action in _ARMINGS:
         return ("direction", "occurrence")
     offset: tuple[Inexact, ...] = () if event.offset_exact else ("offset",)
