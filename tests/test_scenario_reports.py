@@ -15,7 +15,12 @@ from netfault.simulator.scenario.model import Where
 from netfault.simulator.scenario.report import timeline_text, write_json, write_junit
 from netfault.simulator.scenario.results import Failure, ScenarioResult, StepOutcome
 from netfault.simulator.scenario.runner import run_scenario
-from netfault.simulator.scenario.timeline import BREAKER_COLOURS, SLOT, write_timeline_svg
+from netfault.simulator.scenario.timeline import (
+    BREAKER_COLOURS,
+    SLOT,
+    layout,
+    write_timeline_svg,
+)
 
 SVG = "{http://www.w3.org/2000/svg}"
 LIBRARY = Path(__file__).resolve().parent.parent / "scenarios"
@@ -199,13 +204,75 @@ async def test_timeline_draws_alerts_and_refusals_and_explains_every_glyph(
     )
     for result, kind in ((alert, "alert"), (refused, "operation_failed")):
         root = ET.parse(write_timeline_svg(result, tmp_path / f"{result.name}.svg")).getroot()
-        texts = ["".join(t.itertext()) for t in root.iter(f"{SVG}text")]
         legend = [t.text for t in root.iter(f"{SVG}text") if t.get("class") == "legend"]
         assert {"node disabled", "node re-enabled", "alert", "attempt failed"} <= set(legend)
         assert "operation refused (no attempt)" in legend
         drawn = [t for t in root.iter(f"{SVG}text") if t.get("class") == kind]
         assert drawn, f"{result.name}: no {kind} mark"
-        assert "virtual time (s, to scale)" in texts
+    # the alert scenario happens at one instant: only the order is left to draw
+    assert "virtual time (s, ordinal)" in texts_of(alert, tmp_path)
+    # the half-open probe comes 300 s after the breaker opened: to scale, 2.4 px a second
+    assert "virtual time (s, to scale)" in texts_of(refused, tmp_path)
+
+
+def texts_of(result: ScenarioResult, tmp_path: Path) -> list[str]:
+    root = ET.parse(write_timeline_svg(result, tmp_path / f"{result.name}.svg")).getroot()
+    return ["".join(t.itertext()) for t in root.iter(f"{SVG}text")]
+
+
+UNLEGENDED = {"lane", "lane-label", "row-label", "axis-label", "axis-note", "legend"}
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "disabling-over-a-fifth-of-the-cluster-raises-the-disabled-nodes-alert",
+        "failed-half-open-probe-reopens-the-breaker",
+        "checksum-mismatch-is-resent-once-on-the-same-transport",
+        "flapping-link-eventually-delivers-the-file",
+        "blackholed-tailscale-route-costs-one-race-delay-then-nothing",
+    ],
+)
+async def test_the_legend_explains_every_kind_of_mark_drawn(tmp_path: Path, name: str) -> None:
+    result = await run_scenario(load_scenario(LIBRARY / f"{name}.yaml"))
+    root = ET.parse(write_timeline_svg(result, tmp_path / "t.svg")).getroot()
+    keys = {e.get("data-key") for e in root.iter() if e.get("class") == "legend-key"}
+    marks = [e for e in root.iter() if e.get("class") not in (*UNLEGENDED, "legend-key")]
+    drawn = {e.get("class") for e in marks if e.get("class")}
+    assert drawn, "nothing drawn"
+    assert drawn <= keys, f"drawn without a legend key: {sorted(drawn - keys)}"
+    # every shape is a mark with a class (the white background aside)
+    shapes = [e for e in marks if e.tag.removeprefix(SVG) in ("circle", "polyline", "g", "rect")]
+    assert all(e.get("class") for e in shapes[1:]) and shapes[0].get("fill") == "white"
+
+
+def test_a_failed_step_is_drawn_in_its_own_colour_and_explained(tmp_path: Path) -> None:
+    root = ET.parse(write_timeline_svg(made_result(tmp_path, ok=False), tmp_path / "t.svg"))
+    steps = [g for g in root.getroot().iter(f"{SVG}g") if g.get("class") == "step-failed"]
+    assert len(steps) == 1
+    keys = {e.get("data-key"): e for e in root.getroot().iter() if e.get("data-key")}
+    assert keys["step-failed"].get("stroke") == steps[0][0].get("stroke") == "#d62f2f"
+
+
+def marks_at(*times: float) -> list[Event]:
+    return [Event(EventType.ATTEMPT_FAILED, node="n", transport="ssh", monotonic=t) for t in times]
+
+
+def test_an_axis_to_scale_puts_each_instant_at_its_virtual_time() -> None:
+    lay = layout(marks_at(0, 0, 0, 10, 10))
+    assert lay.to_scale and lay.scale == 72.0  # 720 px over 10 s; 4 slots need only 5.6 px/s
+    assert [lay.xs[i] for i in range(5)] == [177.0, 191.0, 205.0, 897.0, 911.0]
+    assert lay.x_at(5) == 170 + 5 * 72.0
+
+
+def test_bursts_seconds_apart_in_an_hour_make_the_axis_ordinal() -> None:
+    lay = layout(marks_at(*[0] * 10, *[1] * 10, 3600))
+    # to scale, the 10 events at t=0 would need 154 px a second: 554,400 px for the hour
+    assert not lay.to_scale
+    assert lay.xs[0] == 177.0 and lay.xs[9] == 177.0 + 9 * SLOT
+    assert lay.xs[10] == 170 + 10 * SLOT + SLOT + SLOT / 2  # a blank slot between instants
+    assert lay.xs[20] == 170 + 20 * SLOT + 2 * SLOT + SLOT / 2
+    assert lay.x_at(1) == lay.xs[10] - SLOT / 2
 
 
 async def test_timeline_draws_an_attempt_that_lost_the_connection_race(tmp_path: Path) -> None:

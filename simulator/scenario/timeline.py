@@ -5,13 +5,18 @@ attempt (green success, red failure, grey skipped, amber cancelled after losing 
 connection race; the error as a tooltip), a breaker band per node coloured by state, and
 step markers, and a glyph where a fault fired (one per node and moment, the firings
 listed in its tooltip). Many events share one virtual instant (a
-failover happens "at once" on the virtual clock), so x is the scaled time plus a small
-offset per event that came before: order within an instant stays visible.
+failover happens "at once" on the virtual clock), so each event gets a slot of its own.
+The time axis is to scale when it can be: an instant sits at its virtual time and its
+events follow it, the scale chosen so that they end before the next instant starts. When
+that would make the picture wider than ``MAX_WIDTH`` (bursts of events seconds apart
+within an hour-long scenario), the axis is ordinal instead, says so, and labels each
+instant with its virtual time.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 from xml.sax.saxutils import escape
 
@@ -29,6 +34,7 @@ MARK_COLOURS = {
     "ATTEMPT_CANCELLED": "#e39b2d",  # lost a connection race: not a failure
 }
 SKIPPED_COLOUR = "#9a9a9a"
+STEP_COLOURS = {"step": "#555555", "step-failed": "#d62f2f"}
 # glyphs drawn on a node's breaker band (an alert without a node: on the alert row)
 GLYPHS = {
     "NODE_DISABLED": ("\u2716", "node disabled"),
@@ -41,6 +47,8 @@ ALERT_ROW = 60
 AXIS_GAP = 78  # from the axis to the bottom: axis labels, then two legend rows
 LEFT, RIGHT, TOP, LANE, BAND, SLOT = 170, 30, 70, 26, 16, 14
 TIME_WIDTH = 720.0
+MAX_WIDTH = 2400.0  # past this, an axis to scale would be mostly empty: ordinal instead
+GAP = SLOT  # ordinal axis: blank space between two instants
 
 
 @dataclass(frozen=True)
@@ -50,14 +58,21 @@ class Layout:
     xs: dict[int, float]
     lanes: dict[tuple[str, str], float]
     bands: dict[str, float]
-    scale: float
+    instants: dict[float, int]  # virtual time -> events drawn at it, in time order
+    scale: float  # px per virtual second; 0 on an ordinal axis
     width: float
     height: float
 
-    def x_at(self, t: float, events: list[Event]) -> float:
-        """x for a moment that is not an event (a step start): before that instant's events."""
-        before = sum(1 for i, e in enumerate(events) if i in self.xs and e.monotonic < t)
-        return LEFT + t * self.scale + before * SLOT
+    @property
+    def to_scale(self) -> bool:
+        return self.scale > 0
+
+    def x_at(self, t: float) -> float:
+        """x where the instant ``t`` starts (a step start, an axis tick): before its events."""
+        if self.to_scale:
+            return LEFT + t * self.scale
+        earlier = [n for when, n in self.instants.items() if when < t]
+        return LEFT + sum(earlier) * SLOT + len(earlier) * GAP
 
 
 def marked(e: Event) -> bool:
@@ -68,13 +83,32 @@ def marked(e: Event) -> bool:
     return kind == "OPERATION_FAILED" and e.outcome == "refused"
 
 
+def time_scale(instants: dict[float, int]) -> float:
+    """Px per virtual second for an axis to scale, or 0 if it would be wider than allowed."""
+    times = sorted(instants)
+    end = times[-1] if times else 0.0
+    if end <= 0:
+        return 0.0  # everything happened at one instant: only the order is left to show
+    # each instant's events end a slot before the next instant starts
+    fits = max(((instants[a] + 1) * SLOT / (b - a) for a, b in pairwise(times)), default=0.0)
+    scale = max(TIME_WIDTH / end, fits)
+    return scale if end * scale <= MAX_WIDTH else 0.0
+
+
 def layout(events: list[Event]) -> Layout:
-    end = max((e.monotonic for e in events), default=0.0)
-    scale = TIME_WIDTH / end if end > 0 else 0.0
+    instants: dict[float, int] = {}
+    for e in events:
+        if marked(e):
+            instants[e.monotonic] = instants.get(e.monotonic, 0) + 1
+    instants = dict(sorted(instants.items()))
+    scale = time_scale(instants)
+    empty = Layout({}, {}, {}, instants, scale, 0, 0)
     xs: dict[int, float] = {}
+    seen: dict[float, int] = {}
     for i, e in enumerate(events):
         if marked(e):
-            xs[i] = LEFT + e.monotonic * scale + len(xs) * SLOT + SLOT / 2
+            j = seen[e.monotonic] = seen.get(e.monotonic, 0) + 1
+            xs[i] = empty.x_at(e.monotonic) + (j - 1) * SLOT + SLOT / 2
     lanes: dict[tuple[str, str], float] = {}
     bands: dict[str, float] = {}
     y = float(TOP)
@@ -87,8 +121,9 @@ def layout(events: list[Event]) -> Layout:
                     lanes[(node, e.transport)] = y + LANE / 2
                     y += LANE
         y += 12
-    width = LEFT + TIME_WIDTH + len(xs) * SLOT + RIGHT + SLOT
-    return Layout(xs, lanes, bands, scale, width, y + 90)
+    right = max(xs.values(), default=float(LEFT)) + SLOT / 2
+    width = max(right, LEFT + TIME_WIDTH) + RIGHT + SLOT
+    return Layout(xs, lanes, bands, instants, scale, width, y + 90)
 
 
 def _esc(text: str) -> str:
@@ -118,7 +153,7 @@ def _breaker_bands(events: list[Event], lay: Layout) -> list[str]:
             state, start = new, x
         out.append(
             f'<text x="{LEFT - 8}" y="{y + BAND - 4:.1f}" text-anchor="end" '
-            f'font-weight="bold">{_esc(node)} breaker</text>'
+            f'font-weight="bold" class="row-label">{_esc(node)} breaker</text>'
         )
     return out
 
@@ -157,7 +192,7 @@ def _marks(events: list[Event], lay: Layout) -> list[str]:
     if any(e.type == "ALERT" and e.node not in lay.bands for e in events):
         out.append(
             f'<text x="{LEFT - 8}" y="{ALERT_ROW + 5}" text-anchor="end" '
-            'font-weight="bold">alerts</text>'
+            'font-weight="bold" class="row-label">alerts</text>'
         )
     for i, e in enumerate(events):
         x = lay.xs.get(i)
@@ -219,12 +254,12 @@ def _steps(result: ScenarioResult, lay: Layout) -> list[str]:
     out, last_x, row = [], -1e9, 0
     for t, members in groups.items():
         steps = [result.steps[i] for i in members]
-        x = lay.x_at(t, result.events)
+        x = lay.x_at(t)
         row = row + 1 if x - last_x < 120 else 0
         last_x = x
         y = 34 + (row % 2) * 13
-        bad = any(not s.ok for s in steps)
-        colour = "#d62f2f" if bad else "#555555"
+        kind = "step-failed" if any(not s.ok for s in steps) else "step"
+        colour = STEP_COLOURS[kind]
         first, last = steps[0].index, steps[-1].index
         label = f"steps #{first}" if first == last else f"steps #{first}-#{last}"
         tip = "\n".join(
@@ -233,7 +268,7 @@ def _steps(result: ScenarioResult, lay: Layout) -> list[str]:
             for s in steps
         )
         out.append(
-            f'<g class="step"><line x1="{x:.1f}" y1="{y + 3}" x2="{x:.1f}" '
+            f'<g class="{kind}"><line x1="{x:.1f}" y1="{y + 3}" x2="{x:.1f}" '
             f'y2="{lay.height - AXIS_GAP:.1f}" stroke="{colour}" stroke-dasharray="3,3" '
             f'stroke-opacity="0.6"/><text x="{x + 3:.1f}" y="{y}" fill="{colour}">'
             f"{label}{_title(tip)}</text></g>"
@@ -266,54 +301,73 @@ def _axis(events: list[Event], lay: Layout) -> list[str]:
     y = lay.height - AXIS_GAP
     out = [f'<line x1="{LEFT}" y1="{y}" x2="{lay.width - RIGHT:.1f}" y2="{y}" stroke="#333"/>']
     last_x = -1e9
-    for t in sorted({e.monotonic for e in events}):
-        x = lay.x_at(t, events)
+    for t in sorted({e.monotonic for e in events} | set(lay.instants)):
+        x = lay.x_at(t)
         out.append(f'<line x1="{x:.1f}" y1="{y}" x2="{x:.1f}" y2="{y + 5}" stroke="#333"/>')
         if x - last_x >= 45:
             out.append(f'<text x="{x:.1f}" y="{y + 18}" text-anchor="middle">{t:g}s</text>')
             last_x = x
+    if lay.to_scale:
+        label = "virtual time (s, to scale)"
+        note = (
+            f"{lay.scale:.3g} px per virtual second; the events of one instant follow it "
+            f"{SLOT}px apart, in the order they happened"
+        )
+    else:
+        label = "virtual time (s, ordinal)"
+        note = (
+            "not to scale: instants in order, each labelled with its virtual time; "
+            f"its events {SLOT}px apart, in the order they happened"
+        )
     out.append(
-        f'<text x="{LEFT - 24}" y="{y + 18}" text-anchor="end">virtual time (s, to scale)</text>'
+        f'<text x="{LEFT - 24}" y="{y + 18}" text-anchor="end" class="axis-label">{label}</text>'
     )
-    out.append(
-        f'<text x="{LEFT}" y="{y + 32}" fill="#555">events at one instant are spread '
-        f"{SLOT}px apart, in the order they happened</text>"
-    )
+    out.append(f'<text x="{LEFT}" y="{y + 32}" fill="#555" class="axis-note">{note}</text>')
     return out
 
 
 def _legend(lay: Layout) -> list[str]:
-    """Every colour and glyph the picture uses, on two rows."""
+    """Every colour and glyph the picture uses, on two rows; each key names (``data-key``)
+    the class of the marks it explains."""
     shapes = [
-        ("circle", MARK_COLOURS["ATTEMPT_SUCCEEDED"], "attempt succeeded"),
-        ("circle", MARK_COLOURS["ATTEMPT_FAILED"], "attempt failed"),
-        ("circle", SKIPPED_COLOUR, "attempt skipped"),
-        ("circle", MARK_COLOURS["ATTEMPT_CANCELLED"], "attempt cancelled"),
-        *(("rect", colour, f"breaker {state}") for state, colour in BREAKER_COLOURS.items()),
-        ("line", "#888888", "failover path"),
-        ("dash", "#555555", "steps start"),
+        ("circle", MARK_COLOURS["ATTEMPT_SUCCEEDED"], "attempt_succeeded", "attempt succeeded"),
+        ("circle", MARK_COLOURS["ATTEMPT_FAILED"], "attempt_failed", "attempt failed"),
+        ("circle", SKIPPED_COLOUR, "attempt_skipped", "attempt skipped"),
+        ("circle", MARK_COLOURS["ATTEMPT_CANCELLED"], "attempt_cancelled", "attempt cancelled"),
+        *(
+            ("rect", colour, f"breaker-{state}", f"breaker {state}")
+            for state, colour in BREAKER_COLOURS.items()
+        ),
+        ("line", "#888888", "failover", "failover path"),
+        ("dash", STEP_COLOURS["step"], "step", "steps start"),
+        ("dash", STEP_COLOURS["step-failed"], "step-failed", "a step failed"),
     ]
     out, x, y = [], float(LEFT), lay.height - 22
-    for shape, colour, label in shapes:
-        out.append(_legend_shape(shape, colour, x, y))
+    for shape, colour, key, label in shapes:
+        out.append(_legend_shape(shape, colour, x, y, key))
         out.append(f'<text x="{x + 16}" y="{y}" class="legend">{_esc(label)}</text>')
         x += 30 + 6 * len(label)
     x, y = float(LEFT), lay.height - 6
-    for glyph, label in GLYPHS.values():
-        out.append(f'<text x="{x + 6}" y="{y}" text-anchor="middle">{glyph}</text>')
+    for kind, (glyph, label) in GLYPHS.items():
+        out.append(
+            f'<text x="{x + 6}" y="{y}" text-anchor="middle" class="legend-key" '
+            f'data-key="{kind.lower()}">{glyph}</text>'
+        )
         out.append(f'<text x="{x + 16}" y="{y}" class="legend">{_esc(label)}</text>')
         x += 30 + 6 * len(label)
     return out
 
 
-def _legend_shape(shape: str, colour: str, x: float, y: float) -> str:
+def _legend_shape(shape: str, colour: str, x: float, y: float, key: str) -> str:
+    tag = f'class="legend-key" data-key="{key}"'
     if shape == "circle":
-        return f'<circle cx="{x + 5}" cy="{y - 4}" r="5" fill="{colour}"/>'
+        return f'<circle cx="{x + 5}" cy="{y - 4}" r="5" fill="{colour}" {tag}/>'
     if shape == "rect":
-        return f'<rect x="{x}" y="{y - 10}" width="12" height="12" fill="{colour}"/>'
+        return f'<rect x="{x}" y="{y - 10}" width="12" height="12" fill="{colour}" {tag}/>'
     dash = ' stroke-dasharray="3,3"' if shape == "dash" else ""
-    return f'<line x1="{x}" y1="{y - 4}" x2="{x + 12}" y2="{y - 4}" stroke="{colour}"{dash}/>'
-
+    return (
+        f'<line x1="{x}" y1="{y - 4}" x2="{x + 12}" y2="{y - 4}" stroke="{colour}"{dash} {tag}/>'
+    )
 
 
 def render_svg(result: ScenarioResult) -> str:
