@@ -315,7 +315,8 @@ async def test_a_flapping_link_refuses_and_cuts_the_same_connections_for_the_sam
         {k: r[k] for k in exact} for r in fired(second)
     ]
     assert first.decisions() == second.decisions()
-    # each firing is the fate the pure schedule gives that connection
+    # each firing is the fate the pure schedule gives that connection (the proxies carried
+    # no connection before the fault, so its spells count from connection 0)
     attrs = FlapAttributes(up=2, down=3, cut=32768)
     for r in records:
         fate, offset = flap_fate(301, str(r["proxy"]), str(r["toxic"]), int(r["connection"]), attrs)
