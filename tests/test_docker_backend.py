@@ -371,6 +371,8 @@ def test_for_connections_is_refused_where_the_proxy_is_the_real_toxiproxy() -> N
         lambda: ["n"],
         counts_connections=False,
     )
-    with pytest.raises(FaultError, match="for_connections needs netfault's own fault proxy"):
+    with pytest.raises(FaultError, match="needs the local backend, where netfault's own fault"):
         controller.apply("latency", "n", for_connections=2)
+    with pytest.raises(FaultError, match="needs the local backend, where the nodes in process"):
+        controller.apply("auth_refused", "n", for_connections=2)
     assert controller.active == []

@@ -128,16 +128,12 @@ TYPOS = [
         id="fault-params-key",
     ),
     pytest.param(
-        "steps:\n  - fault: {kind: auth_refused, node: node-1, for_connections: 2}\n",
-        "typo.yaml:6: steps[0].fault: fault auth_refused acts inside the node: for_connections "
-        "works on the proxy faults (reset, corrupt_binary, timeout, latency, bandwidth, "
-        "slow_close; reset/corrupt_binary at level tcp); use for_operations",
-        id="for_connections-node-fault",
-    ),
-    pytest.param(
-        "steps:\n  - fault: {kind: reset, node: node-1, level: ssh, for_connections: 1}\n",
-        "typo.yaml:6: steps[0].fault: fault reset acts inside the node: for_connections",
-        id="for_connections-ssh-level",
+        "steps:\n  - fault: {kind: http_down, node: node-1, for_connections: 2}\n",
+        "typo.yaml:6: steps[0].fault: fault http_down closes the agent's listener, so the node "
+        "sees no connection to count: for_connections works on the proxy faults (reset, "
+        "corrupt_binary, timeout, latency, bandwidth, slow_close) and the node faults but "
+        "http_down; use for_operations",
+        id="for_connections-http-down",
     ),
     pytest.param(
         "steps:\n  - fault: {kind: down, node: node-1, for_connections: 1}\n",
@@ -284,3 +280,17 @@ def test_a_path_that_escapes_the_nodes_base_path_fails_to_load() -> None:
         "typo.yaml:11: expect.files.node-1[1]: remote path '/tmp/y' on the node is absolute; "
         "give it relative to the node's base_path 'data'",
     ]
+
+
+def test_a_node_fault_for_connections_on_an_openssh_node_is_a_load_error_naming_asyncssh() -> None:
+    head = "name: t\nseed: 1\ncluster:\n  nodes: [{name: a}, {name: o, ssh_server: openssh}]\n"
+    steps = "steps:\n  - fault: {kind: auth_refused, node: %s, for_connections: 2}\n"
+    with pytest.raises(ConfigError) as info:
+        load_scenario("t.yaml", head + steps % "o")
+    assert str(info.value) == (
+        "t.yaml:6: steps[0].fault: fault auth_refused with for_connections needs a node with "
+        "ssh_server 'asyncssh' (it counts SSH connections as it accepts them); o runs OpenSSH "
+        "sshd: use for_operations"
+    )
+    load_scenario("t.yaml", head + steps % "a")
+    load_scenario("t.yaml", head + steps.replace("auth_refused", "http_5xx") % "o")

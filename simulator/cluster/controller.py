@@ -110,7 +110,8 @@ class FaultController:
         **params: Any,
     ) -> AppliedFault:
         """Switch a named fault on; ``route``/``service`` narrow it (default: all);
-        ``for_connections`` ends it for each proxy after that proxy's next N connections."""
+        ``for_connections`` ends it for each proxy after that proxy's next N connections
+        (a node fault: after the node's next N SSH connections or HTTP requests)."""
         values = check_params(kind, params)
         self._check_target(node, route, service)
         if (route or service) and node_level(kind, values):
@@ -121,9 +122,14 @@ class FaultController:
         if for_connections is not None:
             check_connections(kind, values)
             if not self.counts_connections:
+                counter = (
+                    "the nodes in process (the node API carries no scope)"
+                    if node_level(kind, values)
+                    else "netfault's own fault proxy (Toxiproxy does not count connections)"
+                )
                 raise FaultError(
-                    "for_connections needs netfault's own fault proxy (the local backend); "
-                    "Toxiproxy does not count connections: use for_operations"
+                    f"for_connections needs the local backend, where {counter}: "
+                    "use for_operations"
                 )
         by_connections = kind == "flapping" and values["schedule"] == "connections"
         if by_connections and not self.counts_connections:
@@ -151,7 +157,8 @@ class FaultController:
             raise FaultError(f"unknown service {service!r} (known: {', '.join(SERVICES)})")
 
     def _apply(self, fault: AppliedFault) -> None:
-        switch = node_switch(fault.kind, fault.params, self.seed)
+        scope = {"fault": fault.kind, "id": fault.id}
+        switch = node_switch(fault.kind, fault.params, self.seed, fault.for_connections, scope)
         if switch is not None:
             undo = self._switchboard(fault.node, switch)
             fault._undo.append(lambda: self._switchboard(fault.node, lambda _f: undo()))

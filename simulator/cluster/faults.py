@@ -213,19 +213,21 @@ COUNTS_CONNECTIONS = ("reset", "corrupt_binary", "timeout", "latency", "bandwidt
 
 
 def check_connections(kind: str, params: dict[str, Any]) -> None:
-    """``for_connections`` needs a fault made of proxy toxics (the proxy counts its accepts)."""
-    if kind in COUNTS_CONNECTIONS and not node_level(kind, params):
+    """``for_connections`` needs something that sees the connections: the proxy counts its
+    accepts for a fault made of toxics, the node its SSH connections and HTTP requests for a
+    fault inside it (see ``simulator/node/fault_scope.py``)."""
+    if kind == "http_down":
+        why = "closes the agent's listener, so the node sees no connection to count"
+    elif node_level(kind, params) or kind in COUNTS_CONNECTIONS:
         return
-    supported = ", ".join(COUNTS_CONNECTIONS)
-    if node_level(kind, params):
-        why = "acts inside the node"
     elif kind == "flapping":
         why = "keeps its own count of connections (up_connections, down_connections)"
     else:
         why = "switches the proxy off, so it sees no connection to count"
+    supported = ", ".join(COUNTS_CONNECTIONS)
     raise FaultParamError(
-        f"fault {kind} {why}: for_connections works on the proxy faults "
-        f"({supported}; reset/corrupt_binary at level tcp); use for_operations",
+        f"fault {kind} {why}: for_connections works on the proxy faults ({supported}) and "
+        "the node faults but http_down; use for_operations",
         "for_connections",
     )
 
@@ -297,23 +299,45 @@ def flap_attributes(params: dict[str, Any]) -> dict[str, int]:
 Switch = Callable[[Any], Callable[[], None]]
 
 
-def _setter(attr: str, value: Any) -> Switch:
+def _setter(attr: str, value: Any, connections: int | None, record: dict[str, object]) -> Switch:
+    """Set ``attr`` on a node's faults; with ``connections``, only for that many of the
+    node's connections (the node counts them and sets it back by itself)."""
+
     def apply(faults: Any) -> Callable[[], None]:
         old = getattr(faults, attr)
+        restored = False
+
+        def restore() -> None:  # once: a later fault may have set it since
+            nonlocal restored
+            if not restored:
+                restored = True
+                setattr(faults, attr, old)
+
         setattr(faults, attr, value)
-        return lambda: setattr(faults, attr, old)
+        if connections is None:
+            return restore
+        try:
+            drop = faults.scope(attr, connections, restore, record)
+        except BaseException:
+            restore()
+            raise
+
+        def undo() -> None:
+            drop()
+            restore()
+
+        return undo
 
     return apply
 
 
-def _ssh_switch(kind: str, params: dict[str, Any], seed: int) -> Switch:
+def _ssh_setting(kind: str, params: dict[str, Any], seed: int) -> tuple[str, Any]:
     """The classic SSH faults (every binary channel, every byte) keep the node's channel-wide
     switches; a mode, a probability below 1 or a transport goes to the exec-channel faults."""
     if kind == "reset":
         if params.get("transport") is not None:
-            reset = ChannelReset(params["after_bytes"], params["transport"])
-            return _setter("channel_reset", reset)
-        return _setter("binary_reset_after", params["after_bytes"])
+            return "channel_reset", ChannelReset(params["after_bytes"], params["transport"])
+        return "binary_reset_after", params["after_bytes"]
     mangling = ChannelMangling(
         params.get("mode") or "strip_high_bit",
         1.0 if params.get("probability") is None else params["probability"],
@@ -321,14 +345,14 @@ def _ssh_switch(kind: str, params: dict[str, Any], seed: int) -> Switch:
         seed,
     )
     if (mangling.mode, mangling.probability, mangling.transport) == ("strip_high_bit", 1, None):
-        return _setter("binary_mangling", True)
-    return _setter("channel_mangling", mangling)
+        return "binary_mangling", True
+    return "channel_mangling", mangling
 
 
-def node_switch(kind: str, params: dict[str, Any], seed: int = 0) -> Switch | None:
-    """For a node-level fault: a function that sets it on NodeFaults and returns its undo."""
+def node_setting(kind: str, params: dict[str, Any], seed: int = 0) -> tuple[str, Any] | None:
+    """For a node-level fault: the NodeFaults switch it sets and the value (None: not one)."""
     if kind in ("reset", "corrupt_binary") and params["level"] == "ssh":
-        return _ssh_switch(kind, params, seed)
+        return _ssh_setting(kind, params, seed)
     table: dict[str, tuple[str, Any]] = {
         "auth_refused": ("auth_refused", True),
         "host_key_changed": ("host_key_changed", True),
@@ -337,9 +361,22 @@ def node_switch(kind: str, params: dict[str, Any], seed: int = 0) -> Switch | No
         "http_5xx": ("http_mode", "5xx"),
         "http_hang": ("http_mode", "hang"),
     }
-    if kind in table:
-        return _setter(*table[kind])
-    return None
+    return table.get(kind)
+
+
+def node_switch(
+    kind: str,
+    params: dict[str, Any],
+    seed: int = 0,
+    connections: int | None = None,
+    record: dict[str, object] | None = None,
+) -> Switch | None:
+    """For a node-level fault: a function that sets it on NodeFaults and returns its undo;
+    ``connections``: it ends by itself after that many connections, reported with ``record``."""
+    setting = node_setting(kind, params, seed)
+    if setting is None:
+        return None
+    return _setter(*setting, connections, record or {"fault": kind})
 
 
 def node_level(kind: str, params: dict[str, Any]) -> bool:

@@ -36,6 +36,9 @@ import random
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
+
+from netfault.simulator.node.fault_scope import ConnectionScope
 
 HTTP_MODES = ("up", "down", "5xx", "hang")
 # The SSH servers a node can run (FakeNode's ssh_server); here so the command line and
@@ -157,6 +160,8 @@ class NodeFaults:
         self.channel_reset: ChannelReset | None = None
         # told what the channel faults did, as they do it (the scenario's fault trace)
         self._fired: tuple[Callable[[dict[str, object]], None], ...] = ()
+        self._scopes: list[ConnectionScope] = []  # faults living for N connections
+        self._admitted = {"ssh": 0, "http": 0}  # connections / requests seen, per service
 
     def targets(self, command: str | None) -> tuple[ChannelMangling | None, ChannelReset | None]:
         """The channel faults that apply to an exec request running ``command``."""
@@ -183,6 +188,33 @@ class NodeFaults:
         """A channel fault acted: tell the listeners."""
         for listener in self._fired:
             listener(record)
+
+    def scope(
+        self, attr: str, connections: int, restore: Callable[[], None], record: dict[str, object]
+    ) -> Callable[[], None]:
+        """End the switch ``attr`` (just set) by itself after the next ``connections``
+        connections to its service (see :mod:`fault_scope`): ``restore`` sets it back and
+        the expiry is reported with ``record``. Returns the function that drops the scope."""
+        scope = ConnectionScope(attr, getattr(self, attr), connections, restore, record)
+        self._scopes.append(scope)
+        return lambda: self._scopes.remove(scope) if scope in self._scopes else None
+
+    def admit(self, service: str) -> NodeFaults:
+        """A connection (SSH) or request (HTTP) arrived: count it against the scoped faults
+        of ``service``; returns the faults it meets (its own view when it used a scope up)."""
+        number = self._admitted[service]  # this one's number, from 0 (like a proxy's)
+        self._admitted[service] += 1
+        pinned: dict[str, object] = {}
+        for scope in [s for s in self._scopes if s.service == service]:
+            scope.left -= 1
+            if scope.left > 0:
+                continue
+            self._scopes.remove(scope)
+            pinned[scope.attr] = scope.value
+            scope.restore()
+            connection = {"service": service, "connection": number}
+            self.report({**scope.record, "expired": True, **connection})
+        return ConnectionFaults(self, pinned) if pinned else self
 
     @property
     def host_key_changed(self) -> bool:
@@ -222,6 +254,7 @@ class NodeFaults:
         self.http_mode = "up"
         self.channel_mangling = None
         self.channel_reset = None
+        self._scopes = []
 
     def active(self) -> dict[str, object]:
         """The faults that are on, by name (for /status and logs)."""
@@ -244,3 +277,17 @@ class NodeFaults:
     def _notify(self, name: str) -> None:
         if self._listener is not None:
             self._listener(name)
+
+
+class ConnectionFaults(NodeFaults):
+    """The faults of the connection that used a scoped fault up: the scoped switches as they
+    were for it, every other switch read live from the node."""
+
+    def __init__(self, node: NodeFaults, pinned: dict[str, object]) -> None:
+        # a property's value lives under its private name, which the property reads
+        props = {k for k, v in vars(NodeFaults).items() if isinstance(v, property)}
+        self.__dict__.update({f"_{k}" if k in props else k: v for k, v in pinned.items()})
+        self.__dict__["_netfault_node"] = node
+
+    def __getattr__(self, name: str) -> Any:  # only for what is not pinned
+        return getattr(self.__dict__["_netfault_node"], name)

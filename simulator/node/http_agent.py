@@ -147,6 +147,7 @@ class HttpAgent:
     @web.middleware
     async def _fault_mw(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         mode = self.faults.http_mode
+        self.faults.admit("http")  # a request met the mode: count it against a scoped fault
         if mode == "hang":
             await self._released.wait()
         if mode in ("5xx", "hang"):

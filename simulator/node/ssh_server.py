@@ -94,12 +94,14 @@ class _NodeSSHServer(asyncssh.SSHServer):
     def __init__(self, owner: NodeSSHServer) -> None:
         self._owner = owner
         self._conn: asyncssh.SSHServerConnection | None = None
+        self._faults = owner.faults
 
     def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
         self._conn = conn
         self._owner.connections.add(conn)
         create = conn.create_server_channel
-        faults = self._owner.faults
+        # counted at accept; the connection that uses a scoped fault up keeps it
+        faults = self._faults = self._owner.faults.admit("ssh")
 
         def create_mangling_channel(*args: Any, **kwargs: Any) -> ManglingChannel:
             chan = create(*args, **kwargs)
@@ -125,7 +127,7 @@ class _NodeSSHServer(asyncssh.SSHServer):
         return True
 
     def validate_public_key(self, username: str, key: asyncssh.SSHKey) -> bool:
-        return self._owner.accepts(username, key)
+        return self._owner.accepts(username, key, self._faults)
 
 
 class NodeSSHServer:
@@ -149,8 +151,9 @@ class NodeSSHServer:
         self.processes = ProcessRegistry()
         self._acceptor: asyncssh.SSHAcceptor | None = None
 
-    def accepts(self, username: str, key: asyncssh.SSHKey) -> bool:
-        if self.faults.auth_refused or username != self.user:
+    def accepts(self, username: str, key: asyncssh.SSHKey, faults: NodeFaults) -> bool:
+        """Whether ``key`` logs ``username`` in on a connection meeting ``faults``."""
+        if faults.auth_refused or username != self.user:
             return False
         wanted = key.public_data
         return any(k.public_data == wanted for k in self.authorized)
@@ -163,7 +166,7 @@ class NodeSSHServer:
             server_factory=lambda: _NodeSSHServer(self),
             server_host_keys=[self.host_keys.current(self.faults.host_key_changed)],
             process_factory=self._handle_process,
-            sftp_factory=lambda chan: NodeSFTPServer(chan, self.home, self.faults),
+            sftp_factory=lambda chan: NodeSFTPServer(chan, self.home, _faults_of(chan)),
             allow_scp=True,
             encoding=None,
             reuse_address=True,
@@ -181,7 +184,7 @@ class NodeSSHServer:
             self._acceptor.update(server_host_keys=[key])
 
     async def _handle_process(self, process: asyncssh.SSHServerProcess[bytes]) -> None:
-        quota = self.faults.disk_quota
+        quota = _faults_of(process.channel).disk_quota
         limit = None
         if quota is not None:
             limit = quota - await asyncio.to_thread(disk_usage, self.home)
@@ -208,3 +211,9 @@ class NodeSSHServer:
                 async with asyncio.timeout(CLOSE_TIMEOUT):
                     await conn.wait_closed()
         self.connections.clear()
+
+
+def _faults_of(chan: object) -> NodeFaults:
+    """The faults a session channel's connection meets (set when the channel was made)."""
+    faults: NodeFaults = getattr(chan, "netfault_faults")  # noqa: B009
+    return faults

@@ -23,10 +23,12 @@ import os
 import signal
 import socket
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 
 import asyncssh
 
+from netfault.simulator.node.fault_scope import service_of
 from netfault.simulator.node.faults import NodeFaults
 from netfault.simulator.node.keys import HostKeys
 from netfault.simulator.node.sshd_files import SshdBinaries, SshdFiles
@@ -50,6 +52,18 @@ class SshdFaults(NodeFaults):
         super().__setattr__(name, value)
         if name in FILE_FAULTS:
             self._notify(name)
+
+    def scope(
+        self, attr: str, connections: int, restore: Callable[[], None], record: dict[str, object]
+    ) -> Callable[[], None]:
+        """As NodeFaults.scope; refused for the SSH switches sshd cannot count exactly."""
+        if service_of(attr) == "ssh":
+            raise ValueError(
+                f"fault {record.get('fault', attr)} with for_connections is only available on a "
+                "node with ssh_server 'asyncssh' (it counts SSH connections as it accepts them); "
+                "this node runs OpenSSH sshd: use for_operations"
+            )
+        return super().scope(attr, connections, restore, record)
 
     @staticmethod
     def refusal(name: str, value: object) -> str | None:

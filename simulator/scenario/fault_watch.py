@@ -3,7 +3,8 @@
 Two sources report from their own threads (the cluster runs the proxy and the nodes on a
 loop of their own): the fault proxy's events (a toxic firing on a connection, a toxicity
 draw skipping one, a ``for_connections`` fault's toxics joining their last connection) and
-the nodes' channel faults firing (an exec channel reset or mangled). Each is put in the
+the nodes' channel faults firing (an exec channel reset or mangled) and a node fault's
+``for_connections`` running out as the node admits its last connection. Each is put in the
 scenario's fault trace at once, so it lands between the engine events around it with the
 virtual time of that moment. What the scenario must then do about it (forget an expired
 fault) waits for ``settle`` on its own loop.
@@ -47,6 +48,7 @@ class FaultWatch:
         self._toxics: dict[tuple[str, str | None], tuple[AppliedFault, str]] = {}
         self._left: dict[int, set[tuple[str, str]]] = {}  # fault id -> toxics still counting
         self._expired: list[tuple[AppliedFault, str]] = []
+        self._scoped: dict[int, tuple[AppliedFault, str]] = {}  # fault id -> for_connections
         self._stops: list[Callable[[], None]] = []
         self._routes: dict[str, tuple[str, str, str]] = {}  # proxy -> (node, route, service)
         cluster = ctx.world.cluster
@@ -65,8 +67,10 @@ class FaultWatch:
             if applied.kind == "flapping" and not applied.toxics:  # schedule: wall_clock
                 for proxy in applied.proxies:
                     self._toxics[(proxy, None)] = (applied, name)
-            if applied.for_connections is not None:
+            if applied.for_connections is not None and applied.toxics:
                 self._left[applied.id] = set(applied.toxics)
+            elif applied.for_connections is not None:  # a node fault: the node counts
+                self._scoped[applied.id] = (applied, name)
 
     def _on_proxy_event(self, event: ProxyEvent) -> None:
         if event.action in _NOT_DECISIONS:
@@ -123,6 +127,9 @@ class FaultWatch:
 
     def _node_fired(self, node: str) -> Callable[[dict[str, object]], None]:
         def fired(record: dict[str, object]) -> None:
+            if record.get("expired") is True:
+                self._node_expired(record)
+                return
             fault = str(record["fault"])
             named = list(self._ctx.named.items())  # a snapshot: the scenario's loop edits it
             name = next(
@@ -132,6 +139,25 @@ class FaultWatch:
             self._ctx.record(FaultKind.FIRED, fault, node, name=name, **_channel(record))
 
         return fired
+
+    def _node_expired(self, record: dict[str, object]) -> None:
+        """A node fault's ``for_connections`` ran out, as the node admitted the last one."""
+        with self._lock:
+            ident = record.get("id")
+            found = self._scoped.pop(ident, None) if isinstance(ident, int) else None
+            if found is None or found[0].cleared:
+                return
+            self._expired.append(found)
+        applied, name = found
+        self._ctx.record(
+            FaultKind.EXPIRED,
+            applied.kind,
+            applied.node,
+            name=name,
+            service=_text(record.get("service")),
+            for_connections=applied.for_connections,
+            connection=record.get("connection"),
+        )
 
     async def settle(self) -> None:
         """Forget the faults that expired: cleared (a no-op on the proxy), out of ``named``."""

@@ -37,9 +37,9 @@ def load_scenario(path: str | Path, text: str | None = None) -> Scenario:
     if not isinstance(data, dict):
         raise root.error("a scenario is a mapping with name, cluster and steps")
     errors: list[ConfigError] = []
-    nodes = _cluster_nodes(data)
+    nodes, openssh = _cluster_nodes(data)
     fault_sets = _fault_sets(Path(path), root, data, errors)
-    context = {"nodes": nodes, "fault_sets": fault_sets}
+    context = {"nodes": nodes, "openssh": openssh, "fault_sets": fault_sets}
     try:
         model = ScenarioFile.model_validate(data, context=context)
     except ValidationError as exc:
@@ -50,13 +50,15 @@ def load_scenario(path: str | Path, text: str | None = None) -> Scenario:
     return _scenario(Path(path), root, model, fault_sets)
 
 
-def _cluster_nodes(data: dict[str, Any]) -> list[str] | None:
+def _cluster_nodes(data: dict[str, Any]) -> tuple[list[str] | None, list[str]]:
     """The node names, validated first: every other key is checked against them (None: the
-    cluster is invalid, its own errors are reported, node names go unchecked)."""
+    cluster is invalid, its own errors are reported, node names go unchecked); and the
+    nodes running OpenSSH, which some faults cannot act on."""
     try:
-        return ClusterModel.model_validate(data.get("cluster")).node_names
+        cluster = ClusterModel.model_validate(data.get("cluster"))
     except ValidationError:
-        return None
+        return None, []
+    return cluster.node_names, cluster.openssh_nodes
 
 
 def _fault_sets(

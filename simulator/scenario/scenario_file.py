@@ -117,6 +117,10 @@ class ClusterModel(ScenarioModel):
     def node_names(self) -> list[str]:
         return [n.name for n in self.nodes]
 
+    @property
+    def openssh_nodes(self) -> list[str]:
+        return [n.name for n in self.nodes if n.ssh_server == "openssh"]
+
 
 class ScenarioFile(ScenarioModel):
     """A scenario: a cluster, a seed, steps, and what must hold during and after them."""

@@ -10,7 +10,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Union
 
-from pydantic import Field, StrictBool, StrictInt, StrictStr, create_model, model_validator
+from pydantic import (
+    Field,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    ValidationInfo,
+    create_model,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from netfault.simulator.cluster.controller import AppliedFault
@@ -23,7 +31,9 @@ from netfault.simulator.cluster.faults import (
     check_combination,
     check_connections,
     node_level,
+    node_setting,
 )
+from netfault.simulator.node.fault_scope import service_of
 from netfault.simulator.scenario.fields import NodeName, Positive
 from netfault.simulator.scenario.steps.base import StepContext, StepModel, fault_where
 from netfault.simulator.scenario.trace import FaultKind
@@ -47,17 +57,19 @@ class FaultBase(ScenarioModel):
     for_connections: Positive | None = Field(
         default=None,
         description="active for the next N connections on each proxy (route and service) it "
-        "covers, then cleared by itself; proxy faults only",
+        "covers, or for a node fault the node's next N SSH connections (HTTP agent faults: "
+        "requests), then cleared by itself; not for down, flapping, http_down",
     )
 
     @model_validator(mode="after")
-    def _not_narrowed_inside_the_node(self) -> FaultBase:
+    def _not_narrowed_inside_the_node(self, info: ValidationInfo) -> FaultBase:
         try:
             check_combination(self.kind, self.params())
         except FaultParamError as exc:
             raise PydanticCustomError("fault_combination", str(exc)) from None
         if self.for_connections is not None:
             self._counts_connections()
+            self._counted_on((info.context or {}).get("openssh") or [])
         narrowed = self.route or self.service
         if narrowed and node_level(self.kind, self.params()):
             raise PydanticCustomError(
@@ -77,6 +89,17 @@ class FaultBase(ScenarioModel):
                 "for_connections",
                 "a fault sized per operation (N%) is applied anew for each operation; "
                 "scope it with for_operations, not for_connections",
+            )
+
+    def _counted_on(self, openssh: list[str]) -> None:
+        """An OpenSSH node cannot count its SSH connections exactly (sshd accepts them)."""
+        setting = node_setting(self.kind, self.params())
+        if self.node in openssh and setting and service_of(setting[0]) == "ssh":
+            raise PydanticCustomError(
+                "for_connections",
+                f"fault {self.kind} with for_connections needs a node with ssh_server "
+                f"'asyncssh' (it counts SSH connections as it accepts them); {self.node} runs "
+                "OpenSSH sshd: use for_operations",
             )
 
     def params(self, size: int | None = None) -> dict[str, Any]:

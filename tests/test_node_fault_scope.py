@@ -1,0 +1,129 @@
+"""Node faults living for the next N connections (``for_connections``): counted by the node
+as it accepts SSH connections and receives HTTP requests, then set back by themselves."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import aiohttp
+import asyncssh
+import pytest
+
+from netfault.simulator.cluster.faults import FaultParamError, check_connections, node_switch
+from netfault.simulator.node import FakeNode
+
+TIMEOUT = 30.0
+EVERY_BYTE = bytes(range(256)) * 16
+
+
+@pytest.fixture
+async def node() -> AsyncIterator[FakeNode]:
+    async with FakeNode("scope-node", host="127.0.0.24") as n:
+        yield n
+
+
+def connect(node: FakeNode) -> Any:
+    return asyncssh.connect(
+        node.host,
+        node.ssh_port,
+        username=node.user,
+        client_keys=[str(node.client_key.private_path)],
+        known_hosts=str(node.known_hosts_path),
+        connect_timeout=TIMEOUT,
+    )
+
+
+def scoped(node: FakeNode, kind: str, connections: int, **params: object) -> Callable[[], None]:
+    """Switch ``kind`` on for ``connections`` connections as the fault controller does;
+    returns its undo."""
+    switch = node_switch(kind, dict(params), 0, connections, {"fault": kind, "id": 7})
+    assert switch is not None
+    undo: Callable[[], None] = switch(node.faults)
+    return undo
+
+
+def expiries(records: list[dict[str, object]]) -> list[dict[str, object]]:
+    return [r for r in records if r.get("expired")]
+
+
+async def test_auth_refused_for_two_connections_lets_the_third_in(node: FakeNode) -> None:
+    records: list[dict[str, object]] = []
+    node.faults.on_fired(records.append)
+    scoped(node, "auth_refused", 2)
+    for n in range(2):
+        with pytest.raises(asyncssh.PermissionDenied):
+            async with connect(node):
+                pass
+        assert expiries(records) == ([] if n == 0 else [
+            {"fault": "auth_refused", "id": 7, "expired": True, "service": "ssh", "connection": 1}
+        ])  # fmt: skip
+    assert node.faults.auth_refused is False
+    async with connect(node) as conn:
+        done = await conn.run("echo in", timeout=TIMEOUT)
+    assert done.stdout == "in\n"
+    assert len(expiries(records)) == 1
+
+
+async def test_the_connection_that_uses_the_scope_up_keeps_the_fault_until_it_closes(
+    node: FakeNode,
+) -> None:
+    scoped(node, "corrupt_binary", 1, level="ssh")
+    async with connect(node) as first:
+        assert node.faults.binary_mangling is False  # back for the connections after it
+        async with connect(node) as second:
+            clean = await second.run("cat", input=EVERY_BYTE, encoding=None, timeout=TIMEOUT)
+        mangled = await first.run("cat", input=EVERY_BYTE, encoding=None, timeout=TIMEOUT)
+    assert clean.stdout == EVERY_BYTE
+    assert mangled.stdout != EVERY_BYTE and len(mangled.stdout or b"") == len(EVERY_BYTE)
+
+
+async def test_clearing_a_scoped_fault_early_ends_it_without_an_expiry(node: FakeNode) -> None:
+    records: list[dict[str, object]] = []
+    node.faults.on_fired(records.append)
+    undo = scoped(node, "auth_refused", 3)
+    with pytest.raises(asyncssh.PermissionDenied):
+        async with connect(node):
+            pass
+    undo()
+    for _ in range(3):
+        async with connect(node):
+            pass
+    assert node.faults.auth_refused is False and expiries(records) == []
+
+
+async def test_http_5xx_for_two_requests_then_the_agent_answers(node: FakeNode) -> None:
+    records: list[dict[str, object]] = []
+    node.faults.on_fired(records.append)
+    scoped(node, "http_5xx", 2)
+    url = f"http://{node.host}:{node.http_port}/health"
+    statuses = []
+    async with aiohttp.ClientSession() as session:  # one keep-alive connection: requests count
+        for _ in range(3):
+            async with session.get(url) as resp:
+                statuses.append(resp.status)
+    assert statuses == [503, 503, 200]
+    assert [(r["service"], r["connection"]) for r in expiries(records)] == [("http", 1)]
+    assert node.faults.http_mode == "up"
+
+
+def test_http_down_cannot_be_counted_by_the_node() -> None:
+    with pytest.raises(FaultParamError, match="closes the agent's listener"):
+        check_connections("http_down", {})
+    check_connections("http_5xx", {})
+    check_connections("reset", {"level": "ssh", "after_bytes": 0})
+
+
+async def test_openssh_node_refuses_scoped_ssh_faults_naming_asyncssh() -> None:
+    async with FakeNode("scope-ossh", host="127.0.0.25", ssh_server="openssh") as ossh:
+        with pytest.raises(ValueError, match="ssh_server 'asyncssh'"):
+            scoped(ossh, "host_key_changed", 1)
+        assert ossh.faults.host_key_changed is False
+        scoped(ossh, "http_5xx", 1)
+        url = f"http://{ossh.host}:{ossh.http_port}/health"
+        async with aiohttp.ClientSession() as session:
+            statuses = []
+            for _ in range(2):
+                async with session.get(url) as resp:
+                    statuses.append(resp.status)
+        assert statuses == [503, 200]
