@@ -4,6 +4,7 @@ as it accepts SSH connections and receives HTTP requests, then set back by thems
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -12,8 +13,12 @@ import pytest
 
 from netfault.simulator.cluster.faults import FaultParamError, check_connections, node_switch
 from netfault.simulator.node import FakeNode
+from netfault.simulator.scenario.loader import load_scenario
+from netfault.simulator.scenario.runner import run_scenario
+from netfault.simulator.scenario.trace import merged
 
 TIMEOUT = 30.0
+LIBRARY = Path(__file__).resolve().parent.parent / "scenarios"
 EVERY_BYTE = bytes(range(256)) * 16
 
 
@@ -127,3 +132,26 @@ async def test_openssh_node_refuses_scoped_ssh_faults_naming_asyncssh() -> None:
                 async with session.get(url) as resp:
                     statuses.append(resp.status)
         assert statuses == [503, 200]
+
+
+async def test_library_scenario_expiry_lands_as_the_node_admits_the_second_connection() -> None:
+    result = await run_scenario(
+        load_scenario(LIBRARY / "ssh-login-refused-for-two-connections-then-back.yaml")
+    )
+    assert result.passed, result.report()
+    records = merged(result.events, result.fault_trace)
+    kinds = [(r["type"], r.get("transport")) for r in records]
+    expired = kinds.index(("FAULT_EXPIRED", None))
+    # the second connection is the base64 attempt's: after it started, before it failed
+    assert kinds[expired - 1] == ("ATTEMPT_STARTED", "base64")
+    assert kinds[expired + 1] == ("ATTEMPT_FAILED", "base64")
+    assert kinds.count(("FAULT_EXPIRED", None)) == 1
+    record = records[expired]
+    assert {k: record.get(k) for k in ("fault", "node", "as", "service", "for_connections")} == {
+        "fault": "auth_refused",
+        "node": "node-1",
+        "as": "auth_refused",
+        "service": "ssh",
+        "for_connections": 2,
+    }
+    assert record["connection"] == 1  # the node's second SSH connection since it started
