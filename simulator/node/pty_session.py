@@ -10,17 +10,101 @@ command; base64 text gets through.
 The channel's EOF becomes ^D at the start of a line (as ``script(1)`` does), so a command
 reading stdin to its end finishes. ``script`` itself is not used: fed from a pipe it dropped
 the tail of its input here. The exit status is the command's (128 + N for signal N).
+
+At the end of the session one JSON line goes to the FIFO named by ``$NETFAULT_SESSION_EVENTS``
+(the node reads it as its fault report): the command, its exit status, and per direction the
+bytes relayed, how many of them the terminal changed and the offset of the first. Inbound,
+those are the bytes the line discipline acts on instead of passing (its control characters
+and, under ICRNL, CR), read from the terminal's own settings; outbound, the CRs that ONLCR put
+before each LF. Both are fixed by the data; the echo of input is not counted.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import pty
+import re
 import select
+import signal
 import sys
+import termios
 
 CHUNK = 65536
 EOF_CHAR = b"\x04"
+EVENTS = "NETFAULT_SESSION_EVENTS"
+_CRLF = re.compile(b"\r\n")
+COMMAND_KEPT = 512  # of the command, in the report: one line stays one atomic FIFO write
+# the characters a line discipline acts on, each while its mode flag is on
+_SPECIALS = (
+    ("lflag", termios.ISIG, (termios.VINTR, termios.VQUIT, termios.VSUSP)),
+    ("lflag", termios.ICANON, (termios.VEOF, termios.VERASE, termios.VKILL)),
+    ("lflag", termios.IEXTEN, (termios.VLNEXT, termios.VWERASE, termios.VREPRINT)),
+    ("lflag", termios.IEXTEN, (termios.VDISCARD,)),
+    ("iflag", termios.IXON, (termios.VSTART, termios.VSTOP)),
+)
+
+
+class Damage:
+    """What the terminal did to one direction of the session: bytes relayed, bytes changed
+    (acted on, or inserted), the offset of the first change."""
+
+    def __init__(self) -> None:
+        self.bytes = 0
+        self.changed = 0
+        self.first: int | None = None
+
+    def add(self, offsets: list[int], size: int) -> None:
+        if offsets and self.first is None:
+            self.first = self.bytes + offsets[0]
+        self.changed += len(offsets)
+        self.bytes += size
+
+    def record(self) -> dict[str, int | None]:
+        return {"bytes": self.bytes, "changed": self.changed, "first": self.first}
+
+
+def acted_on(master: int) -> re.Pattern[bytes]:
+    """The input bytes the pty's line discipline acts on instead of passing them through."""
+    iflag, _, _, lflag, _, _, cc = termios.tcgetattr(master)
+    flags = {"iflag": iflag, "lflag": lflag}
+    special = {
+        cc[i][0] if isinstance(cc[i], bytes) else cc[i]
+        for flag, bit, slots in _SPECIALS
+        if flags[flag] & bit
+        for i in slots
+    }
+    if iflag & termios.ICRNL:
+        special.add(0x0D)
+    special.discard(0)  # 0: the slot is disabled
+    escaped = b"".join(re.escape(bytes([b])) for b in sorted(special))
+    return re.compile(b"[" + escaped + b"]" if escaped else b"(?!)")
+
+
+def report(command: str, code: int, inbound: Damage, outbound: Damage) -> None:
+    """One JSON line to the node's events FIFO, if it has one and is reading it."""
+    path = os.environ.get(EVENTS)
+    if not path:
+        return
+    line = json.dumps(
+        {
+            "session": "pty",
+            "command": command[:COMMAND_KEPT],
+            "exit": code,
+            "inbound": inbound.record(),
+            "outbound": outbound.record(),
+        }
+    )
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
+    except OSError:  # no reader: the node is gone
+        return
+    try:
+        os.write(fd, line.encode() + b"\n")
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def main(argv: list[str]) -> int:
@@ -28,18 +112,27 @@ def main(argv: list[str]) -> int:
     command = argv[1] if len(argv) > 1 else ""
     pid, master = pty.fork()
     if pid == 0:  # the child: its stdin/stdout/stderr are the pty's slave side
+        # Python ignores these two; a command started by sshd gets the defaults (a write
+        # past RLIMIT_FSIZE kills it with SIGXFSZ, exit 153, rather than failing with EFBIG)
+        for sig in (signal.SIGPIPE, signal.SIGXFSZ):
+            signal.signal(sig, signal.SIG_DFL)
         args = [shell, "-c", command] if command else [shell, "-l"]
         os.execv(shell, args)
     os.set_blocking(master, False)
-    relay(master)
+    inbound, outbound = Damage(), Damage()
+    relay(master, inbound, outbound)
     _, status = os.waitpid(pid, 0)
     code = os.waitstatus_to_exitcode(status)
-    return 128 - code if code < 0 else code
+    code = 128 - code if code < 0 else code
+    report(command, code, inbound, outbound)
+    return code
 
 
-def relay(master: int) -> None:
-    """Copy stdin to the pty and the pty to stdout until the slave side is closed."""
-    stdin_open, pending, last = True, b"", b"\n"
+def relay(master: int, inbound: Damage, outbound: Damage) -> None:
+    """Copy stdin to the pty and the pty to stdout until the slave side is closed,
+    counting what the terminal changes in each direction."""
+    special = acted_on(master)
+    stdin_open, pending, last, last_out = True, b"", b"\n", 0
     while True:
         readers = [master] + ([0] if stdin_open and not pending else [])
         writers = [master] if pending else []
@@ -54,10 +147,17 @@ def relay(master: int) -> None:
             if data == b"":
                 return
             if data:
+                # ONLCR put a CR before each LF: that CR is the change (offset of the CR)
+                crs = [m.start() for m in _CRLF.finditer(data)]
+                if data[0] == 0x0A and last_out == 0x0D:
+                    crs.insert(0, -1)  # the last byte of the chunk before
+                outbound.add(crs, len(data))
+                last_out = data[-1]
                 _write_all(1, data)
         if 0 in ready_r:
             data = os.read(0, CHUNK)
             if data:
+                inbound.add([m.start() for m in special.finditer(data)], len(data))
                 pending, last = data, data[-1:]
             else:  # ^D ends a line's input; a second one at a line start is EOF
                 stdin_open = False

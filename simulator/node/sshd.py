@@ -10,7 +10,9 @@ Faults: ``auth_refused`` empties ``authorized_keys``, ``host_key_changed`` rewri
 file, ``binary_mangling`` makes every session run under a pseudo-terminal
 (:mod:`~netfault.simulator.node.pty_session`), the field failure itself.
 ``disk_quota`` runs each session under ``prlimit --fsize`` set to what is left of the quota,
-as the asyncssh node does; ``binary_reset_after`` lives inside the asyncssh server and is refused
+as the asyncssh node does. What the terminal changed and a write the quota stopped are
+reported by the sessions (:mod:`~netfault.simulator.node.sshd_events`).
+``binary_reset_after`` lives inside the asyncssh server and is refused
 here (:class:`SshdFaults`).
 """
 
@@ -31,6 +33,7 @@ import asyncssh
 from netfault.simulator.node.fault_scope import service_of
 from netfault.simulator.node.faults import NodeFaults
 from netfault.simulator.node.keys import HostKeys
+from netfault.simulator.node.sshd_events import SessionEvents
 from netfault.simulator.node.sshd_files import SshdBinaries, SshdFiles
 
 READY_TIMEOUT = 15.0
@@ -99,6 +102,7 @@ class OpenSSHServer:
         self._proc: asyncio.subprocess.Process | None = None
         self._pump: asyncio.Task[None] | None = None
         self._log_tail: deque[str] = deque(maxlen=LOG_TAIL)
+        self.session_events = SessionEvents(self.files.events, faults)
 
     async def start(self, host: str, port: int) -> int:
         """Start sshd on ``host:port`` (0: a free port) and return the port once it listens."""
@@ -118,6 +122,7 @@ class OpenSSHServer:
         await asyncio.to_thread(self.files.write_all, host, port, binaries, key)
         for name in FILE_FAULTS:
             self.apply_fault(name)
+        self.session_events.start()
         self._log_tail.clear()
         self._proc = await asyncio.create_subprocess_exec(
             str(binaries.sshd), "-D", "-e", "-f", str(self.files.config),
@@ -192,6 +197,7 @@ class OpenSSHServer:
                     await asyncio.shield(pump)
             pump.cancel()
         self.files.sessions.unlink(missing_ok=True)
+        self.session_events.stop()
 
 
 def _free_port(host: str) -> int:

@@ -74,6 +74,7 @@ class SshdFiles:
         self.pty_flag = directory / "pty"
         self.quota = directory / "disk_quota"
         self.sessions = directory / "sessions"
+        self.events = directory / "events"  # FIFO: sessions report faults (sshd_events)
 
     def write_all(
         self, host: str, port: int, binaries: SshdBinaries, host_key: asyncssh.SSHKey
@@ -124,26 +125,42 @@ class SshdFiles:
         """The ForceCommand every session runs (shell, exec and the sftp subsystem alike)."""
         home, flag = quote(str(self.home)), quote(str(self.pty_flag))
         under_pty = f"{quote(sys.executable)} -I {quote(str(pty_session.__file__))}"
-        quota = quote(str(self.quota))
+        quota, events = quote(str(self.quota)), quote(str(self.events))
         text = f"""#!/bin/sh
 # Every session of this node: record its session id (for cleanup), enter the node's home,
 # then run what the client asked for: under RLIMIT_FSIZE set to what is left of the disk quota
-# while there is one, and under a pseudo-terminal while the pty flag exists.
+# while there is one, and under a pseudo-terminal while the pty flag exists. A write the
+# quota stopped (exit 153, SIGXFSZ) is reported to the node through its events FIFO.
 echo "$$" >> {quote(str(self.sessions))}
 HOME={home}; export HOME
+NETFAULT_SESSION_EVENTS={events}; export NETFAULT_SESSION_EVENTS
 cd "$HOME" || {{ echo "netfault node: cannot enter $HOME" >&2; exit 1; }}
-limit=
-if [ -e {quota} ]; then
+left() {{  # bytes left of the disk quota
     used=$(find . -type f -printf '%s\\n' | awk '{{s += $1}} END {{print s + 0}}')
-    left=$(( $(cat {quota}) - used ))
-    [ "$left" -gt 0 ] || left=0
-    limit="prlimit --fsize=$left --"
-fi
+    n=$(( $(cat {quota}) - used ))
+    [ "$n" -gt 0 ] || n=0
+    echo "$n"
+}}
 if [ -e {flag} ]; then
+    limit=
+    [ -e {quota} ] && limit="prlimit --fsize=$(left) --"
     exec $limit {under_pty} "$SSH_ORIGINAL_COMMAND"
 fi
-if [ -z "$SSH_ORIGINAL_COMMAND" ]; then exec $limit "$SHELL" -l; fi
-exec $limit "$SHELL" -c "$SSH_ORIGINAL_COMMAND"
+if [ ! -e {quota} ]; then
+    if [ -z "$SSH_ORIGINAL_COMMAND" ]; then exec "$SHELL" -l; fi
+    exec "$SHELL" -c "$SSH_ORIGINAL_COMMAND"
+fi
+if [ -z "$SSH_ORIGINAL_COMMAND" ]; then
+    prlimit --fsize="$(left)" -- "$SHELL" -l
+else
+    prlimit --fsize="$(left)" -- "$SHELL" -c "$SSH_ORIGINAL_COMMAND"
+fi
+status=$?
+if [ "$status" -eq 153 ] && [ -p {events} ]; then
+    command64=$(printf '%s' "$SSH_ORIGINAL_COMMAND" | head -c 512 | base64 -w 0)
+    printf '{{"session": "exit", "exit": 153, "command64": "%s"}}\\n' "$command64" > {events}
+fi
+exit "$status"
 """
         _replace(self.wrapper, text, mode=0o755)
 

@@ -177,16 +177,17 @@ def _channel(record: dict[str, object]) -> dict[str, Any]:
     """A node's channel-fault report as trace fields. Unless the node says otherwise, the
     offset is not exact: the node counts the bytes it saw, and a reset lands after the
     chunk that crossed its limit, which depends on how the kernel and SSH cut the stream."""
-    offset = record.get("offset")
-    mode = record.get("mode")
+    offset, mode, count = record.get("offset"), record.get("mode"), record.get("count")
+    action = record.get("action") or ("bytes_mangled" if mode is not None else "reset")
     return {
         "service": "ssh",
-        "action": "bytes_mangled" if mode is not None else "reset",
+        "action": str(action),
+        "count": count if isinstance(count, int) else None,
         "channel": _text(record.get("channel")),
         "direction": _text(record.get("direction")),
         "mode": _text(mode),
         "offset": offset if isinstance(offset, int) else None,
-        "inexact": () if record.get("offset_exact") is True else ("offset",),
+        "inexact": () if offset is None or record.get("offset_exact") is True else ("offset",),
     }
 
 

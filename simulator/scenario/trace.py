@@ -58,6 +58,7 @@ class FaultEvent(FaultFiring):
     route: str | None = None
     service: str | None = None
     channel: str | None = None  # a node's exec channel, by the transport it carries
+    count: int | None = None  # bytes_mangled by a node's terminal: how many it changed
     for_connections: int | None = None
     params: dict[str, Any] = field(default_factory=dict)
     inexact: tuple[Inexact, ...] = ()  # what the seed does not fix
