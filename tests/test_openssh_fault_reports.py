@@ -6,13 +6,23 @@ from __future__ import annotations
 import asyncio
 import subprocess
 from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 
+from netfault.engine.config import TransportConfig
+from netfault.engine.errors import RemoteStorageError
+from netfault.engine.transports import default_transports
 from netfault.simulator.node import FakeNode
 from netfault.simulator.node.sshd_events import fault_reports
+from netfault.simulator.scenario.loader import load_scenario
+from netfault.simulator.scenario.runner import run_scenario
+from netfault.simulator.scenario.trace import merged
 
 TIMEOUT = 30.0
+LIBRARY = Path(__file__).resolve().parent.parent / "scenarios"
+CONFIG = TransportConfig(connect_timeout=10.0, operation_timeout=60.0, http_timeout=10.0)
 
 
 @pytest.fixture
@@ -99,9 +109,64 @@ async def test_quota_under_the_terminal_is_reported_from_the_pty_session(node: F
     assert {"fault": "disk_full", "action": "file_too_large", "channel": "ssh"} in records
 
 
-def test_exit_153_without_a_quota_is_the_command_own_status() -> None:
-    line: dict[str, object] = {"session": "exit", "exit": 153, "command64": "Y2F0ID4gZg=="}
-    assert fault_reports(line, quota=False) == []
-    assert fault_reports(line, quota=True) == [
+def test_a_write_past_the_limit_is_a_disk_full_report_only_while_a_quota_is_on() -> None:
+    line: dict[str, object] = {"session": "plain", "command": "cat > f", "exit": 153}
+    assert fault_reports(line | {"file_too_large": True}, quota=False) == []
+    assert fault_reports(line | {"file_too_large": False}, quota=True) == []
+    assert fault_reports(line | {"file_too_large": True}, quota=True) == [
         {"fault": "disk_full", "action": "file_too_large", "channel": "ssh"}
     ]
+
+
+async def test_an_engine_push_into_a_full_disk_is_reported_from_its_efbig(
+    node: FakeNode, tmp_path: Path
+) -> None:
+    """The engine's writers ignore SIGXFSZ: the limit shows as EFBIG, exit 1."""
+    reports = Reports(node)
+    src = tmp_path / "src.bin"
+    src.write_bytes(b"x" * (256 * 1024))
+    node.faults.set_disk_full(64 * 1024)
+    with pytest.raises(RemoteStorageError):
+        await default_transports()["base64"].push(node.node_config(), src, "f.bin", CONFIG)
+    records = await reports.wait(1)
+    assert {"fault": "disk_full", "action": "file_too_large", "channel": "base64"} in records
+
+
+def attempt_of(records: list[dict[str, Any]], index: int) -> tuple[str, str]:
+    """The attempt a fault record fell in: the last ATTEMPT_STARTED before it."""
+    started = [r for r in records[:index] if r["type"] == "ATTEMPT_STARTED"]
+    return started[-1]["operation"], started[-1]["transport"]
+
+
+async def test_scenario_trace_gets_the_openssh_node_firings_inside_their_attempts() -> None:
+    tty = await run_scenario(
+        load_scenario(LIBRARY / "forced-tty-on-openssh-breaks-binary-and-base64-wins.yaml")
+    )
+    disk_full = "disk-full-on-openssh-target-fails-cleanly-and-keeps-the-old-file.yaml"
+    full = await run_scenario(load_scenario(LIBRARY / disk_full))
+    assert tty.passed and full.passed, tty.report() + full.report()
+    records = merged(tty.events, tty.fault_trace)
+    fired = [(i, r) for i, r in enumerate(records) if r["type"] == "FAULT_FIRED"]
+    push = next(
+        r
+        for i, r in fired
+        if r.get("channel") == "ssh" and attempt_of(records, i) == ("push", "ssh")
+    )
+    assert {k: push[k] for k in ("fault", "as", "mode", "action", "service", "offset_exact")} == {
+        "fault": "corrupt_binary",
+        "as": "text-only-channel",
+        "mode": "pty",
+        "action": "bytes_mangled",
+        "service": "ssh",
+        "offset_exact": True,
+    }
+    assert push["direction"] == "inbound" and push["count"] > 0 and push["offset"] >= 0
+    base64 = [r for i, r in fired if r.get("channel") == "base64"]
+    assert base64 and all(r["direction"] == "outbound" for r in base64)  # only CRs added
+    records = merged(full.events, full.fault_trace)
+    quota = [
+        (attempt_of(records, i), r.get("channel"))
+        for i, r in enumerate(records)
+        if r["type"] == "FAULT_FIRED" and r["fault"] == "disk_full"
+    ]
+    assert quota == [(("push", "ssh"), "ssh"), (("push", "base64"), "base64")]

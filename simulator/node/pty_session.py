@@ -1,32 +1,41 @@
-"""Run one SSH session's command under a pseudo-terminal: the forced TTY of a field incident.
+"""Run one SSH session's command under a pseudo-terminal and/or the disk quota's file-size
+limit: the forced TTY and the full disk of a field incident, as an OpenSSH node plays them.
 
-``python pty_session.py COMMAND`` (run by an OpenSSH node's session wrapper while its
-``binary_mangling`` fault is on; standalone, it imports nothing from netfault). The command
-runs in ``$SHELL -c`` on the slave side of a new pty in its default (cooked) mode, so its bytes
-meet the real line discipline: input is echoed and line-edited, ^C/^Z/^\\ raise signals, ^D
-ends input, CR becomes LF; output LF becomes CR LF. Binary data is corrupted or kills the
-command; base64 text gets through.
+``python pty_session.py MODE FSIZE COMMAND`` (run by an OpenSSH node's session wrapper while its
+``binary_mangling`` (MODE ``pty``) or ``disk_quota`` (FSIZE bytes, ``-`` for none) fault is
+on; standalone, it imports nothing from netfault). The command runs in ``$SHELL -c`` with
+RLIMIT_FSIZE at FSIZE and the default SIGPIPE and SIGXFSZ (as sshd starts it; Python ignores
+both). Under ``pty`` it runs on the slave side of a new pty in its default (cooked) mode, so
+its bytes meet the real line discipline: input is echoed and line-edited, ^C/^Z/^\\ raise
+signals, ^D ends input, CR becomes LF; output LF becomes CR LF. Binary data is corrupted or
+kills the command; base64 text gets through. Under ``plain`` its stdin and stdout are the
+session's own and its stderr passes through this process.
 
 The channel's EOF becomes ^D at the start of a line (as ``script(1)`` does), so a command
 reading stdin to its end finishes. ``script`` itself is not used: fed from a pipe it dropped
 the tail of its input here. The exit status is the command's (128 + N for signal N).
 
 At the end of the session one JSON line goes to the FIFO named by ``$NETFAULT_SESSION_EVENTS``
-(the node reads it as its fault report): the command, its exit status, and per direction the
-bytes relayed, how many of them the terminal changed and the offset of the first. Inbound,
-those are the bytes the line discipline acts on instead of passing (its control characters
-and, under ICRNL, CR), read from the terminal's own settings; outbound, the CRs that ONLCR put
-before each LF. Both are fixed by the data; the echo of input is not counted.
+(the node reads it as its fault report): the command, its exit status, whether a write hit
+the file-size limit (``file_too_large``: exit 153 from SIGXFSZ, or EFBIG's message from a
+writer that ignores SIGXFSZ, as the engine's commands do), and under ``pty`` per direction
+the bytes relayed, how many of them the terminal changed and the offset of the first.
+Inbound, those are the bytes the line discipline acts on instead of passing (its control
+characters and, under ICRNL, CR), read from the terminal's own settings; outbound, the CRs
+that ONLCR put before each LF. Both are fixed by the data; the echo of input is not counted.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import pty
 import re
+import resource
 import select
 import signal
+import subprocess
 import sys
 import termios
 
@@ -35,6 +44,8 @@ EOF_CHAR = b"\x04"
 EVENTS = "NETFAULT_SESSION_EVENTS"
 _CRLF = re.compile(b"\r\n")
 COMMAND_KEPT = 512  # of the command, in the report: one line stays one atomic FIFO write
+SIGXFSZ_EXIT = 128 + signal.SIGXFSZ
+TOO_LARGE = os.strerror(errno.EFBIG).encode()  # "File too large"
 # the characters a line discipline acts on, each while its mode flag is on
 _SPECIALS = (
     ("lflag", termios.ISIG, (termios.VINTR, termios.VQUIT, termios.VSUSP)),
@@ -81,26 +92,31 @@ def acted_on(master: int) -> re.Pattern[bytes]:
     return re.compile(b"[" + escaped + b"]" if escaped else b"(?!)")
 
 
-def report(command: str, code: int, inbound: Damage, outbound: Damage) -> None:
+class TooLarge:
+    """Watches a stream for EFBIG's message, also when a chunk boundary splits it."""
+
+    def __init__(self) -> None:
+        self.seen = False
+        self._tail = b""
+
+    def feed(self, data: bytes) -> None:
+        if not self.seen:
+            joined = self._tail + data
+            self.seen = TOO_LARGE in joined
+            self._tail = joined[-len(TOO_LARGE) :]
+
+
+def report(line: dict[str, object]) -> None:
     """One JSON line to the node's events FIFO, if it has one and is reading it."""
     path = os.environ.get(EVENTS)
     if not path:
         return
-    line = json.dumps(
-        {
-            "session": "pty",
-            "command": command[:COMMAND_KEPT],
-            "exit": code,
-            "inbound": inbound.record(),
-            "outbound": outbound.record(),
-        }
-    )
     try:
         fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
     except OSError:  # no reader: the node is gone
         return
     try:
-        os.write(fd, line.encode() + b"\n")
+        os.write(fd, json.dumps(line).encode() + b"\n")
     except OSError:
         pass
     finally:
@@ -108,27 +124,64 @@ def report(command: str, code: int, inbound: Damage, outbound: Damage) -> None:
 
 
 def main(argv: list[str]) -> int:
+    mode, fsize = argv[1], argv[2]
+    command = argv[3] if len(argv) > 3 else ""
     shell = os.environ.get("SHELL") or "/bin/sh"
-    command = argv[1] if len(argv) > 1 else ""
-    pid, master = pty.fork()
-    if pid == 0:  # the child: its stdin/stdout/stderr are the pty's slave side
-        # Python ignores these two; a command started by sshd gets the defaults (a write
-        # past RLIMIT_FSIZE kills it with SIGXFSZ, exit 153, rather than failing with EFBIG)
-        for sig in (signal.SIGPIPE, signal.SIGXFSZ):
-            signal.signal(sig, signal.SIG_DFL)
-        args = [shell, "-c", command] if command else [shell, "-l"]
-        os.execv(shell, args)
-    os.set_blocking(master, False)
-    inbound, outbound = Damage(), Damage()
-    relay(master, inbound, outbound)
-    _, status = os.waitpid(pid, 0)
-    code = os.waitstatus_to_exitcode(status)
-    code = 128 - code if code < 0 else code
-    report(command, code, inbound, outbound)
+    args = [shell, "-c", command] if command else [shell, "-l"]
+    limit = None if fsize == "-" else int(fsize)
+    too_large = TooLarge()
+    line: dict[str, object] = {"session": mode, "command": command[:COMMAND_KEPT]}
+    if mode == "pty":
+        inbound, outbound = Damage(), Damage()
+        code = _under_pty(args, limit, inbound, outbound, too_large)
+        line |= {"inbound": inbound.record(), "outbound": outbound.record()}
+    else:
+        code = _plain(args, limit, too_large)
+    too_large.seen = too_large.seen or (limit is not None and code == SIGXFSZ_EXIT)
+    report(line | {"exit": code, "file_too_large": too_large.seen})
     return code
 
 
-def relay(master: int, inbound: Damage, outbound: Damage) -> None:
+def _limit(limit: int | None) -> None:
+    """In the command's process: the file-size limit (what ``prlimit --fsize`` sets)."""
+    if limit is not None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+
+def _under_pty(
+    args: list[str], limit: int | None, inbound: Damage, outbound: Damage, too_large: TooLarge
+) -> int:
+    pid, master = pty.fork()
+    if pid == 0:  # the child: its stdin/stdout/stderr are the pty's slave side
+        for sig in (signal.SIGPIPE, signal.SIGXFSZ):
+            signal.signal(sig, signal.SIG_DFL)
+        _limit(limit)
+        os.execv(args[0], args)
+    os.set_blocking(master, False)
+    relay(master, inbound, outbound, too_large)
+    _, status = os.waitpid(pid, 0)
+    code = os.waitstatus_to_exitcode(status)
+    return 128 - code if code < 0 else code
+
+
+def _plain(args: list[str], limit: int | None, too_large: TooLarge) -> int:
+    """The command on the session's stdin and stdout; its stderr copied through, watched."""
+    # restore_signals (the default) gives the command the default SIGPIPE and SIGXFSZ
+    proc = subprocess.Popen(args, stderr=subprocess.PIPE, preexec_fn=lambda: _limit(limit))
+    assert proc.stderr is not None
+    forwarding = True
+    while data := os.read(proc.stderr.fileno(), CHUNK):
+        too_large.feed(data)
+        if forwarding:
+            try:
+                _write_all(2, data)
+            except OSError:  # the client went away: keep draining, stop copying
+                forwarding = False
+    code = proc.wait()
+    return 128 - code if code < 0 else code
+
+
+def relay(master: int, inbound: Damage, outbound: Damage, too_large: TooLarge) -> None:
     """Copy stdin to the pty and the pty to stdout until the slave side is closed,
     counting what the terminal changes in each direction."""
     special = acted_on(master)
@@ -152,6 +205,7 @@ def relay(master: int, inbound: Damage, outbound: Damage) -> None:
                 if data[0] == 0x0A and last_out == 0x0D:
                     crs.insert(0, -1)  # the last byte of the chunk before
                 outbound.add(crs, len(data))
+                too_large.feed(data)
                 last_out = data[-1]
                 _write_all(1, data)
         if 0 in ready_r:

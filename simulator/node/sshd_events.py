@@ -1,17 +1,18 @@
 """What an OpenSSH node's sessions report about the faults they met, read from a FIFO.
 
 sshd runs each session as a child process tree, so the node cannot watch the data the way
-the asyncssh server does. The session wrapper and the pseudo-terminal runner
-(:mod:`~netfault.simulator.node.pty_session`) write one JSON line to the ``events`` FIFO in
-the node's sshd directory when a session ends with something to say; the node reads it on
-its event loop (a reader callback, no polling) and turns each line into the fault reports
-NodeFaults listeners get (``NodeFaults.report``), as the asyncssh node's channels do:
+the asyncssh server does. The session runner (:mod:`~netfault.simulator.node.pty_session`,
+which the session wrapper starts while the terminal or the quota fault is on) writes one
+JSON line to the ``events`` FIFO in the node's sshd directory when a session ends; the node
+reads it on its event loop (a reader callback, no polling) and turns each line into the
+fault reports NodeFaults listeners get (``NodeFaults.report``), as the asyncssh node's
+channels do:
 
 * ``{"session": "pty", "command", "exit", "inbound": {...}, "outbound": {...}}``: the forced
   terminal (``corrupt_binary`` at level ssh) changed ``changed`` bytes of a direction, the
   first at offset ``first`` -- one report per direction it changed;
-* ``"exit": 153`` (SIGXFSZ, from the pty runner or the wrapper's ``{"session": "exit",
-  "command64", "exit"}``): a write hit the disk quota's ``prlimit --fsize``.
+* ``"file_too_large": true`` (either session kind, ``pty`` or ``plain``): a write hit the
+  disk quota's file-size limit (SIGXFSZ, exit 153, or EFBIG "File too large").
 
 A line is at most a few hundred bytes, one ``write`` below PIPE_BUF, so lines from sessions
 ending at once never interleave.
@@ -20,8 +21,6 @@ ending at once never interleave.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import contextlib
 import json
 import logging
@@ -30,7 +29,6 @@ from pathlib import Path
 
 from netfault.simulator.node.faults import NodeFaults, channel_transport
 
-SIGXFSZ_EXIT = 153  # 128 + SIGXFSZ: a write past RLIMIT_FSIZE killed the writer
 READ_SIZE = 65536
 log = logging.getLogger("netfault.simulator.node.sshd")
 
@@ -56,20 +54,14 @@ def fault_reports(line: dict[str, object], quota: bool) -> list[dict[str, object
                         "count": damage.get("changed"),
                     }
                 )
-    if quota and line.get("exit") == SIGXFSZ_EXIT:
+    if quota and line.get("file_too_large") is True:
         reports.append({"fault": "disk_full", "action": "file_too_large", "channel": channel})
     return reports
 
 
 def _command(line: dict[str, object]) -> str:
     command = line.get("command")
-    if isinstance(command, str):
-        return command
-    encoded = line.get("command64")
-    if isinstance(encoded, str):
-        with contextlib.suppress(binascii.Error, ValueError):
-            return base64.b64decode(encoded).decode("utf-8", "replace")
-    return ""
+    return command if isinstance(command, str) else ""
 
 
 class SessionEvents:

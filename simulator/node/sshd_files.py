@@ -124,43 +124,27 @@ class SshdFiles:
     def write_wrapper(self) -> None:
         """The ForceCommand every session runs (shell, exec and the sftp subsystem alike)."""
         home, flag = quote(str(self.home)), quote(str(self.pty_flag))
-        under_pty = f"{quote(sys.executable)} -I {quote(str(pty_session.__file__))}"
-        quota, events = quote(str(self.quota)), quote(str(self.events))
+        runner = f"{quote(sys.executable)} -I {quote(str(pty_session.__file__))}"
+        quota = quote(str(self.quota))
         text = f"""#!/bin/sh
 # Every session of this node: record its session id (for cleanup), enter the node's home,
-# then run what the client asked for: under RLIMIT_FSIZE set to what is left of the disk quota
-# while there is one, and under a pseudo-terminal while the pty flag exists. A write the
-# quota stopped (exit 153, SIGXFSZ) is reported to the node through its events FIFO.
+# then run what the client asked for: under the session runner while the pty flag exists (a
+# pseudo-terminal) or there is a disk quota (RLIMIT_FSIZE set to what is left of it); the
+# runner reports what the faults did through the node's events FIFO.
 echo "$$" >> {quote(str(self.sessions))}
 HOME={home}; export HOME
-NETFAULT_SESSION_EVENTS={events}; export NETFAULT_SESSION_EVENTS
+NETFAULT_SESSION_EVENTS={quote(str(self.events))}; export NETFAULT_SESSION_EVENTS
 cd "$HOME" || {{ echo "netfault node: cannot enter $HOME" >&2; exit 1; }}
-left() {{  # bytes left of the disk quota
+limit=-
+if [ -e {quota} ]; then
     used=$(find . -type f -printf '%s\\n' | awk '{{s += $1}} END {{print s + 0}}')
-    n=$(( $(cat {quota}) - used ))
-    [ "$n" -gt 0 ] || n=0
-    echo "$n"
-}}
-if [ -e {flag} ]; then
-    limit=
-    [ -e {quota} ] && limit="prlimit --fsize=$(left) --"
-    exec $limit {under_pty} "$SSH_ORIGINAL_COMMAND"
+    limit=$(( $(cat {quota}) - used ))
+    [ "$limit" -gt 0 ] || limit=0
 fi
-if [ ! -e {quota} ]; then
-    if [ -z "$SSH_ORIGINAL_COMMAND" ]; then exec "$SHELL" -l; fi
-    exec "$SHELL" -c "$SSH_ORIGINAL_COMMAND"
-fi
-if [ -z "$SSH_ORIGINAL_COMMAND" ]; then
-    prlimit --fsize="$(left)" -- "$SHELL" -l
-else
-    prlimit --fsize="$(left)" -- "$SHELL" -c "$SSH_ORIGINAL_COMMAND"
-fi
-status=$?
-if [ "$status" -eq 153 ] && [ -p {events} ]; then
-    command64=$(printf '%s' "$SSH_ORIGINAL_COMMAND" | head -c 512 | base64 -w 0)
-    printf '{{"session": "exit", "exit": 153, "command64": "%s"}}\\n' "$command64" > {events}
-fi
-exit "$status"
+if [ -e {flag} ]; then exec {runner} pty "$limit" "$SSH_ORIGINAL_COMMAND"; fi
+if [ "$limit" != - ]; then exec {runner} plain "$limit" "$SSH_ORIGINAL_COMMAND"; fi
+if [ -z "$SSH_ORIGINAL_COMMAND" ]; then exec "$SHELL" -l; fi
+exec "$SHELL" -c "$SSH_ORIGINAL_COMMAND"
 """
         _replace(self.wrapper, text, mode=0o755)
 
