@@ -3,6 +3,8 @@ as it accepts SSH connections and receives HTTP requests, then set back by thems
 
 from __future__ import annotations
 
+import asyncio
+import subprocess
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -155,3 +157,34 @@ async def test_library_scenario_expiry_lands_as_the_node_admits_the_second_conne
         "for_connections": 2,
     }
     assert record["connection"] == 1  # the node's second SSH connection since it started
+
+
+async def openssh_login(node: FakeNode) -> int:
+    """``ssh node true`` with OpenSSH's client: its exit status (255: refused)."""
+    argv = ["ssh", "-p", str(node.ssh_port), *node.openssh_options(), node.host, "true"]
+    proc = await asyncio.create_subprocess_exec(
+        *argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    async with asyncio.timeout(TIMEOUT):
+        return await proc.wait()
+
+
+@pytest.mark.parametrize("client", ["openssh", "asyncssh"])
+async def test_openssh_node_refuses_exactly_the_next_two_logins(client: str) -> None:
+    async with FakeNode("scope-ossh", host="127.0.0.26", ssh_server="openssh") as ossh:
+        records: list[dict[str, object]] = []
+        ossh.faults.on_fired(records.append)
+        scoped(ossh, "auth_refused", 2)
+        outcomes = []
+        for _ in range(3):
+            if client == "openssh":
+                outcomes.append(await openssh_login(ossh) == 0)
+            else:
+                try:
+                    async with connect(ossh):
+                        outcomes.append(True)
+                except asyncssh.PermissionDenied:
+                    outcomes.append(False)
+        assert outcomes == [False, False, True]
+        assert [(r["fault"], r["service"]) for r in expiries(records)] == [("auth_refused", "ssh")]
+        assert ossh.faults.auth_refused is False

@@ -284,13 +284,14 @@ def test_a_path_that_escapes_the_nodes_base_path_fails_to_load() -> None:
 
 def test_a_node_fault_for_connections_on_an_openssh_node_is_a_load_error_naming_asyncssh() -> None:
     head = "name: t\nseed: 1\ncluster:\n  nodes: [{name: a}, {name: o, ssh_server: openssh}]\n"
-    steps = "steps:\n  - fault: {kind: auth_refused, node: %s, for_connections: 2}\n"
+    steps = "steps:\n  - fault: {kind: %s, node: %s, for_connections: 2}\n"
     with pytest.raises(ConfigError) as info:
-        load_scenario("t.yaml", head + steps % "o")
+        load_scenario("t.yaml", head + steps % ("host_key_changed", "o"))
     assert str(info.value) == (
-        "t.yaml:6: steps[0].fault: fault auth_refused with for_connections needs a node with "
-        "ssh_server 'asyncssh' (it counts SSH connections as it accepts them); o runs OpenSSH "
-        "sshd: use for_operations"
+        "t.yaml:6: steps[0].fault: o: fault host_key_changed with for_connections is only "
+        "available on a node with ssh_server 'asyncssh' (it counts SSH connections as it "
+        "accepts them); this node runs OpenSSH sshd: use for_operations"
     )
-    load_scenario("t.yaml", head + steps % "a")
-    load_scenario("t.yaml", head + steps.replace("auth_refused", "http_5xx") % "o")
+    load_scenario("t.yaml", head + steps % ("host_key_changed", "a"))
+    load_scenario("t.yaml", head + steps % ("http_5xx", "o"))
+    load_scenario("t.yaml", head + steps % ("auth_refused", "o"))  # the node decides logins

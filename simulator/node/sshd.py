@@ -6,8 +6,9 @@ node's sandbox. Started by an ordinary user it can only log in that user, so suc
 ``user`` is the current one. Stopping kills the listener, every per-connection process and every
 session (tracked by session id, so backgrounded commands go too).
 
-Faults: ``auth_refused`` empties ``authorized_keys``, ``host_key_changed`` rewrites the host key
-file, ``binary_mangling`` makes every session run under a pseudo-terminal
+Faults: ``auth_refused`` empties ``authorized_keys`` (sshd then asks the node, which decides
+per connection: :mod:`~netfault.simulator.node.sshd_auth`), ``host_key_changed`` rewrites
+the host key file, ``binary_mangling`` makes every session run under a pseudo-terminal
 (:mod:`~netfault.simulator.node.pty_session`), the field failure itself.
 ``disk_quota`` runs each session under ``prlimit --fsize`` set to what is left of the quota,
 as the asyncssh node does. What the terminal changed and a write the quota stopped are
@@ -33,8 +34,9 @@ import asyncssh
 from netfault.simulator.node.fault_scope import service_of
 from netfault.simulator.node.faults import NodeFaults
 from netfault.simulator.node.keys import HostKeys
+from netfault.simulator.node.sshd_auth import AuthDecisions, command_available
 from netfault.simulator.node.sshd_events import SessionEvents
-from netfault.simulator.node.sshd_files import SshdBinaries, SshdFiles
+from netfault.simulator.node.sshd_files import SshdBinaries, SshdFiles, authorized_text
 
 READY_TIMEOUT = 15.0
 STOP_TIMEOUT = 5.0
@@ -59,13 +61,11 @@ class SshdFaults(NodeFaults):
     def scope(
         self, attr: str, connections: int, restore: Callable[[], None], record: dict[str, object]
     ) -> Callable[[], None]:
-        """As NodeFaults.scope; refused for the SSH switches sshd cannot count exactly."""
-        if service_of(attr) == "ssh":
-            raise ValueError(
-                f"fault {record.get('fault', attr)} with for_connections is only available on a "
-                "node with ssh_server 'asyncssh' (it counts SSH connections as it accepts them); "
-                "this node runs OpenSSH sshd: use for_operations"
-            )
+        """As NodeFaults.scope; refused for the SSH switches sshd cannot count exactly (all but
+        ``auth_refused``, which the node decides per connection: see ``sshd_auth``)."""
+        problem = scope_refusal(attr, record.get("fault", attr))
+        if problem is not None:
+            raise ValueError(problem)
         return super().scope(attr, connections, restore, record)
 
     @staticmethod
@@ -77,6 +77,17 @@ class SshdFaults(NodeFaults):
                 "(it lives inside that SSH server); this node runs OpenSSH sshd"
             )
         return None
+
+
+def scope_refusal(attr: str, fault: object) -> str | None:
+    """Why the switch ``attr`` cannot live for N connections on an OpenSSH node, or None."""
+    if service_of(attr) == "http" or (attr == "auth_refused" and command_available()):
+        return None
+    return (
+        f"fault {fault} with for_connections is only available on a node with ssh_server "
+        "'asyncssh' (it counts SSH connections as it accepts them); this node runs OpenSSH "
+        "sshd: use for_operations"
+    )
 
 
 class OpenSSHServer:
@@ -103,6 +114,10 @@ class OpenSSHServer:
         self._pump: asyncio.Task[None] | None = None
         self._log_tail: deque[str] = deque(maxlen=LOG_TAIL)
         self.session_events = SessionEvents(self.files.events, faults)
+        self.auth = AuthDecisions(self.files.auth_socket, faults, self._authorized_text)
+
+    def _authorized_text(self) -> str:
+        return authorized_text(self.authorized)
 
     async def start(self, host: str, port: int) -> int:
         """Start sshd on ``host:port`` (0: a free port) and return the port once it listens."""
@@ -123,6 +138,8 @@ class OpenSSHServer:
         for name in FILE_FAULTS:
             self.apply_fault(name)
         self.session_events.start()
+        if command_available():
+            await self.auth.start()
         self._log_tail.clear()
         self._proc = await asyncio.create_subprocess_exec(
             str(binaries.sshd), "-D", "-e", "-f", str(self.files.config),
@@ -198,6 +215,7 @@ class OpenSSHServer:
             pump.cancel()
         self.files.sessions.unlink(missing_ok=True)
         self.session_events.stop()
+        await self.auth.stop()
 
 
 def _free_port(host: str) -> int:

@@ -18,7 +18,7 @@ from shlex import quote
 
 import asyncssh
 
-from netfault.simulator.node import pty_session
+from netfault.simulator.node import pty_session, sshd_auth
 from netfault.simulator.node.errors import NodeStartError
 from netfault.simulator.node.keys import write_private_key
 
@@ -75,6 +75,7 @@ class SshdFiles:
         self.quota = directory / "disk_quota"
         self.sessions = directory / "sessions"
         self.events = directory / "events"  # FIFO: sessions report faults (sshd_events)
+        self.auth_socket = directory / "auth.sock"  # sshd asks which keys (sshd_auth)
 
     def write_all(
         self, host: str, port: int, binaries: SshdBinaries, host_key: asyncssh.SSHKey
@@ -119,6 +120,8 @@ class SshdFiles:
             f"Subsystem sftp {sftp_server}",
             f"ForceCommand {self.wrapper}",
         ]
+        if sshd_auth.command_available():
+            lines += sshd_auth.config_lines(self.auth_socket, self.user)
         return "".join(line + "\n" for line in lines)
 
     def write_wrapper(self) -> None:
@@ -154,8 +157,7 @@ exec "$SHELL" -c "$SSH_ORIGINAL_COMMAND"
         os.replace(tmp, self.host_key)
 
     def write_authorized(self, keys: list[asyncssh.SSHKey]) -> None:
-        lines = [k.export_public_key("openssh").decode("ascii").strip() for k in keys]
-        _replace(self.authorized_keys, "".join(line + "\n" for line in lines), mode=0o600)
+        _replace(self.authorized_keys, authorized_text(keys), mode=0o600)
 
     def set_pty(self, on: bool) -> None:
         if on:
@@ -174,6 +176,12 @@ exec "$SHELL" -c "$SSH_ORIGINAL_COMMAND"
             return {int(s) for s in self.sessions.read_text().split() if s.isdigit()}
         except FileNotFoundError:
             return set()
+
+
+def authorized_text(keys: list[asyncssh.SSHKey]) -> str:
+    """``keys`` as authorized_keys lines."""
+    lines = [k.export_public_key("openssh").decode("ascii").strip() for k in keys]
+    return "".join(line + "\n" for line in lines)
 
 
 def _replace(path: Path, text: str, mode: int = 0o644) -> None:

@@ -33,7 +33,7 @@ from netfault.simulator.cluster.faults import (
     node_level,
     node_setting,
 )
-from netfault.simulator.node.fault_scope import service_of
+from netfault.simulator.node.sshd import scope_refusal
 from netfault.simulator.scenario.fields import NodeName, Positive
 from netfault.simulator.scenario.steps.base import StepContext, StepModel, fault_where
 from netfault.simulator.scenario.trace import FaultKind
@@ -92,15 +92,11 @@ class FaultBase(ScenarioModel):
             )
 
     def _counted_on(self, openssh: list[str]) -> None:
-        """An OpenSSH node cannot count its SSH connections exactly (sshd accepts them)."""
+        """An OpenSSH node counts only what it decides itself (sshd accepts connections)."""
         setting = node_setting(self.kind, self.params())
-        if self.node in openssh and setting and service_of(setting[0]) == "ssh":
-            raise PydanticCustomError(
-                "for_connections",
-                f"fault {self.kind} with for_connections needs a node with ssh_server "
-                f"'asyncssh' (it counts SSH connections as it accepts them); {self.node} runs "
-                "OpenSSH sshd: use for_operations",
-            )
+        problem = scope_refusal(setting[0], self.kind) if setting else None
+        if self.node in openssh and problem is not None:
+            raise PydanticCustomError("for_connections", f"{self.node}: {problem}")
 
     def params(self, size: int | None = None) -> dict[str, Any]:
         """The fault's parameters; percentages resolved against ``size`` bytes."""
