@@ -17,7 +17,7 @@ import os
 import secrets
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +48,7 @@ from netfault.simulator.cluster.docker_engine import (
     probe_until_up,
     secrets_tar,
 )
+from netfault.simulator.cluster.node_events import NodeEventPoller
 from netfault.simulator.cluster.routes import config_fields, populate, route_ports
 from netfault.simulator.cluster.routes import write_hosts_file as _write_hosts
 from netfault.simulator.cluster.spec import ClusterBase, NodeSpec, proxy_name
@@ -269,6 +270,15 @@ class DockerCluster(ClusterBase):
             ) from errors[0]
 
     # -- faults and files --------------------------------------------------------
+
+    def subscribe_node_faults(
+        self, listener: Callable[[str, dict[str, object]], None]
+    ) -> Callable[[], None]:
+        """Call ``listener(node, record)`` from a poller thread per node as a node reports a
+        fault (its admin API's ``/faults/events``, long-polled); blocks while it starts."""
+        poller = NodeEventPoller(self.admin, listener)
+        poller.start()
+        return poller.stop
 
     def home_path(self, name: str, remote_path: str) -> Path | None:
         """Files live in the container; use :meth:`read_remote`."""

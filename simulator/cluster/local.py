@@ -8,6 +8,7 @@ client) can drive the proxy from the engine's loop without a deadlock.
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
 import shutil
 import tempfile
@@ -225,6 +226,21 @@ class LocalCluster(ClusterBase):
         """Call ``listener`` on the proxy's thread with each fault event; returns the stop."""
         assert self._proxy is not None, "the cluster is not running"
         return self._proxy.collection.subscribe(listener)
+
+    def subscribe_node_faults(
+        self, listener: Callable[[str, dict[str, object]], None]
+    ) -> Callable[[], None]:
+        """Call ``listener(node, record)`` on the nodes' thread as a node reports a fault."""
+        stops = [
+            fake.faults.on_fired(functools.partial(listener, name))
+            for name, fake in self.fakes.items()
+        ]
+
+        def stop() -> None:
+            for each in stops:
+                each()
+
+        return stop
 
     def home_path(self, name: str, remote_path: str) -> Path:
         return self.fakes[name].home / self.node(name).base_path / remote_path

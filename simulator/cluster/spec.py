@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, Self
@@ -77,6 +77,13 @@ class Cluster(Protocol):
 
     def fault_events(self, cursor: int = 0) -> list[FaultEvent]:
         """The fault proxy's decisions numbered above ``cursor``, oldest first."""
+        ...
+
+    def subscribe_node_faults(
+        self, listener: Callable[[str, dict[str, object]], None]
+    ) -> Callable[[], None]:
+        """Call ``listener(node, record)`` (from another thread) each time a node reports a
+        fault acting (``NodeFaults.report``); returns the function that stops it."""
         ...
 
 

@@ -29,6 +29,39 @@ class AdminEndpoint:
     token: str
 
 
+def admin_request(
+    node: str,
+    endpoint: AdminEndpoint,
+    method: str,
+    path: str,
+    body: dict[str, Any] | None = None,
+    timeout: float = REQUEST_TIMEOUT,
+) -> dict[str, Any]:
+    """One call to a node's admin API; its JSON answer, or RemoteFaultError saying why not."""
+    request = urllib.request.Request(
+        f"{endpoint.url}{path}",
+        method=method,
+        data=None if body is None else json.dumps(body).encode(),
+        headers={
+            "Authorization": f"Bearer {endpoint.token}",
+            "Content-Type": "application/json",
+        },
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            answer: dict[str, Any] = json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        detail = exc.read().decode(errors="replace")
+        raise RemoteFaultError(
+            f"{node}: {method} {endpoint.url}{path} answered {exc.code}: {detail}"
+        ) from exc
+    except OSError as exc:
+        raise RemoteFaultError(
+            f"{node}: admin API at {endpoint.url} unreachable ({exc}); is the node running?"
+        ) from exc
+    return answer
+
+
 class RemoteFaults:
     """NodeFaults look-alike: attribute reads GET /faults, writes PUT /faults."""
 
@@ -41,28 +74,7 @@ class RemoteFaults:
     def _call(self, method: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
         endpoint: AdminEndpoint = object.__getattribute__(self, "_endpoint")
         node: str = object.__getattribute__(self, "_node")
-        request = urllib.request.Request(
-            f"{endpoint.url}/faults",
-            method=method,
-            data=None if body is None else json.dumps(body).encode(),
-            headers={
-                "Authorization": f"Bearer {endpoint.token}",
-                "Content-Type": "application/json",
-            },
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=REQUEST_TIMEOUT) as response:
-                answer: dict[str, Any] = json.loads(response.read())
-        except urllib.error.HTTPError as exc:
-            detail = exc.read().decode(errors="replace")
-            raise RemoteFaultError(
-                f"{node}: {method} {endpoint.url}/faults answered {exc.code}: {detail}"
-            ) from exc
-        except OSError as exc:
-            raise RemoteFaultError(
-                f"{node}: admin API at {endpoint.url} unreachable ({exc}); is the node running?"
-            ) from exc
-        return answer
+        return admin_request(node, endpoint, method, "/faults", body)
 
     def state(self) -> dict[str, Any]:
         """Every fault switch with its value."""

@@ -2,7 +2,8 @@
 
 ``GET /faults`` answers ``{"state": {attr: value, ...}, "active": NodeFaults.active()}``;
 ``PUT /faults`` takes ``{attr: value, ...}`` (all checked before any is set, 400 otherwise)
-and answers like GET; ``DELETE /faults`` switches every fault off. The routes live on the
+and answers like GET; ``DELETE /faults`` switches every fault off. ``GET /faults/events``
+gives the faults' reports since the admin API started (:mod:`fault_events`). The routes live on the
 agent's admin listener, which ``http_mode`` never touches, so ``http_down`` can be cleared.
 """
 
@@ -12,6 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
+from netfault.simulator.node.fault_events import FaultEventLog
 from netfault.simulator.node.faults import HTTP_MODES, NodeFaults
 from netfault.simulator.node.http_files import json_error
 from netfault.simulator.node.sshd import SshdFaults
@@ -58,9 +60,11 @@ class FaultEndpoints:
     def __init__(self, name: str, faults: NodeFaults) -> None:
         self.name = name
         self.faults = faults
+        self.events = FaultEventLog(faults)
 
     def routes(self) -> list[web.RouteDef]:
         return [
+            web.get("/faults/events", self.get_events),
             web.get("/faults", self.get_faults),
             web.put("/faults", self.put_faults),
             web.delete("/faults", self.delete_faults),
@@ -91,6 +95,22 @@ class FaultEndpoints:
         for attr, value in changes.items():
             setattr(self.faults, attr, value)
         return self._answer()
+
+    async def get_events(self, request: web.Request) -> web.Response:
+        """``?since=N`` (default 0) ``&wait=S`` (default 0): the fault reports numbered N and
+        later, waiting up to S seconds for one; ``next`` is the ``since`` to ask next."""
+        try:
+            since = int(request.query.get("since", "0"))
+            wait = float(request.query.get("wait", "0"))
+        except ValueError:
+            return json_error(400, "since must be an integer and wait a number", node=self.name)
+        if since < 0 or not wait >= 0:
+            return json_error(400, "since and wait must be >= 0", node=self.name)
+        records, dropped = await self.events.wait_since(since, wait)
+        next_since = since + dropped + len(records)
+        return web.json_response(
+            {"node": self.name, "events": records, "dropped": dropped, "next": next_since}
+        )
 
     async def delete_faults(self, request: web.Request) -> web.Response:
         self.faults.clear()

@@ -97,6 +97,7 @@ class HttpAgent:
         self._admin: web.AppRunner | None = None
         self.admin_port = 0
         self._p2p: asyncio.Server | None = None
+        self._fault_api: FaultEndpoints | None = None
 
     def _build_app(self) -> web.Application:
         app = web.Application(
@@ -112,7 +113,8 @@ class HttpAgent:
         app.add_routes(
             [web.get("/health", self.health), web.get("/files/{path:.+}", files.get_file)]
         )
-        app.add_routes(FaultEndpoints(self.name, self.faults).routes())
+        self._fault_api = FaultEndpoints(self.name, self.faults)
+        app.add_routes(self._fault_api.routes())
         return app
 
     @web.middleware
@@ -281,3 +283,6 @@ class HttpAgent:
         if self._admin is not None:
             await self._admin.cleanup()
             self._admin = None
+        if self._fault_api is not None:
+            self._fault_api.events.close()  # a restart builds a new log
+            self._fault_api = None

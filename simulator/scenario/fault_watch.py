@@ -3,8 +3,9 @@
 Two sources report from their own threads (the cluster runs the proxy and the nodes on a
 loop of their own): the fault proxy's events (a toxic firing on a connection, a toxicity
 draw skipping one, a ``for_connections`` fault's toxics joining their last connection) and
-the nodes' channel faults firing (an exec channel reset or mangled) and a node fault's
-``for_connections`` running out as the node admits its last connection. Each is put in the
+the nodes' faults firing (an exec channel reset or mangled, a write the quota stopped) and
+a node fault's ``for_connections`` running out as the node admits its last connection (in
+process, or over each node's admin API for the Docker backend). Each is put in the
 scenario's fault trace at once, so it lands between the engine events around it with the
 virtual time of that moment. What the scenario must then do about it (forget an expired
 fault) waits for ``settle`` on its own loop.
@@ -52,11 +53,11 @@ class FaultWatch:
         self._stops: list[Callable[[], None]] = []
         self._routes: dict[str, tuple[str, str, str]] = {}  # proxy -> (node, route, service)
         cluster = ctx.world.cluster
-        if isinstance(cluster, LocalCluster):  # the Docker backend's parts report nothing
+        # blocking for the Docker backend, whose nodes are followed over HTTP: build in a thread
+        self._stops.append(cluster.subscribe_node_faults(self._node_fired))
+        if isinstance(cluster, LocalCluster):  # the real Toxiproxy reports nothing
             self._routes = {proxy: where for where, proxy in cluster.proxies.items()}
             self._stops.append(cluster.subscribe_fault_events(self._on_proxy_event))
-            for name, fake in cluster.fakes.items():
-                self._stops.append(fake.faults.on_fired(self._node_fired(name)))
 
     def watch(self, applied: AppliedFault, name: str) -> None:
         """Name ``applied`` in its toxics' events; follow it when it ends by itself after
@@ -125,20 +126,17 @@ class FaultWatch:
                 connection=event.connection,
             )
 
-    def _node_fired(self, node: str) -> Callable[[dict[str, object]], None]:
-        def fired(record: dict[str, object]) -> None:
-            if record.get("expired") is True:
-                self._node_expired(record)
-                return
-            fault = str(record["fault"])
-            named = list(self._ctx.named.items())  # a snapshot: the scenario's loop edits it
-            name = next(
-                (n for n, faults in named for f in faults if (f.node, f.kind) == (node, fault)),
-                None,
-            )
-            self._ctx.record(FaultKind.FIRED, fault, node, name=name, **_channel(record))
-
-        return fired
+    def _node_fired(self, node: str, record: dict[str, object]) -> None:
+        if record.get("expired") is True:
+            self._node_expired(record)
+            return
+        fault = str(record["fault"])
+        named = list(self._ctx.named.items())  # a snapshot: the scenario's loop edits it
+        name = next(
+            (n for n, faults in named for f in faults if (f.node, f.kind) == (node, fault)),
+            None,
+        )
+        self._ctx.record(FaultKind.FIRED, fault, node, name=name, **_channel(record))
 
     def _node_expired(self, record: dict[str, object]) -> None:
         """A node fault's ``for_connections`` ran out, as the node admitted the last one."""

@@ -126,14 +126,14 @@ class ScenarioRunner:
             fault_sets=self.scenario.fault_sets,
         )
         self.result.fault_trace = ctx.trace
-        ctx.watch = FaultWatch(ctx)
+        ctx.watch = await asyncio.to_thread(FaultWatch, ctx)  # Docker: starts HTTP pollers
         try:
             for step in self.scenario.steps:
                 await self._run_step(ctx, step)
                 await self._check_invariants(world, clock, step)
             await self._final_checks(world)
         finally:
-            ctx.watch.close()
+            await asyncio.to_thread(ctx.watch.close)
             await world.transport.close()
 
     async def _run_step(self, ctx: StepContext, step: StepModel) -> None:
