@@ -7,17 +7,20 @@ import asyncio
 import subprocess
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import aiohttp
 import asyncssh
 import pytest
 
+from netfault.simulator.cluster.controller import AppliedFault
 from netfault.simulator.cluster.faults import FaultParamError, check_connections, node_switch
 from netfault.simulator.node import FakeNode
+from netfault.simulator.scenario.fault_watch import FaultWatch
 from netfault.simulator.scenario.loader import load_scenario
 from netfault.simulator.scenario.runner import run_scenario
-from netfault.simulator.scenario.trace import merged
+from netfault.simulator.scenario.trace import FaultKind, merged
 
 TIMEOUT = 30.0
 LIBRARY = Path(__file__).resolve().parent.parent / "scenarios"
@@ -188,3 +191,26 @@ async def test_openssh_node_refuses_exactly_the_next_two_logins(client: str) -> 
         assert outcomes == [False, False, True]
         assert [(r["fault"], r["service"]) for r in expiries(records)] == [("auth_refused", "ssh")]
         assert ossh.faults.auth_refused is False
+
+
+def test_an_expiry_heard_before_the_step_watches_its_fault_is_still_recorded() -> None:
+    """The node may admit the last connection before the applying step calls watch()."""
+    recorded: list[tuple[object, ...]] = []
+    cluster = SimpleNamespace(subscribe_node_faults=lambda listener: lambda: None)
+    ctx: Any = SimpleNamespace(
+        world=SimpleNamespace(cluster=cluster),
+        record=lambda kind, fault, node, **where: recorded.append((kind, fault, node, where)),
+    )
+    watch = FaultWatch(ctx)
+    applied = AppliedFault(3, "auth_refused", "n1", None, None, {}, for_connections=1)
+    expiry = {"fault": "auth_refused", "id": 3, "expired": True, "service": "ssh"}
+    watch._node_fired("n1", expiry | {"connection": 0})
+    assert recorded == []
+    watch.watch(applied, "locked")
+    [(kind, fault, node, where)] = recorded
+    assert (kind, fault, node) == (FaultKind.EXPIRED, "auth_refused", "n1")
+    assert {k: where[k] for k in ("name", "service", "connection")} == {
+        "name": "locked",
+        "service": "ssh",
+        "connection": 0,
+    }

@@ -50,6 +50,7 @@ class FaultWatch:
         self._left: dict[int, set[tuple[str, str]]] = {}  # fault id -> toxics still counting
         self._expired: list[tuple[AppliedFault, str]] = []
         self._scoped: dict[int, tuple[AppliedFault, str]] = {}  # fault id -> for_connections
+        self._early: dict[int, dict[str, object]] = {}  # expiries that came before watch()
         self._stops: list[Callable[[], None]] = []
         self._routes: dict[str, tuple[str, str, str]] = {}  # proxy -> (node, route, service)
         cluster = ctx.world.cluster
@@ -62,6 +63,7 @@ class FaultWatch:
     def watch(self, applied: AppliedFault, name: str) -> None:
         """Name ``applied`` in its toxics' events; follow it when it ends by itself after
         ``for_connections`` connections."""
+        early = None
         with self._lock:
             for toxic in applied.toxics:
                 self._toxics[toxic] = (applied, name)
@@ -72,6 +74,9 @@ class FaultWatch:
                 self._left[applied.id] = set(applied.toxics)
             elif applied.for_connections is not None:  # a node fault: the node counts
                 self._scoped[applied.id] = (applied, name)
+                early = self._early.pop(applied.id, None)  # expired before we heard of it
+        if early is not None:
+            self._node_expired(early)
 
     def _on_proxy_event(self, event: ProxyEvent) -> None:
         if event.action in _NOT_DECISIONS:
@@ -143,6 +148,8 @@ class FaultWatch:
         with self._lock:
             ident = record.get("id")
             found = self._scoped.pop(ident, None) if isinstance(ident, int) else None
+            if found is None and isinstance(ident, int):
+                self._early[ident] = record  # the step applying it has not called watch yet
             if found is None or found[0].cleared:
                 return
             self._expired.append(found)
