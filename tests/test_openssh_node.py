@@ -21,6 +21,8 @@ from netfault.engine.errors import (
 )
 from netfault.engine.transports import Transport, default_transports
 from netfault.simulator.node import FakeNode, NodeStartError, sshd_files
+from netfault.simulator.node.faults import ChannelMangling, ChannelReset
+from netfault.simulator.node.sshd import SshdFaults
 from netfault.simulator.node.sshd_files import current_user
 
 CONFIG = TransportConfig(connect_timeout=10.0, operation_timeout=60.0, http_timeout=10.0)
@@ -263,6 +265,19 @@ async def test_forced_pty_is_a_real_terminal_and_clears(node: FakeNode) -> None:
     off = await ssh(node, "tty; printf 'a\\nb'")
     assert on.stdout.startswith(b"/dev/pts/") and on.stdout.endswith(b"a\r\nb")
     assert off.stdout == b"not a tty\na\nb"
+
+
+@pytest.mark.parametrize(
+    ("attr", "value"),
+    [("channel_mangling", ChannelMangling("pty")), ("channel_reset", ChannelReset(10, "base64"))],
+)
+def test_exec_channel_faults_are_refused_rather_than_silently_ignored(
+    attr: str, value: object
+) -> None:
+    faults = SshdFaults()
+    with pytest.raises(ValueError, match="ssh_server 'asyncssh'"):
+        setattr(faults, attr, value)
+    assert getattr(faults, attr) is None and faults.active() == {}
 
 
 async def test_asyncssh_only_fault_is_refused_naming_the_server(node: FakeNode) -> None:

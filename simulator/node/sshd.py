@@ -42,7 +42,8 @@ READY_TIMEOUT = 15.0
 STOP_TIMEOUT = 5.0
 LOG_TAIL = 12
 READY_MARK = "Server listening on"
-ASYNCSSH_ONLY = ("binary_reset_after",)
+# Faults that live in the asyncssh server's channels; sshd's sessions never see them.
+ASYNCSSH_ONLY = ("binary_reset_after", "channel_mangling", "channel_reset")
 # Switches that change a file sshd or the session wrapper reads.
 FILE_FAULTS = ("auth_refused", "binary_mangling", "disk_quota")
 
