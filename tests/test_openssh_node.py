@@ -127,6 +127,16 @@ async def test_sshd_log_records_each_login(node: FakeNode) -> None:
     assert f"Accepted publickey for {current_user()}" in log
 
 
+async def test_each_session_is_recorded_by_its_session_id(node: FakeNode) -> None:
+    # What stop() kills by: the id of the session sshd made, whether the user's login shell
+    # execs the wrapper (bash) or runs it as a child (dash as /bin/sh).
+    result = await ssh(node, "cut -d' ' -f6 /proc/$$/stat")
+    assert result.returncode == 0, result.stderr
+    assert node.ssh_log is not None
+    recorded = (node.ssh_log.parent / "sshd" / "sessions").read_text().split()
+    assert result.stdout.decode().strip() in recorded
+
+
 async def test_stop_leaves_no_process_port_or_temp_dir() -> None:
     node = FakeNode("ossh-life", host="127.0.0.43", ssh_server="openssh")
     await node.start()

@@ -134,7 +134,10 @@ class SshdFiles:
 # then run what the client asked for: under the session runner while the pty flag exists (a
 # pseudo-terminal) or there is a disk quota (RLIMIT_FSIZE set to what is left of it); the
 # runner reports what the faults did through the node's events FIFO.
-echo "$$" >> {quote(str(self.sessions))}
+# The session id, not $$: a login shell that does not exec its -c command (dash, a user's
+# /bin/sh) leads the session and this script runs as its child.
+read -r _ _ _ _ _ sid _ < /proc/$$/stat
+echo "$sid" >> {quote(str(self.sessions))}
 HOME={home}; export HOME
 NETFAULT_SESSION_EVENTS={quote(str(self.events))}; export NETFAULT_SESSION_EVENTS
 cd "$HOME" || {{ echo "netfault node: cannot enter $HOME" >&2; exit 1; }}
