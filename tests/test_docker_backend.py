@@ -24,6 +24,7 @@ import asyncssh
 import pytest
 import yaml
 
+from netfault.engine import cli_args
 from netfault.simulator.cluster.compose import (
     NODE_ADMIN_PORT,
     TOXIPROXY_API_PORT,
@@ -137,6 +138,13 @@ def dockerfile_instruction(name: str) -> list[str]:
     return value
 
 
+@pytest.fixture
+def container_paths(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Parse a container's command line here: its paths (``--home /home/netfault``) belong to
+    the image's file system, so the host's "could this directory be created?" check is off."""
+    monkeypatch.setattr(cli_args, "_writable_dir", lambda path, what: None)
+
+
 def test_node_image_installs_what_the_transports_run_on_the_node() -> None:
     text = (DOCKER_DIR / "node.Dockerfile").read_text()
     assert "FROM debian:bookworm-slim" in text
@@ -150,6 +158,7 @@ def test_node_image_installs_what_the_transports_run_on_the_node() -> None:
     assert exposed == ["EXPOSE 22 8080 8081"]
 
 
+@pytest.mark.usefixtures("container_paths")
 def test_node_image_entrypoint_and_compose_command_parse_with_serve_flags() -> None:
     entrypoint = dockerfile_instruction("ENTRYPOINT")
     assert entrypoint[1:3] == ["-m", "netfault.simulator.node.serve"]
@@ -168,6 +177,7 @@ def test_node_image_entrypoint_and_compose_command_parse_with_serve_flags() -> N
     assert build_parser().parse_args(entrypoint[3:] + node_service["command"]).name == "node-2"
 
 
+@pytest.mark.usefixtures("container_paths")
 def test_compose_config_runs_openssh_nodes_with_the_real_sshd_and_leaves_others_alone(
     tmp_path: Path,
 ) -> None:
@@ -190,6 +200,7 @@ def test_compose_config_runs_openssh_nodes_with_the_real_sshd_and_leaves_others_
     assert written["node-2"]["command"] == ["--name", "node-2", "--ssh-server", "openssh"]
 
 
+@pytest.mark.usefixtures("container_paths")
 def test_node_subcommand_takes_the_same_flags() -> None:
     import argparse
 
