@@ -206,6 +206,24 @@ async def test_auth_faults_refuse_logins_until_cleared(
     assert remote(node, "auth.bin").read_bytes() == b"data"
 
 
+async def test_a_node_under_a_long_directory_path_logs_in_and_refuses(tmp_path: Path) -> None:
+    # sshd's key query goes through a unix socket in the node's directory, and a socket
+    # address holds 107 bytes: a long TMPDIR (a deep pytest tmp_path) must not stop the node.
+    deep = tmp_path.joinpath(*["a-rather-long-directory-name"] * 5)
+    node = FakeNode("ossh-deep", host="127.0.0.47", ssh_server="openssh", root=deep / "node")
+    await node.start()
+    try:
+        assert len(str(deep / "node" / "sshd" / "auth.sock")) > 108
+        assert (await ssh(node, "true")).returncode == 0
+        node.faults.auth_refused = True
+        refused = await ssh(node, "true")
+        assert refused.returncode == 255 and b"Permission denied" in refused.stderr
+        node.faults.auth_refused = False
+        assert (await ssh(node, "true")).returncode == 0
+    finally:
+        await node.stop()
+
+
 async def test_host_key_change_is_what_ssh_reports(node: FakeNode) -> None:
     node.faults.host_key_changed = True
     result = await ssh(node, "true")

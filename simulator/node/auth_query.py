@@ -12,12 +12,30 @@ nothing, which refuses the login, as a failed command does in sshd.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import sys
+from collections.abc import Iterator
 
 TIMEOUT = 10.0
 LIMIT = 1 << 20  # an answer is a few authorized_keys lines
+SUN_PATH_MAX = 100  # a unix socket address holds 107 bytes; keep a margin
+
+
+@contextlib.contextmanager
+def socket_address(path: str) -> Iterator[str]:
+    """``path`` as a unix socket address to bind or connect to: itself when it fits, else
+    the same file reached through a descriptor of its directory (``/proc/self/fd/N/NAME``),
+    so a node under a long TMPDIR still gets its socket where its other files are."""
+    if len(os.fsencode(path)) < SUN_PATH_MAX:
+        yield path
+        return
+    directory = os.open(os.path.dirname(path) or ".", os.O_PATH | os.O_DIRECTORY)
+    try:
+        yield f"/proc/self/fd/{directory}/{os.path.basename(path)}"
+    finally:
+        os.close(directory)
 
 
 def connection_id() -> str:
@@ -35,7 +53,8 @@ def main(argv: list[str]) -> int:
         connection = connection_id()
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
             sock.settimeout(TIMEOUT)
-            sock.connect(path)
+            with socket_address(path) as address:
+                sock.connect(address)
             sock.sendall(connection.encode() + b"\n")
             while len(answer) < LIMIT and (chunk := sock.recv(65536)):
                 answer += chunk

@@ -61,7 +61,8 @@ class AuthDecisions:
     async def start(self) -> None:
         if self._server is None:
             self.path.unlink(missing_ok=True)
-            self._server = await asyncio.start_unix_server(self._handle, path=str(self.path))
+            with auth_query.socket_address(str(self.path)) as address:
+                self._server = await asyncio.start_unix_server(self._handle, path=address)
             os.chmod(self.path, 0o600)
 
     def allowed(self, connection: str) -> bool:
