@@ -99,6 +99,16 @@ def test_what_a_record_calls_inexact_is_left_out_of_its_decision() -> None:
     assert fired(FLIP, inexact=("occurrence",)).decision() is None
 
 
+def test_a_cut_on_either_side_is_the_same_decision_when_the_side_is_not_fixed() -> None:
+    # A reset fault has a toxic per direction; a timer decides which one cuts first.
+    upstream = replace(FLIP, action=FaultAction.RESET, bit=None, toxic_type="reset_peer")
+    downstream = replace(upstream, direction="downstream", toxic="nf1_corrupt_binary_downstream")
+    inexact: tuple[Inexact, ...] = ("offset", "direction")
+    assert fired(upstream, inexact).decision() == fired(downstream, inexact).decision()
+    assert fired(upstream).decision() != fired(downstream).decision()
+    assert dict(fired(upstream, inexact).decision() or ())["toxic_type"] == "reset_peer"
+
+
 def test_fault_records_sit_after_the_engine_events_counted_before_them() -> None:
     events = [Event(EventType.ATTEMPT_STARTED, node="node-1"), Event(EventType.ATTEMPT_FAILED)]
     lines = merged(events, [replace(fired(FLIP), seq=1)])

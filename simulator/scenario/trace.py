@@ -69,7 +69,11 @@ class FaultEvent(FaultFiring):
 
     def undecided(self) -> frozenset[str] | None:
         """Every field outside ``inexact``; None when the event's occurrence is not fixed."""
-        return None if "occurrence" in self.inexact else frozenset(self.inexact)
+        if "occurrence" in self.inexact:
+            return None
+        # A fault's toxics are one per direction (``..._upstream``, ``..._downstream``): when
+        # the direction is not fixed, neither is which of them fired.
+        return frozenset(self.inexact) | ({"toxic"} if "direction" in self.inexact else set())
 
     def record(self) -> dict[str, Any]:
         """The JSON-lines record: ``type``, every field that is set, and ``offset_exact``
