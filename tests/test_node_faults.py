@@ -125,14 +125,18 @@ async def test_changed_host_key_fails_verification_until_cleared(node: FakeNode)
 
 async def test_disk_full_fails_sftp_exec_and_http_cleanly(node: FakeNode, tmp_path: Path) -> None:
     node.faults.disk_quota = 10_000
+    reports: list[dict[str, object]] = []
+    node.faults.on_fired(reports.append)
     (tmp_path / "big.bin").write_bytes(os.urandom(50_000))
     async with connect(node) as conn:
         small = await conn.run("echo ok > data/small.txt", timeout=TIMEOUT)
+        cat = await conn.run("cat > data/cat.bin", input="x" * 50_000, timeout=TIMEOUT)
         result = await conn.run("head -c 50000 /dev/zero > data/exec.bin", timeout=TIMEOUT)
         async with conn.start_sftp_client() as sftp:
             with pytest.raises(asyncssh.SFTPError, match="No space left"):
                 await sftp.put(str(tmp_path / "big.bin"), "data/big.bin")
     assert small.exit_status == 0
+    assert cat.exit_status == 1 and "No space left on device" in str(cat.stderr)
     assert result.exit_status == 153  # SIGXFSZ, as the shell reports it
     assert (node.home / "data" / "exec.bin").stat().st_size < 10_000
     headers = {"Authorization": f"Bearer {node.token}"}
@@ -144,6 +148,17 @@ async def test_disk_full_fails_sftp_exec_and_http_cleanly(node: FakeNode, tmp_pa
             assert (await resp.json())["faults"] == {"disk_quota": 10_000}
     names = sorted(p.name for p in (node.home / "data").iterdir())
     assert "http.bin" not in names and ".http.bin.netfault-partial" not in names
+    # Each stopped write is reported as it happens: the stdin byte a full disk refused (3
+    # bytes of small.txt were already used), the command the file-size limit killed, the
+    # SFTP upload with no byte left, the HTTP upload answered 507.
+    assert reports == [
+        {"fault": "disk_full", "action": "no_space", "channel": "ssh"}
+        | {"offset": 9_997, "offset_exact": True},
+        {"fault": "disk_full", "action": "file_too_large", "channel": None},
+        {"fault": "disk_full", "action": "no_space", "channel": "sftp"}
+        | {"offset": 0, "offset_exact": True},
+        {"fault": "disk_full", "action": "no_space", "channel": None, "service": "http"},
+    ]
 
 
 async def test_http_modes_down_5xx_hang_and_back_up(node: FakeNode) -> None:

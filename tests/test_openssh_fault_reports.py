@@ -169,4 +169,8 @@ async def test_scenario_trace_gets_the_openssh_node_firings_inside_their_attempt
         for i, r in enumerate(records)
         if r["type"] == "FAULT_FIRED" and r["fault"] == "disk_full"
     ]
-    assert quota == [(("push", "ssh"), "ssh"), (("push", "base64"), "base64")]
+    assert quota == [
+        (("push", "ssh"), "ssh"),
+        (("push", "base64"), "base64"),
+        (("push", "http"), None),
+    ]

@@ -5,25 +5,26 @@ from __future__ import annotations
 
 import contextlib
 import re
+import signal
 import socket
 import struct
 
 import asyncssh
 
-from netfault.simulator.node.faults import NodeFaults
+from netfault.simulator.node.faults import NodeFaults, channel_transport, quota_report
 
 # A command that writes what it reads on stdin into a file (``cat > F``, ``base64 -d >> F``).
 _WRITES_STDIN = re.compile(r"\b(cat|base64\s+(-d|--decode))\s*>>?\s")
 ENOSPC_EXIT = 1
+# SIGXFSZ, as the shell reports a child it killed (128 + 25) or as a signal number
+FILE_TOO_LARGE_EXITS = frozenset({128 + signal.SIGXFSZ, -signal.SIGXFSZ})
 
 
 class ChannelFaults:
     """The node's channel faults aimed at this exec request's transport (by its command),
     and its disk quota as a full disk shows it to a writer: ENOSPC."""
 
-    def __init__(
-        self, process: asyncssh.SSHServerProcess[bytes], room: int | None = None
-    ) -> None:
+    def __init__(self, process: asyncssh.SSHServerProcess[bytes], room: int | None = None) -> None:
         faults: NodeFaults | None = getattr(process.channel, "netfault_faults", None)
         targeted = faults.targets(process.command) if faults is not None else (None, None)
         self.mangling, self.reset = targeted
@@ -38,6 +39,8 @@ class ChannelFaults:
         self.room = room if writes else None
         self.ratio = 0.75 if writes and writes.group(1) == "base64" else 1.0  # decoded/sent
         self.disk_full = False
+        self._transport = channel_transport(command)
+        self._accepted = 0  # stdin bytes let through to the writer
 
     def _fired(self, record: dict[str, object]) -> None:
         if self._node_faults is not None:
@@ -65,9 +68,18 @@ class ChannelFaults:
         fits = max(0, int(self.room / self.ratio))
         if len(data) <= fits:
             self.room -= int(len(data) * self.ratio)
+            self._accepted += len(data)
             return data
         self.room, self.disk_full = 0, True
+        self._accepted += fits
+        # The offset is the stdin byte the full disk refused: fixed by the data and the quota.
+        self._fired(quota_report("no_space", self._transport, self._accepted))
         return data[:fits]
+
+    def exited(self, code: int, fsize_limit: int | None) -> None:
+        """The command ended with ``code``: a kill by the quota's file-size limit is reported."""
+        if fsize_limit is not None and code in FILE_TOO_LARGE_EXITS:
+            self._fired(quota_report("file_too_large", self._transport))
 
     def inbound(self, data: bytes) -> bytes | None:
         """Client -> command; None once the connection was reset."""

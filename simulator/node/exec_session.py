@@ -155,6 +155,7 @@ class ExecSession:
         self._registry.add(proc)
         try:
             code = await self._serve(proc)
+            self._faults.exited(code, self._fsize_limit)
             if self._faults.disk_full:
                 tool = (self._process.command or "cat").split(";")[-1].split()[0]
                 self._process.stderr.write(

@@ -78,6 +78,15 @@ def channel_transport(command: str | None) -> str | None:
     return next((name for name, pattern in _CLASSES if pattern.search(command)), None)
 
 
+def quota_report(action: str, channel: str | None, offset: int | None = None) -> dict[str, object]:
+    """What a node reports when its disk quota stopped a write (``no_space``: ENOSPC to the
+    writer; ``file_too_large``: killed or refused by the file-size limit)."""
+    record: dict[str, object] = {"fault": "disk_full", "action": action, "channel": channel}
+    if offset is not None:
+        record |= {"offset": offset, "offset_exact": True}
+    return record
+
+
 @dataclass
 class ChannelMangling:
     """Bytes of the targeted exec channels rewritten, each with ``probability``.

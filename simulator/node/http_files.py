@@ -53,7 +53,7 @@ from netfault.simulator.node.digests import (
     sha256_file,
     stat_stamp,
 )
-from netfault.simulator.node.faults import NodeFaults
+from netfault.simulator.node.faults import NodeFaults, quota_report
 from netfault.simulator.node.partials import SWEEP_EVERY, open_locked
 from netfault.simulator.node.paths import disk_usage, file_size, partial_path, resolve_in_home
 
@@ -197,6 +197,7 @@ class FileEndpoints:
             size = await _receive(request, fh, start, budget, hasher)
         except QuotaExceeded as exc:
             partial.unlink(missing_ok=True)
+            self.faults.report(quota_report("no_space", None) | {"service": "http"})
             return json_error(507, str(exc), quota=self.faults.disk_quota)
         if total is not None and size < total:
             if hasher is not None:

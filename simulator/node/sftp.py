@@ -9,7 +9,7 @@ from typing import cast
 
 import asyncssh
 
-from netfault.simulator.node.faults import NodeFaults
+from netfault.simulator.node.faults import NodeFaults, quota_report
 from netfault.simulator.node.paths import disk_usage, is_inside
 
 
@@ -20,6 +20,7 @@ class NodeSFTPServer(asyncssh.SFTPServer):
         super().__init__(chan, chroot=os.fsencode(home))
         self._home = home
         self._faults = faults
+        self._full: set[int] = set()  # open files the quota already stopped
         self._base_usage: dict[int, int] = {}
 
     def map_path(self, path: bytes) -> bytes:
@@ -43,12 +44,16 @@ class NodeSFTPServer(asyncssh.SFTPServer):
             base = disk_usage(self._home) - size
             self._base_usage[id(file_obj)] = base
         if base + max(size, end) > quota:
+            if id(file_obj) not in self._full:  # once per file, however many writes queued
+                self._full.add(id(file_obj))
+                self._faults.report(quota_report("no_space", "sftp", offset=quota - base))
             raise asyncssh.SFTPNoSpaceOnFilesystem(
                 f"No space left on device (node quota {quota} bytes)"
             )
 
     def close(self, file_obj: object) -> None:
         self._base_usage.pop(id(file_obj), None)
+        self._full.discard(id(file_obj))
         super().close(file_obj)
 
     def exit(self) -> None:

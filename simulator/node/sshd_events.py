@@ -27,7 +27,7 @@ import logging
 import os
 from pathlib import Path
 
-from netfault.simulator.node.faults import NodeFaults, channel_transport
+from netfault.simulator.node.faults import NodeFaults, channel_transport, quota_report
 
 READ_SIZE = 65536
 log = logging.getLogger("netfault.simulator.node.sshd")
@@ -55,7 +55,7 @@ def fault_reports(line: dict[str, object], quota: bool) -> list[dict[str, object
                     }
                 )
     if quota and line.get("file_too_large") is True:
-        reports.append({"fault": "disk_full", "action": "file_too_large", "channel": channel})
+        reports.append(quota_report("file_too_large", channel))
     return reports
 
 

@@ -185,7 +185,7 @@ def _channel(record: dict[str, object]) -> dict[str, Any]:
     offset, mode, count = record.get("offset"), record.get("mode"), record.get("count")
     action = record.get("action") or ("bytes_mangled" if mode is not None else "reset")
     return {
-        "service": "ssh",
+        "service": _text(record.get("service")) or "ssh",
         "action": str(action),
         "count": count if isinstance(count, int) else None,
         "channel": _text(record.get("channel")),
