@@ -8,6 +8,7 @@ with a bulk transfer moved by splice (zero-copy) and by the read/write path.
 from __future__ import annotations
 
 import asyncio
+import errno
 import hashlib
 import json
 import os
@@ -35,24 +36,29 @@ def _uvloop_run(main: Coroutine[Any, Any, None]) -> None:
 
 
 class CountingSplice(splice.Splice):
-    """A Splice that counts how many were started (the path a test means to take)."""
+    """A Splice that counts how many were started (the path a test means to take), or
+    fails to start as with no descriptor left for its pipe."""
 
     started = 0
+    no_descriptors = False
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
+        if self.no_descriptors:
+            raise OSError(errno.EMFILE, "Too many open files")
         super().__init__(*args, **kwargs)
         type(self).started += 1
 
 
-@pytest.fixture(params=["splice", "read-write"])
+@pytest.fixture(params=["splice", "read-write", "no-descriptor-for-a-pipe"])
 def zero_copy(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[bool]:
     """Whether bulk links may splice; checks afterwards that they did exactly then."""
     enabled = request.param == "splice"
-    if enabled and not splice.AVAILABLE:
+    if request.param != "read-write" and not splice.AVAILABLE:
         pytest.skip("os.splice is Linux only")
-    monkeypatch.setattr(splice, "AVAILABLE", enabled)
+    monkeypatch.setattr(splice, "AVAILABLE", request.param != "read-write")
     monkeypatch.setattr(link, "Splice", CountingSplice)
     monkeypatch.setattr(CountingSplice, "started", 0)
+    monkeypatch.setattr(CountingSplice, "no_descriptors", request.param.startswith("no-"))
     yield enabled
     assert (CountingSplice.started > 0) == enabled
 

@@ -80,6 +80,7 @@ class Link:
         self.finished = False  # end of stream written to dst
         self._splice: Splice | None = None  # the zero-copy path, while it runs
         self._src_ended = False  # the splice read the source's end: its transport stays paused
+        self._splice_failed = False
         self._view = memoryview(bytearray(FIRST_READ_SIZE))
         self._spinner = spinner_for(self._loop)
 
@@ -246,6 +247,7 @@ class Link:
         src, dst = self.src.transport, self.dst.transport
         if (
             self._splice is not None
+            or self._splice_failed
             or not self._transparent
             or self._pending
             or self.finished
@@ -265,7 +267,8 @@ class Link:
                 self._loop, src_fd, dst_fd, self, writable=not dst.get_write_buffer_size()
             )
         except OSError:
-            return False  # no descriptor left for a pipe: the transports carry on
+            self._splice_failed = True  # no descriptor left: the transports carry on
+            return False
         src.pause_reading()  # the splice reads from here on; the transport only writes
         self.src_paused = True
         self._splice = pipe
