@@ -159,6 +159,20 @@ def stream(port: int, conns: int = 1, nbytes: int = 0) -> float:
     return total / elapsed / 1e6
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds process `pid` has used (Linux /proc)."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_per_gb(pid: int, run: Callable[[], float], nbytes: int) -> float:
+    """Run `run` (a stream of `nbytes`); the CPU milliseconds `pid` spent per GB moved."""
+    before = cpu_seconds(pid)
+    run()
+    return (cpu_seconds(pid) - before) * 1e3 / (nbytes / 1e9)
+
+
 def _echo_once(sock: socket.socket) -> float:
     """One 64-byte echo round trip on `sock`, in microseconds."""
     size = len(MESSAGE)
@@ -351,6 +365,11 @@ def main() -> None:
                 "noop": [lambda: stream(with_noop)],
                 "conc_direct": [lambda: stream(sink.port, CONNS, CONN_BYTES)],
                 "conc_through": [lambda: stream(plain, CONNS, CONN_BYTES)],
+                "conc_cpu": [
+                    lambda: cpu_per_gb(
+                        proc.pid, lambda: stream(plain, CONNS, CONN_BYTES), CONNS * CONN_BYTES
+                    )
+                ],
             }
         )
         single = [
@@ -432,6 +451,14 @@ def main() -> None:
             conc_direct,
             f">= {TARGET_RATIO} x direct (issue 14)",
             conc_through / conc_direct >= TARGET_RATIO,
+        ),
+        result(
+            f"proxy_cpu_per_gb_{CONNS}_connections",
+            min(mbps["conc_cpu"]),
+            "ms",
+            None,
+            "informational: the proxy process's CPU ms per GB relayed",
+            True,
         ),
         result(
             "rtt_p50_added_no_toxics",

@@ -1,12 +1,14 @@
 """The proxy reads into one reusable buffer per direction: a slow peer corrupts nothing.
 
 A destination that takes a read only in part keeps a view of the rest (uvloop; asyncio
-from 3.12), so the buffer must not be refilled before that is written. Both event loops.
+from 3.12), so the buffer must not be refilled before that is written. Both event loops,
+with a bulk transfer moved by splice (zero-copy) and by the read/write path.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import hashlib
 import json
 import os
@@ -19,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from netfault.simulator.proxy import ProxyServer
+from netfault.simulator.proxy import ProxyServer, link, splice
 
 PAYLOAD = 24 << 20
 
@@ -33,8 +35,38 @@ def _uvloop_run(main: Coroutine[Any, Any, None]) -> None:
     uvloop.run(main)
 
 
+class CountingSplice(splice.Splice):
+    """A Splice that counts how many were started (the path a test means to take), or
+    fails to start as with no descriptor left for its pipe."""
+
+    started = 0
+    no_descriptors = False
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        if self.no_descriptors:
+            raise OSError(errno.EMFILE, "Too many open files")
+        super().__init__(*args, **kwargs)
+        type(self).started += 1
+
+
+@pytest.fixture(params=["splice", "read-write", "no-descriptor-for-a-pipe"])
+def zero_copy(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[bool]:
+    """Whether bulk links may splice; checks afterwards that they did exactly then."""
+    enabled = request.param == "splice"
+    if request.param != "read-write" and not splice.AVAILABLE:
+        pytest.skip("os.splice is Linux only")
+    monkeypatch.setattr(splice, "AVAILABLE", request.param != "read-write")
+    monkeypatch.setattr(link, "Splice", CountingSplice)
+    monkeypatch.setattr(CountingSplice, "started", 0)
+    monkeypatch.setattr(CountingSplice, "no_descriptors", request.param.startswith("no-"))
+    yield enabled
+    assert (CountingSplice.started > 0) == enabled
+
+
 @pytest.fixture(params=["asyncio", "uvloop"])
-def proxy(request: pytest.FixtureRequest) -> Iterator[tuple[ProxyServer, Callable[[int], int]]]:
+def proxy(
+    request: pytest.FixtureRequest, zero_copy: bool
+) -> Iterator[tuple[ProxyServer, Callable[[int], int]]]:
     runner = _asyncio_run if request.param == "asyncio" else _uvloop_run
     if request.param == "uvloop":
         pytest.importorskip("uvloop")

@@ -5,6 +5,7 @@ is left open afterwards."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import os
 import socket
@@ -56,6 +57,12 @@ class Harness:
     def received(self, stream: str, name: str = "p") -> int:
         async def count() -> int:
             return self.server.collection.get(name).counters[stream].received
+
+        return self.call(count())
+
+    def sent(self, stream: str, name: str = "p") -> int:
+        async def count() -> int:
+            return self.server.collection.get(name).counters[stream].sent
 
         return self.call(count())
 
@@ -275,3 +282,76 @@ def test_toxics_released_onto_reset_sockets_close_cleanly(harness: Harness, how:
             except ConnectionResetError:
                 pass  # an aborted connection may reach the client as a reset
     wait_for("the proxy to close every connection", lambda: harness.connections() == 0)
+
+
+BULK = 8 << 20  # a bulk transfer: the proxy splices it where it can (splice.py)
+
+
+def test_bulk_upload_half_close_and_answer_arrive_whole_and_counted(harness: Harness) -> None:
+    def answer_after_eof(conn: socket.socket) -> None:
+        got = recv_to_end(conn)
+        conn.sendall(hashlib.sha256(got).digest() + got)
+
+    upstream = Upstream(answer_after_eof)
+    port = harness.make(upstream.port)
+    before = open_fds()
+    payload = os.urandom(BULK)
+    for _ in range(3):
+        with socket.create_connection(("127.0.0.1", port), timeout=WAIT) as client:
+            client.sendall(payload)
+            client.shutdown(socket.SHUT_WR)
+            assert recv_to_end(client) == hashlib.sha256(payload).digest() + payload
+    wait_for("the proxy to close every connection", lambda: harness.connections() == 0)
+    wait_for(f"the fd count to return to {before}", lambda: open_fds() == before)
+    upstream.close()
+    assert harness.received("upstream") == harness.sent("upstream") == 3 * BULK
+    assert harness.received("downstream") == harness.sent("downstream") == 3 * (BULK + 32)
+
+
+@pytest.mark.parametrize("who", ["client", "upstream"])
+def test_reset_in_the_middle_of_a_bulk_transfer_closes_the_other_side(
+    harness: Harness, who: str
+) -> None:
+    """A reset from either peer while bytes stream through: the other peer's connection
+    ends (EOF or reset), the proxy lets go of it, its loop reports no error."""
+    started = threading.Event()
+    ended: list[str] = []
+
+    def read_then_maybe_reset(conn: socket.socket) -> None:
+        conn.recv(1 << 16)
+        started.set()
+        if who == "upstream":
+            reset_close(conn)
+            ended.append("reset")
+            return
+        try:
+            recv_to_end(conn)
+        except ConnectionResetError:
+            pass
+        ended.append("end")
+
+    upstream = Upstream(read_then_maybe_reset)
+    port = harness.make(upstream.port)
+    before = open_fds()
+    client = socket.create_connection(("127.0.0.1", port), timeout=WAIT)
+    sender = threading.Thread(target=_stream_until_refused, args=(client,), daemon=True)
+    sender.start()
+    assert started.wait(WAIT)
+    if who == "client":
+        reset_close(client)  # the sender's next send fails and it stops
+    sender.join(WAIT)
+    client.close()
+    wait_for("the upstream handler to finish", lambda: len(ended) == 1)
+    wait_for("the proxy to close the connection", lambda: harness.connections() == 0)
+    wait_for(f"the fd count to return to {before}", lambda: open_fds() == before)
+    upstream.close()
+
+
+def _stream_until_refused(sock: socket.socket) -> None:
+    block = os.urandom(1 << 20)
+    deadline = time.monotonic() + WAIT
+    while time.monotonic() < deadline:
+        try:
+            sock.sendall(block)
+        except OSError:
+            return  # reset, or closed under us by the test

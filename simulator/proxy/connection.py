@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import struct
 from collections.abc import Callable, Sequence
@@ -32,6 +33,22 @@ class Endpoint(asyncio.BufferedProtocol):
         self.transport: asyncio.Transport | None = None
         self.inbound: Link | None = None  # link this socket's bytes feed
         self.outbound: Link | None = None  # link that writes into this socket
+        self._fd: int | None = None  # a duplicate of the socket's descriptor, for splicing
+
+    def fd(self) -> int | None:
+        """A descriptor of this socket the loop may watch besides its transport (a duplicate,
+        made once, closed with the connection); None if the socket is gone."""
+        if self._fd is None:
+            sock = None if self.transport is None else self.transport.get_extra_info("socket")
+            if sock is None or sock.fileno() < 0:
+                return None
+            self._fd = os.dup(sock.fileno())
+        return self._fd
+
+    def release_fd(self) -> None:
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)
@@ -181,6 +198,10 @@ class Connection:
     def _teardown(self) -> None:
         self.upstream.shutdown()
         self.downstream.shutdown()
+        # after the links stopped watching them, before the transports close their sockets
+        # (a duplicate left open would keep a socket alive and its peer waiting for the FIN)
+        self.client.release_fd()
+        self.server.release_fd()
         task = self._connect_task
         if task is not None and not task.done() and task is not asyncio.current_task():
             task.cancel()

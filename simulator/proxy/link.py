@@ -8,9 +8,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from netfault.simulator.proxy import rng
+from netfault.simulator.proxy import rng, splice
 from netfault.simulator.proxy.spec import ToxicSpec
 from netfault.simulator.proxy.spin import spinner_for
+from netfault.simulator.proxy.splice import Splice
 from netfault.simulator.proxy.toxics import Chunk, Kind, ToxicState
 from netfault.simulator.proxy.trace import FaultAction, toxic_event
 
@@ -77,6 +78,9 @@ class Link:
         self._dst_paused = False
         self.src_paused = False
         self.finished = False  # end of stream written to dst
+        self._splice: Splice | None = None  # the zero-copy path, while it runs
+        self._src_ended = False  # the splice read the source's end: its transport stays paused
+        self._splice_failed = False
         self._view = memoryview(bytearray(FIRST_READ_SIZE))
         self._spinner = spinner_for(self._loop)
 
@@ -110,6 +114,10 @@ class Link:
         self._spinner.poke()
         transport = self.dst.transport
         if not self._transparent or self._pending or transport is None:
+            if not self._conn.ready and self.src.transport is not None:
+                # uvloop ignores a pause from connection_made but honours one from here;
+                # without it a connection read its peer's bytes into memory until HIGH_WATER
+                self.src.transport.pause_reading()
             self.feed(bytes(self._view[:nbytes]))  # toxics and the queue keep their own copy
             return
         # fast path: nothing queued, no toxic or only ones that pass bytes through at once
@@ -121,6 +129,8 @@ class Link:
             return
         transport.write(self._view[:nbytes])
         self._counter.sent += nbytes
+        if nbytes >= FIRST_READ_SIZE and splice.AVAILABLE and self._start_splice():
+            return  # a bulk transfer: the kernel moves the rest
         if nbytes == len(self._view) < READ_SIZE:
             self._view = memoryview(bytearray(READ_SIZE))  # a bulk transfer: read more at once
 
@@ -237,6 +247,83 @@ class Link:
                 return
         self._conn.link_finished()
 
+    # --- zero-copy pass-through (splice.py) --------------------------------------------------
+    def _start_splice(self) -> bool:
+        """Move this direction's bytes with splice from now on, if nothing stands between
+        the sockets (no toxic that acts, nothing queued); True if it started. What dst's
+        transport has not sent yet goes first: the splice writes once it has drained."""
+        src, dst = self.src.transport, self.dst.transport
+        if (
+            self._splice is not None
+            or self._splice_failed
+            or not self._transparent
+            or self._pending
+            or self.finished
+            or not self._conn.ready
+            or self._conn.closed
+            or src is None
+            or dst is None
+            or src.is_closing()
+            or dst.is_closing()
+        ):
+            return False
+        try:
+            src_fd, dst_fd = self.src.fd(), self.dst.fd()
+            if src_fd is None or dst_fd is None:
+                return False
+            pipe = Splice(
+                self._loop, src_fd, dst_fd, self, writable=not dst.get_write_buffer_size()
+            )
+        except OSError:
+            self._splice_failed = True  # no descriptor left: the transports carry on
+            return False
+        src.pause_reading()  # the splice reads from here on; the transport only writes
+        self.src_paused = True
+        self._splice = pipe
+        pipe.read()  # what came after this read, at once, as the transport would have
+        return True
+
+    def _stop_splice(self) -> None:
+        """Back to reading through the transport; what the pipe holds is written on first
+        (it arrived before whatever stopped the splice, as if already written)."""
+        running, self._splice = self._splice, None
+        if running is None:
+            return
+        held = running.close()
+        if held:
+            self._write(held)
+        if not self._conn.closed:
+            self.sync_reading()
+
+    def spliced_in(self, nbytes: int) -> None:
+        self._spinner.poke()
+        self._counter.received += nbytes
+        for act in self._toxics:
+            if act.active:
+                act.state.offset += nbytes  # as if the chain had seen them
+
+    def spliced_out(self, nbytes: int) -> None:
+        self._counter.sent += nbytes
+
+    def splice_eof(self) -> None:
+        self._src_ended = True
+        self._stop_splice()
+        self.feed_eof()
+
+    def splice_source_lost(self) -> None:
+        # reset by its peer: as the transport's connection_lost would report it
+        self._src_ended = True
+        self._stop_splice()
+        self.feed_close()
+
+    def splice_destination_lost(self) -> None:
+        # the splice has stopped; the transport reports the lost socket as a failed write
+        # would, through connection_lost (which closes the connection)
+        self._splice = None
+        transport = self.dst.transport
+        if transport is not None:
+            transport.abort()
+
     # --- flow control ------------------------------------------------------------------
     def set_dst_paused(self, paused: bool) -> None:
         self._dst_paused = paused
@@ -244,8 +331,12 @@ class Link:
             self.sync_reading()
         else:
             self.flush()
+            if self._splice is not None:
+                self._splice.release()
 
     def sync_reading(self) -> None:
+        if self._splice is not None or self._src_ended:
+            return  # the transport stays paused: the splice reads, or the source has ended
         limit = LOW_WATER if self.src_paused else HIGH_WATER
         want = self._dst_paused or self._pending_bytes > limit or not self._conn.ready
         if want == self.src_paused:
@@ -293,6 +384,7 @@ class Link:
 
     def shutdown(self) -> None:
         """Stop every timer; the connection is going away."""
+        self._stop_splice()
         for act in self._toxics:
             act.state.cancel_timer()
         if self._timer is not None:
@@ -303,6 +395,8 @@ class Link:
 
     def _retune(self) -> None:
         self._transparent = all(not a.active or a.spec.toxic.passes_through() for a in self._toxics)
+        if not self._transparent:
+            self._stop_splice()  # bytes from now on go through the chain
 
     def _release_held(self) -> None:
         # An interrupted toxic lets go of what it holds, as Toxiproxy's do.
