@@ -219,9 +219,7 @@ def test_events_since_a_cursor_and_for_one_proxy(server: ProxyServer, echo_port:
     ]
 
 
-def test_an_events_line_is_the_documented_json_object(
-    server: ProxyServer, echo_port: int
-) -> None:
+def test_an_events_line_is_the_documented_json_object(server: ProxyServer, echo_port: int) -> None:
     toxic = {"name": "mark", "type": "corrupt", "attributes": {"rewrite": {"1": 65}}}
     address = add_proxy(server, "doc", echo_port, [toxic])
     assert echo_through(address, b"xyz") == b"xAz"

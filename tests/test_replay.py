@@ -147,9 +147,7 @@ def test_hand_made_log_replays_to_a_valid_scenario(tmp_path: Path) -> None:
     assert scenario.node_names == ["node-2"]
     kinds = [s.kind for s in scenario.steps]
     assert kinds == ["fault", "transfer", "clear", "advance", "fault", "transfer", "clear"]
-    fault, first, _, advance, storage, second, _ = (
-        getattr(s, s.kind) for s in scenario.steps
-    )
+    fault, first, _, advance, storage, second, _ = (getattr(s, s.kind) for s in scenario.steps)
     # ssh must fail without taking base64 (same route and service) down with it
     assert fault.kind == "reset" and fault.params()["level"] == "ssh"
     assert first.transports == ["ssh", "base64"] and first.size == 4096

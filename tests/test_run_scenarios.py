@@ -22,9 +22,7 @@ steps:
 
 
 def scenarios(count: int) -> list[Scenario]:
-    return [
-        load_scenario(Path(f"s{i}.yaml"), TEMPLATE.format(name=f"s{i}")) for i in range(count)
-    ]
+    return [load_scenario(Path(f"s{i}.yaml"), TEMPLATE.format(name=f"s{i}")) for i in range(count)]
 
 
 @pytest.mark.parametrize("jobs", [1, 2, 3])

@@ -50,9 +50,7 @@ def test_transports_and_attempt_names() -> None:
 def test_stats_alerts_are_compared_by_name() -> None:
     stats = {"alerts": [{"metric": "disabled_nodes", "value": 0.5, "threshold": 0.2}]}
     assert stats_mismatch({"alerts": ["disabled_nodes"]}, stats) is None
-    assert stats_mismatch({"alerts": []}, stats) == (
-        "alerts: expected [], seen ['disabled_nodes']"
-    )
+    assert stats_mismatch({"alerts": []}, stats) == ("alerts: expected [], seen ['disabled_nodes']")
     assert stats_mismatch({"alerts": ["escalation_count"]}, stats) == (
         "alerts: expected ['escalation_count'], seen ['disabled_nodes']"
     )

@@ -128,8 +128,7 @@ class FaultController:
                     else "netfault's own fault proxy (Toxiproxy does not count connections)"
                 )
                 raise FaultError(
-                    f"for_connections needs the local backend, where {counter}: "
-                    "use for_operations"
+                    f"for_connections needs the local backend, where {counter}: use for_operations"
                 )
         by_connections = kind == "flapping" and values["schedule"] == "connections"
         if by_connections and not self.counts_connections:

@@ -201,4 +201,3 @@ class Eventually(Condition):
 
     def describe(self) -> str:
         return f"{super().describe()} within {self.within:g}s"
-

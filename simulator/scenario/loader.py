@@ -123,8 +123,11 @@ def _message(error: ErrorDetails) -> str:
         return f"expected a list, got {_shown(error['input'])}"
     if kind == "union_tag_invalid":
         ctx = error.get("ctx", {})
-        return f"unknown {ctx.get('discriminator', 'kind')} {ctx.get('tag')!r} (known: " + \
-            str(ctx.get("expected_tags", "")).replace("'", "") + ")"
+        return (
+            f"unknown {ctx.get('discriminator', 'kind')} {ctx.get('tag')!r} (known: "
+            + str(ctx.get("expected_tags", "")).replace("'", "")
+            + ")"
+        )
     return error["msg"]
 
 

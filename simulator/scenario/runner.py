@@ -40,9 +40,7 @@ if TYPE_CHECKING:
 
 def make_cluster(scenario: Scenario, backend: str, seed: int) -> LocalCluster | DockerCluster:
     specs = [
-        NodeSpec(
-            n.name, n.tailscale, tuple(TransportSpec(**t) for t in n.transports), n.ssh_server
-        )
+        NodeSpec(n.name, n.tailscale, tuple(TransportSpec(**t) for t in n.transports), n.ssh_server)
         for n in (node.entry() for node in scenario.cluster.nodes)
     ]
     if backend == "docker":

@@ -365,9 +365,7 @@ def _legend_shape(shape: str, colour: str, x: float, y: float, key: str) -> str:
     if shape == "rect":
         return f'<rect x="{x}" y="{y - 10}" width="12" height="12" fill="{colour}" {tag}/>'
     dash = ' stroke-dasharray="3,3"' if shape == "dash" else ""
-    return (
-        f'<line x1="{x}" y1="{y - 4}" x2="{x + 12}" y2="{y - 4}" stroke="{colour}"{dash} {tag}/>'
-    )
+    return f'<line x1="{x}" y1="{y - 4}" x2="{x + 12}" y2="{y - 4}" stroke="{colour}"{dash} {tag}/>'
 
 
 def render_svg(result: ScenarioResult) -> str:

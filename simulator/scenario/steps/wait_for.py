@@ -44,9 +44,7 @@ class WaitForStep(StepModel):
             waited += cond.tick
             await ctx.on_tick()
         seen = await cond.holds(ctx.world)
-        raise StepFailed(
-            f"{cond.describe()} not reached within {cond.within:g} virtual s: {seen}"
-        )
+        raise StepFailed(f"{cond.describe()} not reached within {cond.within:g} virtual s: {seen}")
 
     def describe(self) -> str:
         return f"wait_for {self.wait_for.describe()}"
