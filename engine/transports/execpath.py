@@ -53,7 +53,14 @@ from netfault.engine.transports.integrity import (
     hash_prefix,
     local_partial_size,
 )
-from netfault.engine.transports.sshconn import PIPE_CHUNK, SshEndpoint, run_text, ssh_connection
+from netfault.engine.transports.sshconn import (
+    PIPE_CHUNK,
+    Remote,
+    SshEndpoint,
+    run_text,
+    ssh_connection,
+)
+from netfault.engine.transports.sshmux import OpenSshMaster
 
 WRITE_BATCH = 1 << 20
 
@@ -104,15 +111,15 @@ class ExecTransport(Transport):
         """Open and authenticate the SSH connection a transfer then runs on."""
         return await open_exec(self, node, config, progress)
 
-    def _native(self, attempt: Tracker) -> SshEndpoint | None:
-        """The endpoint for the OpenSSH data path, or None to stream over asyncssh."""
+    def uses_openssh(self) -> bool:
+        """Whether an attempt runs on an OpenSSH master (``sshmux``) rather than asyncssh."""
         codec = self.codec
         tools = {*codec.local_encode[:1], *codec.local_decode[:1]}
-        return self.endpoint(attempt.node) if self.openssh and sshpipe.available(*tools) else None
+        return self.openssh and sshpipe.available(*tools)
 
     async def _push(
         self,
-        conn: asyncssh.SSHClientConnection,
+        conn: Remote,
         local: Path,
         final: str,
         attempt: Tracker,
@@ -129,7 +136,7 @@ class ExecTransport(Transport):
 
     async def _write_fenced(
         self,
-        conn: asyncssh.SSHClientConnection,
+        conn: Remote,
         local: Path,
         final: str,
         token: str,
@@ -158,7 +165,7 @@ class ExecTransport(Transport):
 
     async def _stream(
         self,
-        conn: asyncssh.SSHClientConnection,
+        conn: Remote,
         command: str,
         local: Path,
         offset: int,
@@ -168,11 +175,11 @@ class ExecTransport(Transport):
     ) -> None:
         """Feed ``local`` from ``offset`` into the remote ``command``'s stdin."""
         attempt.start_at(offset)
-        native = self._native(attempt)
-        if native is not None:
+        if isinstance(conn, OpenSshMaster):
             encode = self.codec.local_encode
-            await sshpipe.push_file(native, config, command, local, offset, hasher, encode, attempt)
+            await sshpipe.push_file(conn, command, local, offset, hasher, encode, attempt)
         else:
+            assert isinstance(conn, asyncssh.SSHClientConnection)
             await self._upload(conn, command, local, offset, hasher, attempt)
 
     async def _upload(
@@ -225,7 +232,7 @@ class ExecTransport(Transport):
 
     async def _pull(
         self,
-        conn: asyncssh.SSHClientConnection,
+        conn: Remote,
         source: str,
         part: Path,
         attempt: Tracker,
@@ -237,14 +244,12 @@ class ExecTransport(Transport):
         attempt.start_at(offset)
         remote_sha = asyncio.ensure_future(run_text(conn, rc.cmd_sha(source), attempt, "sha256sum"))
         try:
-            native = self._native(attempt)
-            if native is not None:
+            if isinstance(conn, OpenSshMaster):
                 command = rc.cmd_read(source, offset, self.codec.remote_encode)
                 decode = self.codec.local_decode
-                await sshpipe.pull_file(
-                    native, config, command, part, offset, hasher, decode, attempt
-                )
+                await sshpipe.pull_file(conn, command, part, offset, hasher, decode, attempt)
             else:
+                assert isinstance(conn, asyncssh.SSHClientConnection)
                 await self._download(conn, source, part, offset, hasher, attempt)
             expected = rc.parse_sha(await remote_sha)
         finally:
@@ -254,7 +259,7 @@ class ExecTransport(Transport):
 
     async def _local_resume_point(
         self,
-        conn: asyncssh.SSHClientConnection,
+        conn: Remote,
         source: str,
         part: Path,
         size: int,

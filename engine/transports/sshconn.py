@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import asyncssh
 
@@ -25,6 +25,12 @@ PREFERRED_CIPHERS = (
 )
 PIPE_CHUNK = 256 * 1024
 SSH_CIPHERS = "^aes128-gcm@openssh.com"
+
+
+class Remote(Protocol):
+    """A connection remote commands run on: asyncssh's, or an OpenSSH master (``sshmux``)."""
+
+    async def run(self, command: str, *, check: bool = ...) -> asyncssh.SSHCompletedProcess: ...
 
 
 @dataclass(frozen=True)
@@ -85,9 +91,7 @@ async def ssh_connection(
         conn.abort()  # nothing left to flush; don't wait for the peer's close
 
 
-async def run_text(
-    conn: asyncssh.SSHClientConnection, command: str, attempt: Tracker, what: str
-) -> str:
+async def run_text(conn: Remote, command: str, attempt: Tracker, what: str) -> str:
     """Run a short remote command; return its stdout or raise its classified error."""
     with boundary(attempt):
         result = await conn.run(command, check=False)

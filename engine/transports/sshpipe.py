@@ -24,17 +24,15 @@ import threading
 from collections.abc import Awaitable, Sequence
 from pathlib import Path
 
-from netfault.engine.config import TransportConfig
-from netfault.engine.errors import AttemptError, IntegrityError, TransportError
+from netfault.engine.errors import IntegrityError, TransportError
 from netfault.engine.transports import children
-from netfault.engine.transports.failures import Tracker, classify_stderr, exit_error
+from netfault.engine.transports.failures import Tracker
 from netfault.engine.transports.fenced import discard, is_ready, written_error
 from netfault.engine.transports.integrity import Hasher
-from netfault.engine.transports.sshconn import SshEndpoint, ssh_command
+from netfault.engine.transports.sshmux import SSH_ERROR_EXIT, OpenSshMaster
 
 CHUNK = 1 << 20
 DEVNULL = asyncio.subprocess.DEVNULL
-SSH_ERROR_EXIT = 255  # ssh's own failure (connection, authentication), not the command's
 
 
 def available(*tools: str) -> bool:
@@ -137,10 +135,6 @@ def _open_part(path: Path, offset: int) -> int:
     return fd
 
 
-def _ssh_argv(endpoint: SshEndpoint, config: TransportConfig, command: str) -> list[str]:
-    return [*ssh_command(endpoint, config), "-T", "-o", "LogLevel=ERROR", endpoint.host, command]
-
-
 class _Pipeline:
     """Child processes joined by descriptors; killed and reaped on any way out."""
 
@@ -185,18 +179,8 @@ def _forget(future: asyncio.Future[int]) -> None:
     future.add_done_callback(lambda f: f.cancelled() or f.exception())
 
 
-def _ssh_failure(status: int, stderr: str, attempt: Tracker, what: str) -> AttemptError:
-    if status != SSH_ERROR_EXIT:
-        return exit_error(stderr.strip(), status, attempt, what)
-    error = classify_stderr(stderr or "ssh exit status 255", attempt, f"ssh {what}")
-    if type(error) is TransportError:  # ssh lost the connection without saying why
-        return classify_stderr("connection closed by remote: " + stderr, attempt, f"ssh {what}")
-    return error
-
-
 async def push_file(
-    endpoint: SshEndpoint,
-    config: TransportConfig,
+    master: OpenSshMaster,
     command: str,
     local: Path,
     offset: int,
@@ -220,7 +204,7 @@ async def push_file(
             ssh_in, encoded = _pipe()
             opened += [ssh_in, encoded]
             await pipeline.spawn(encode, feed_end, encoded)
-        ssh = await pipeline.spawn(_ssh_argv(endpoint, config, command), ssh_in, children.PIPE)
+        ssh = await pipeline.spawn(master.argv(command), ssh_in, children.PIPE)
         for fd in opened:
             if fd != write_end:
                 os.close(fd)
@@ -246,7 +230,7 @@ async def push_file(
     if status not in (0, SSH_ERROR_EXIT):
         raise written_error(status, stderr, attempt, "upload")  # the remote writer's own
     if status != 0:
-        raise _ssh_failure(status, stderr, attempt, "upload")
+        raise await master.failure(status, stderr, "upload")
     for code, text in local_steps:
         if code != 0:
             raise attempt.fail(TransportError, f"local {encode[0]} exit {code}: {text.strip()}")
@@ -260,8 +244,7 @@ async def _ready(proc: asyncio.subprocess.Process) -> bool:
 
 
 async def pull_file(
-    endpoint: SshEndpoint,
-    config: TransportConfig,
+    master: OpenSshMaster,
     command: str,
     part: Path,
     offset: int,
@@ -279,7 +262,7 @@ async def pull_file(
     opened = [await asyncio.to_thread(_open_part, part, offset)]
     hashing: asyncio.Future[int] | None = None
     try:
-        ssh_argv = _ssh_argv(endpoint, config, command)
+        ssh_argv = master.argv(command)
         if decode:
             read_end, write_end = _pipe()
             opened += [read_end, write_end]
@@ -304,7 +287,7 @@ async def pull_file(
     (status, stderr), *local_steps = results
     attempt.set_done(written)
     if status != 0:
-        raise _ssh_failure(status, stderr, attempt, "download")
+        raise await master.failure(status, stderr, "download")
     for code, text in local_steps:
         if code != 0:
             raise attempt.fail(IntegrityError, f"undecodable stream ({text.strip()[:200]})")

@@ -1,0 +1,164 @@
+"""One OpenSSH connection per attempt: a ControlMaster carrying every remote command and the data.
+
+An OpenSSH handshake costs far more than a session on an open connection (a new key exchange,
+authentication, and on ``sshd`` a privilege-separated child), so an attempt opens one
+``ssh -M -N`` master in a private temporary directory and runs each step (prepare, resume check,
+the data stream, sha256 and rename) as a session multiplexed over it: the ``ssh`` binary with
+``-S <control socket>``, or rsync with that ``ssh`` as its ``-e``. Every byte of the attempt
+crosses that one TCP connection, so a fault on the route hits all of it.
+
+The master runs in the foreground as a child process (``ControlPersist=no``) and is killed with
+the attempt. A session client never opens a connection of its own: a ``ProxyCommand`` that
+refuses makes it fail instead of silently dialling the node again when the master is gone.
+When a session fails with ssh's own exit status (255), the master's stderr says why (a reset,
+a damaged packet): both are classified together.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+import tempfile
+from pathlib import Path
+
+import asyncssh
+
+from netfault.engine.config import TransportConfig
+from netfault.engine.errors import AttemptError, TransportError
+from netfault.engine.transports import children
+from netfault.engine.transports.failures import Tracker, classify_stderr, exit_error, timed_out
+from netfault.engine.transports.sshconn import SshEndpoint, ssh_command
+
+SSH_ERROR_EXIT = 255  # ssh's own failure (connection, authentication), not the command's
+READY = b"netfault: master ready"
+# How long a failed session waits for the master to exit and say why (it exits right after
+# the connection it carries broke, so this is only the time to read its last words).
+MASTER_EXIT_WAIT = 1.0
+GONE = "echo 'netfault: the connection to the node is closed' >&2; exit 1"
+
+
+class OpenSshMaster:
+    """An authenticated OpenSSH connection to one endpoint, shared by one attempt's sessions."""
+
+    def __init__(
+        self,
+        endpoint: SshEndpoint,
+        attempt: Tracker,
+        proc: asyncio.subprocess.Process,
+        directory: Path,
+    ) -> None:
+        self.endpoint, self._attempt, self._proc, self._dir = endpoint, attempt, proc, directory
+        assert proc.stderr is not None
+        self._stderr = asyncio.ensure_future(proc.stderr.read())
+
+    @classmethod
+    async def open(
+        cls, endpoint: SshEndpoint, config: TransportConfig, attempt: Tracker
+    ) -> OpenSshMaster:
+        """Connect and authenticate; raise the typed error (marked ``connecting``) if not."""
+        directory = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix="nf-ssh-"))
+        argv = [
+            *ssh_command(endpoint, config),
+            *("-N", "-M", "-S", str(directory / "c"), "-o", "ControlPersist=no"),
+            *("-o", "PermitLocalCommand=yes", "-o", f"LocalCommand=echo '{READY.decode()}'"),
+            *("-o", "LogLevel=ERROR", endpoint.host),
+        ]
+        master: OpenSshMaster | None = None
+        ready = False
+        try:
+            proc = await children.spawn(
+                argv, stdin=children.DEVNULL, stdout=children.PIPE, stderr=children.PIPE
+            )
+            master = cls(endpoint, attempt, proc, directory)
+            await master._ready(config.connect_timeout)
+            ready = True
+            return master
+        finally:
+            if not ready and master is not None:
+                await master.close()
+            elif not ready:
+                await asyncio.to_thread(shutil.rmtree, directory, True)
+
+    async def _ready(self, limit: float) -> None:
+        """Wait for the master's LocalCommand line (run once the control socket listens)."""
+        assert self._proc.stdout is not None
+        try:
+            async with asyncio.timeout(limit):
+                line = await self._proc.stdout.readline()
+                if line.rstrip() == READY:
+                    return
+                await self._proc.wait()
+                stderr = (await self._stderr).decode("utf-8", "replace")
+        except TimeoutError:
+            error: AttemptError = timed_out(self._attempt, limit)
+        else:
+            error = _failure(stderr or "ssh exited during the handshake", self._attempt, "connect")
+        error.connecting = True
+        raise error
+
+    def argv(self, command: str) -> list[str]:
+        """A session on this connection running ``command`` (no terminal)."""
+        return [*self.ssh_argv(), "-T", self.endpoint.host, command]
+
+    def ssh_argv(self) -> list[str]:
+        """The ``ssh`` argv of a session, without host and command (rsync's ``-e``)."""
+        control = ("-S", str(self._dir / "c"), "-o", "ControlMaster=no")
+        return ["ssh", *control, "-o", f"ProxyCommand={GONE}", "-o", "LogLevel=ERROR"]
+
+    async def run(self, command: str, *, check: bool = False) -> asyncssh.SSHCompletedProcess:
+        """Run a short remote command (as ``SSHClientConnection.run`` does, never checked);
+        a session that ssh itself failed raises its typed error."""
+        proc = await children.spawn(
+            self.argv(command), stdin=children.DEVNULL, stdout=children.PIPE, stderr=children.PIPE
+        )
+        try:
+            out, err = await proc.communicate()
+        finally:
+            await children.reap(proc)
+        stderr = err.decode("utf-8", "replace")
+        if proc.returncode == SSH_ERROR_EXIT:
+            raise await self.failure(SSH_ERROR_EXIT, stderr, "remote command")
+        return asyncssh.SSHCompletedProcess(
+            command=command,
+            exit_status=proc.returncode,
+            returncode=proc.returncode,
+            stdout=out.decode("utf-8", "replace"),
+            stderr=stderr,
+        )
+
+    async def failure(self, status: int, stderr: str, what: str) -> AttemptError:
+        """The typed error of a session ssh failed with ``status`` (255: what the master said
+        about its connection, once it exited, replaces the session's own words)."""
+        if status != SSH_ERROR_EXIT:
+            return exit_error(stderr.strip(), status, self._attempt, what)
+        said = await self.last_words()
+        if self._proc.returncode is not None:
+            stderr = said if said.strip() else "connection closed by remote"
+        return _failure(stderr or "ssh exit status 255", self._attempt, f"ssh {what}")
+
+    async def last_words(self) -> str:
+        """The master's stderr if it exits within ``MASTER_EXIT_WAIT`` (its connection broke),
+        else nothing: a session that failed while the master lives failed on its own."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(MASTER_EXIT_WAIT):
+                await self._proc.wait()
+        if self._proc.returncode is None:
+            return ""
+        return (await self._stderr).decode("utf-8", "replace")
+
+    async def close(self) -> None:
+        """Kill the master (its sessions are over) and remove its control directory."""
+        await children.reap(self._proc)
+        self._stderr.cancel()
+        await asyncio.to_thread(shutil.rmtree, self._dir, True)
+
+
+def _failure(stderr: str, attempt: Tracker, what: str) -> AttemptError:
+    error = classify_stderr(stderr, attempt, what)
+    if type(error) is TransportError:  # ssh lost the connection without saying why
+        return classify_stderr("connection closed by remote: " + stderr, attempt, what)
+    return error
+
+
+__all__ = ["OpenSshMaster", "SSH_ERROR_EXIT"]
