@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import secrets
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +43,7 @@ from netfault.engine.transports.fenced import (
     discard,
     discard_own,
     is_ready,
+    remote_size,
     resume_point,
     text,
     written_error,
@@ -238,12 +240,16 @@ class ExecTransport(Transport):
         attempt: Tracker,
         config: TransportConfig,
     ) -> None:
-        size = rc.parse_size(await run_text(conn, rc.cmd_stat(source), attempt, "stat"))
-        attempt.total = size
-        offset, hasher = await self._local_resume_point(conn, source, part, size, attempt)
-        attempt.start_at(offset)
-        remote_sha = asyncio.ensure_future(run_text(conn, rc.cmd_sha(source), attempt, "sha256sum"))
+        sizing = asyncio.ensure_future(remote_size(conn, source, attempt))
+        remote_sha: asyncio.Future[str] | None = None
         try:
+            offset, hasher = 0, hashlib.sha256()
+            if await local_partial_size(part, sys.maxsize):  # its check needs the size first
+                size = await sizing
+                offset, hasher = await self._local_resume_point(conn, source, part, size, attempt)
+            attempt.start_at(offset)
+            sha = run_text(conn, rc.cmd_sha(source), attempt, "sha256sum")
+            remote_sha = asyncio.ensure_future(sha)
             if isinstance(conn, OpenSshMaster):
                 command = rc.cmd_read(source, offset, self.codec.remote_encode)
                 decode = self.codec.local_decode
@@ -251,9 +257,12 @@ class ExecTransport(Transport):
             else:
                 assert isinstance(conn, asyncssh.SSHClientConnection)
                 await self._download(conn, source, part, offset, hasher, attempt)
+            await sizing
             expected = rc.parse_sha(await remote_sha)
         finally:
-            remote_sha.cancel()
+            sizing.cancel()
+            if remote_sha is not None:
+                remote_sha.cancel()
         if expected != hasher.hexdigest():
             raise mismatch(attempt, expected, str(hasher.hexdigest()))
 

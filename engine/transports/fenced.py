@@ -67,6 +67,13 @@ async def remote_resume_point(
     return 0, hashlib.sha256()
 
 
+async def remote_size(conn: Remote, source: str, attempt: Tracker) -> int:
+    """The size of the file a pull reads (also set as ``attempt.total``); fails when it is
+    missing or a directory. A fresh pull asks beside its data stream, a resume before."""
+    attempt.total = rc.parse_size(await run_text(conn, rc.cmd_stat(source), attempt, "stat"))
+    return attempt.total
+
+
 async def commit_remote(conn: Remote, tmp: str, final: str, sha: str, attempt: Tracker) -> None:
     """Rename the remote partial to ``final`` if its sha256 is ``sha``; IntegrityError if not."""
     result = await conn.run(rc.cmd_commit(tmp, final, sha), check=False)

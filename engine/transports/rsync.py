@@ -22,6 +22,7 @@ import re
 import secrets
 import shlex
 import shutil
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -36,7 +37,12 @@ from netfault.engine.transports.base import (
     TransportConnection,
 )
 from netfault.engine.transports.failures import Tracker, boundary, mismatch, rsync_error
-from netfault.engine.transports.fenced import commit_remote, discard_own, resume_point
+from netfault.engine.transports.fenced import (
+    commit_remote,
+    discard_own,
+    remote_size,
+    resume_point,
+)
 from netfault.engine.transports.integrity import (
     Hasher,
     hash_prefix,
@@ -189,18 +195,28 @@ class RsyncTransport(Transport):
         attempt: Tracker,
     ) -> None:
         """Copy ``source`` into the partial, hashing behind rsync; raise on a mismatch."""
-        attempt.total = rc.parse_size(await run_text(conn, rc.cmd_stat(source), attempt, "stat"))
-        offset, hasher = await self._local_offset(conn, source, part, attempt)
-        attempt.start_at(offset)
-        expected = asyncio.ensure_future(run_text(conn, rc.cmd_sha(source), attempt, "sha256sum"))
+        sizing = asyncio.ensure_future(remote_size(conn, source, attempt))
+        expected: asyncio.Future[str] | None = None
         try:
+            if await local_partial_size(part, sys.maxsize):  # its check needs the size first
+                await sizing
+                offset, hasher = await self._local_offset(conn, source, part, attempt)
+            else:
+                offset, hasher = 0, hashlib.sha256()
+                await asyncio.to_thread(part.write_bytes, b"")
+            attempt.start_at(offset)
+            sha = run_text(conn, rc.cmd_sha(source), attempt, "sha256sum")
+            expected = asyncio.ensure_future(sha)
             argv = [remote_spec(endpoint, source), local_arg(part)]
             # Both modes write the partial in place, in order: hash it right behind.
             copying = self._rsync(argv, conn, config, attempt, _mode(offset))
             await follow_hash(part, offset, hasher, copying)
+            await sizing
             want, got = rc.parse_sha(await expected), str(hasher.hexdigest())
         finally:
-            expected.cancel()
+            sizing.cancel()
+            if expected is not None:
+                expected.cancel()
         if want != got:
             raise mismatch(attempt, want, got)
 
