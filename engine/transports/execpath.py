@@ -150,6 +150,14 @@ class ExecTransport(Transport):
         when a previous writer keeps the lock. Returns the hasher fed with the whole file."""
         assert attempt.total is not None
         decode, wait = self.codec.remote_decode, rc.lock_wait(config.operation_timeout)
+        try:  # no partial to resume is the common case: prepare and write in one session
+            hasher = hashlib.sha256()
+            command = rc.cmd_fresh_write(final, token, attempt.total, wait, decode)
+            await self._stream(conn, command, local, 0, hasher, attempt, config)
+            return hasher
+        except rc.FenceRefused as refused:
+            if refused.code == rc.BUSY_EXIT:
+                return await self._write_private(conn, local, final, token, attempt, config)
         for _ in range(2):
             offset, hasher = await resume_point(conn, final, local, attempt)
             prefix = str(hasher.copy().hexdigest())
@@ -160,8 +168,21 @@ class ExecTransport(Transport):
             except rc.FenceRefused as refused:
                 if refused.code == rc.BUSY_EXIT:
                     break
+        return await self._write_private(conn, local, final, token, attempt, config)
+
+    async def _write_private(
+        self,
+        conn: Remote,
+        local: Path,
+        final: str,
+        token: str,
+        attempt: Tracker,
+        config: TransportConfig,
+    ) -> Hasher:
+        """Write a fresh copy into this attempt's own partial (the shared one stays locked)."""
+        assert attempt.total is not None
         hasher = hashlib.sha256()
-        command = rc.cmd_private_write(final, token, attempt.total, decode)
+        command = rc.cmd_private_write(final, token, attempt.total, self.codec.remote_decode)
         await self._stream(conn, command, local, 0, hasher, attempt, config)
         return hasher
 
