@@ -8,9 +8,11 @@ one command renames that copy only if its sha256 equals the local file's. Pull: 
 ``sha256sum`` before ``os.replace``. Either way an interrupted transfer leaves its partial
 for the next attempt, which reuses it only after the prefix sha256 of both sides match.
 
-The bulk bytes go through OpenSSH's ``ssh`` binary when it is installed (``sshpipe``, the
-default); the control steps stay on one asyncssh connection. Remote hashing prefers
-``openssl dgst`` over coreutils' sha256sum (see ``remote.SHA256``).
+With OpenSSH's ``ssh`` binary installed (the default), the whole attempt runs on one OpenSSH
+connection (``sshmux``): a push that finds no partial prepares and writes in one session
+(``remote.cmd_fresh_write``), and the bytes go through ``ssh`` (``sshpipe``); without it,
+every step runs on one asyncssh connection. Remote hashing prefers ``openssl dgst`` over
+coreutils' sha256sum (see ``remote.SHA256``).
 """
 
 from __future__ import annotations

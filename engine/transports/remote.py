@@ -97,9 +97,10 @@ def fence_code(exit_status: int | None, stderr: str) -> int | None:
     """BUSY_EXIT/CHANGED_EXIT/PARTIAL_EXIT when a fenced writer refused to start, else None."""
     if exit_status in FENCE_EXITS:
         return exit_status
-    if BUSY_MARK in stderr:  # rsync reports its remote side's exit as its own code
-        return BUSY_EXIT
-    return CHANGED_EXIT if CHANGED_MARK in stderr else None
+    for code, mark in FENCE_MARKS.items():  # rsync reports its remote side's exit as its own
+        if mark in stderr:
+            return code
+    return None
 
 
 def _locked(tmp: str, wait: float) -> str:
@@ -154,11 +155,15 @@ def cmd_fresh_write(final: str, token: str, total: int, wait: float, decode: str
     """``cmd_prepare_push`` and ``cmd_fenced_write`` from byte 0 in one command, for a push
     that finds no partial (one session instead of two). Exits ``PARTIAL_EXIT``, writing
     nothing, when a partial (or an orphan it adopted) holds bytes to resume from."""
+    return f"{_prepared(final)}; {cmd_fenced_write(final, token, 0, '0' * 64, total, wait, decode)}"
+
+
+def _prepared(final: str) -> str:
+    """``cmd_prepare_push``, silent; then exit ``PARTIAL_EXIT`` if a partial holds bytes."""
     found = f"{{ echo {quote(PARTIAL_MARK)} >&2; exit {PARTIAL_EXIT}; }}"
-    write = cmd_fenced_write(final, token, 0, "0" * 64, total, wait, decode)
     return (
         f"{{ {cmd_prepare_push(final)}; }} > /dev/null || exit; "
-        f"[ -s {quote(part_name(final))} ] && {found}; {write}"
+        f"[ -s {quote(part_name(final))} ] && {found}"
     )
 
 
@@ -175,12 +180,17 @@ def cmd_private_write(final: str, token: str, total: int, decode: str = "") -> s
     )
 
 
-def wrap_fenced(final: str, offset: int, total: int, token: str, wait: float) -> str:
+def wrap_fenced(
+    final: str, offset: int, total: int, token: str, wait: float, prepare: bool = False
+) -> str:
     """A shell prefix running a remote writer of the shared partial (e.g. ``rsync --server
-    ...`` appended as arguments) under the partial's lock, renamed to its own name when whole."""
+    ...`` appended as arguments) under the partial's lock, renamed to its own name when whole.
+    ``prepare`` (a write from byte 0): run ``cmd_prepare_push`` first and exit
+    ``PARTIAL_EXIT``, writing nothing, when a partial holds bytes to resume from."""
     tmp = part_name(final)
     fresh = "" if offset else f": > {quote(tmp)}; "
     script = (
+        f"{_prepared(final) + '; ' if prepare and not offset else ''}"
         f'{_locked(tmp, wait)}; {fresh}"$@" || exit; '
         f"{_complete(tmp, own_name(final, token), total)}"
     )

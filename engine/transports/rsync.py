@@ -16,6 +16,7 @@ the remote commands and rsync (whose ``-e`` is a session of that master) run ove
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
 import re
@@ -171,19 +172,39 @@ class RsyncTransport(Transport):
         """rsync into the shared partial under its lock (resuming what it holds), or into
         this attempt's own partial when a previous writer keeps the lock."""
         assert attempt.total is not None
-        src = local_arg(local)
+        src, dst = local_arg(local), remote_spec(endpoint, rc.part_name(final))
+        wait = rc.lock_wait(config.operation_timeout)
+        try:  # no partial to resume is the common case: prepare in rsync's own session
+            attempt.start_at(0)
+            wrap = rc.wrap_fenced(final, 0, attempt.total, token, wait, prepare=True)
+            await self._rsync([src, dst], conn, config, attempt, _mode(0), wrap)
+            return
+        except rc.FenceRefused as refused:
+            if refused.code == rc.PARTIAL_EXIT:
+                with contextlib.suppress(rc.FenceRefused):  # busy or changed: go private
+                    await self._resume(conn, local, final, token, config, attempt)
+                    return
+        attempt.start_at(0)
+        own = remote_spec(endpoint, rc.own_name(final, token))
+        await self._rsync([src, own], conn, config, attempt, _mode(0))
+
+    async def _resume(
+        self,
+        conn: OpenSshMaster,
+        local: Path,
+        final: str,
+        token: str,
+        config: TransportConfig,
+        attempt: Tracker,
+    ) -> None:
+        """rsync into the shared partial from where its checked prefix ends, under its lock."""
+        assert attempt.total is not None
         offset, _ = await resume_point(conn, final, local, attempt)
-        tmp = rc.part_name(final)
         attempt.start_at(offset)
         wait = rc.lock_wait(config.operation_timeout)
         wrap = rc.wrap_fenced(final, offset, attempt.total, token, wait)
-        try:
-            dst = remote_spec(endpoint, tmp)
-            await self._rsync([src, dst], conn, config, attempt, _mode(offset), wrap)
-        except rc.FenceRefused:
-            attempt.start_at(0)
-            own = remote_spec(endpoint, rc.own_name(final, token))
-            await self._rsync([src, own], conn, config, attempt, _mode(0))
+        dst = remote_spec(conn.endpoint, rc.part_name(final))
+        await self._rsync([local_arg(local), dst], conn, config, attempt, _mode(offset), wrap)
 
     async def _pull_into(
         self,

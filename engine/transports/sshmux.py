@@ -20,6 +20,8 @@ import asyncio
 import contextlib
 import shutil
 import tempfile
+from asyncio.subprocess import Process
+from collections.abc import Sequence
 from pathlib import Path
 
 import asyncssh
@@ -106,12 +108,18 @@ class OpenSshMaster:
         control = ("-S", str(self._dir / "c"), "-o", "ControlMaster=no")
         return ["ssh", *control, "-o", f"ProxyCommand={GONE}", "-o", "LogLevel=ERROR"]
 
+    async def spawn(self, argv: Sequence[str], stdin: int, stdout: int) -> Process:
+        """Start a local process that ends with this connection: a session, or a local step
+        of a pipeline feeding one (stderr is a pipe)."""
+        pipe = children.PIPE
+        return await children.spawn(
+            argv, stdin=stdin, stdout=stdout, stderr=pipe, death_signal=False
+        )
+
     async def run(self, command: str, *, check: bool = False) -> asyncssh.SSHCompletedProcess:
         """Run a short remote command (as ``SSHClientConnection.run`` does, never checked);
         a session that ssh itself failed raises its typed error."""
-        proc = await children.spawn(
-            self.argv(command), stdin=children.DEVNULL, stdout=children.PIPE, stderr=children.PIPE
-        )
+        proc = await self.spawn(self.argv(command), children.DEVNULL, children.PIPE)
         try:
             out, err = await proc.communicate()
         finally:

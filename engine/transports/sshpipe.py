@@ -9,8 +9,9 @@ truncation trap): child processes are joined by plain ``os.pipe`` descriptors.
 
 The local sha256 is computed in a worker thread beside the stream, in the same pass over the
 page cache: of the source file for a push, and of the partial file as it grows (trailing the
-writer) for a pull, so a pull verifies what actually reached the disk. The caller keeps every
-other step (prepare, resume check, remote sha256, atomic rename) on its asyncssh connection.
+writer) for a pull, so a pull verifies what actually reached the disk. The ``ssh`` here is a
+session of the attempt's OpenSSH master (``sshmux``), which also runs every other step
+(resume check, remote sha256, atomic rename): one connection, one handshake per attempt.
 """
 
 from __future__ import annotations
@@ -138,14 +139,15 @@ def _open_part(path: Path, offset: int) -> int:
 class _Pipeline:
     """Child processes joined by descriptors; killed and reaped on any way out."""
 
-    def __init__(self) -> None:
+    def __init__(self, master: OpenSshMaster) -> None:
+        self.master = master
         self.procs: list[tuple[asyncio.subprocess.Process, asyncio.Future[bytes]]] = []
         self.readers: list[asyncio.Future[None]] = []  # stdouts read to their end
 
     async def spawn(
         self, argv: Sequence[str], stdin: int, stdout: int
     ) -> asyncio.subprocess.Process:
-        proc = await children.spawn(argv, stdin=stdin, stdout=stdout, stderr=children.PIPE)
+        proc = await self.master.spawn(argv, stdin, stdout)
         assert proc.stderr is not None
         self.procs.append((proc, asyncio.ensure_future(proc.stderr.read())))
         return proc
@@ -193,7 +195,7 @@ async def push_file(
     ``hasher`` (already fed with the first ``offset`` bytes) is fed with the bytes as they are
     written to the pipe: one read of the file, hashed and sent in the same pass.
     """
-    pipeline = _Pipeline()
+    pipeline = _Pipeline(master)
     streamer = _Streamer(local, offset, hasher, attempt)
     feed_end, write_end = _pipe()
     opened = [feed_end, write_end]
@@ -257,7 +259,7 @@ async def pull_file(
     ``hasher`` (fed with the first ``offset`` bytes) is fed with what reaches the file, read
     back from the page cache right behind the writer; returns the partial file's size.
     """
-    pipeline = _Pipeline()
+    pipeline = _Pipeline(master)
     streamer = _Streamer(part, offset, hasher, attempt)
     opened = [await asyncio.to_thread(_open_part, part, offset)]
     hashing: asyncio.Future[int] | None = None
