@@ -60,12 +60,12 @@ STORAGE_MARKERS = (
     "Read-only file system",
     "Operation not permitted",
 )
+KEY_REFUSED_MARKERS = ("Permission denied (", "Too many authentication failures")
 AUTH_MARKERS = (
-    "Permission denied (",
+    *KEY_REFUSED_MARKERS,
     "Host key verification failed",
     "REMOTE HOST IDENTIFICATION HAS CHANGED",
     "No ED25519 host key is known",
-    "Too many authentication failures",
 )
 # OpenSSH's words for a packet that arrived damaged (the MAC check or the framing caught it)
 CORRUPTION_MARKERS = (
@@ -334,8 +334,13 @@ def _classify_stderr(stderr: str, attempt: Tracker, what: str) -> AttemptError:
     text = " ".join(stderr.split())[-400:]
     if any(marker in stderr for marker in CORRUPTION_MARKERS):
         return attempt.fail(IntegrityError, f"{what}: {text} (damaged in flight)")
+    if any(marker in stderr for marker in KEY_REFUSED_MARKERS):  # the words asyncssh's get
+        return attempt.fail(AuthenticationError, f"{what}: ssh key refused ({text}); check ssh_key")
     if any(marker in stderr for marker in AUTH_MARKERS):
-        return attempt.fail(AuthenticationError, f"{what}: {text}")
+        return attempt.fail(
+            AuthenticationError,
+            f"{what}: host key not verified ({text}); check known_hosts before trusting it",
+        )
     if "Connection refused" in stderr or "Could not resolve" in stderr or "No route" in stderr:
         return attempt.fail(ConnectError, f"{what}: {text}")
     if "timed out" in stderr or "timeout" in stderr:

@@ -74,14 +74,19 @@ def connect_options(endpoint: SshEndpoint, config: TransportConfig) -> dict[str,
     return options
 
 
+async def check_key_files(endpoint: SshEndpoint, attempt: Tracker) -> None:
+    """MissingKeyError (a request error) when the endpoint's key or known_hosts is missing."""
+    for what, path in (("ssh_key", endpoint.key), ("known_hosts", endpoint.known_hosts)):
+        if path is not None and not await asyncio.to_thread(path.is_file):
+            raise attempt.fail(MissingKeyError, f"{what} file {path} does not exist; fix {what}")
+
+
 @asynccontextmanager
 async def ssh_connection(
     endpoint: SshEndpoint, config: TransportConfig, attempt: Tracker
 ) -> AsyncIterator[asyncssh.SSHClientConnection]:
     """An authenticated connection, closed on exit; failures raise typed errors."""
-    for what, path in (("ssh_key", endpoint.key), ("known_hosts", endpoint.known_hosts)):
-        if path is not None and not await asyncio.to_thread(path.is_file):
-            raise attempt.fail(MissingKeyError, f"{what} file {path} does not exist; fix {what}")
+    await check_key_files(endpoint, attempt)
     with boundary(attempt, connecting=True):
         async with asyncio.timeout(config.connect_timeout):
             conn = await asyncssh.connect(endpoint.host, **connect_options(endpoint, config))

@@ -30,7 +30,7 @@ from netfault.engine.config import TransportConfig
 from netfault.engine.errors import AttemptError, TransportError
 from netfault.engine.transports import children
 from netfault.engine.transports.failures import Tracker, classify_stderr, exit_error, timed_out
-from netfault.engine.transports.sshconn import SshEndpoint, ssh_command
+from netfault.engine.transports.sshconn import SshEndpoint, check_key_files, ssh_command
 
 SSH_ERROR_EXIT = 255  # ssh's own failure (connection, authentication), not the command's
 READY = b"netfault: master ready"
@@ -59,6 +59,7 @@ class OpenSshMaster:
         cls, endpoint: SshEndpoint, config: TransportConfig, attempt: Tracker
     ) -> OpenSshMaster:
         """Connect and authenticate; raise the typed error (marked ``connecting``) if not."""
+        await check_key_files(endpoint, attempt)
         directory = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix="nf-ssh-"))
         argv = [
             *ssh_command(endpoint, config),
