@@ -355,6 +355,23 @@ def _classify_stderr(stderr: str, attempt: Tracker, what: str) -> AttemptError:
     return attempt.fail(TransportError, f"{what}: {text or 'no error output'}")
 
 
+def ssh_client_error(
+    stderr: str, attempt: Tracker, what: str, *, connecting: bool = False
+) -> AttemptError:
+    """The typed error of OpenSSH's ``ssh`` failing on its own (exit 255) with ``stderr``;
+    ``connecting``: before its connection was up, where a reset or close is a connect error
+    (as asyncssh's OSError there is)."""
+    error = classify_stderr(stderr or "ssh exit status 255", attempt, what)
+    if type(error) is TransportError:  # ssh lost the connection without saying why
+        error = classify_stderr("connection closed by remote: " + stderr, attempt, what)
+    if connecting and type(error) is ConnectionReset:
+        said = " ".join(stderr.split())[-400:]
+        error = attempt.fail(ConnectError, f"{what}: cannot connect ({said})")
+    if connecting:
+        error.connecting = True
+    return error
+
+
 # OpenSSH's words for a connection that failed before its session started
 SETUP_MARKERS = (
     "ssh: connect to host",

@@ -27,9 +27,9 @@ from pathlib import Path
 import asyncssh
 
 from netfault.engine.config import TransportConfig
-from netfault.engine.errors import AttemptError, TransportError
+from netfault.engine.errors import AttemptError
 from netfault.engine.transports import children
-from netfault.engine.transports.failures import Tracker, classify_stderr, exit_error, timed_out
+from netfault.engine.transports.failures import Tracker, exit_error, ssh_client_error, timed_out
 from netfault.engine.transports.sshconn import SshEndpoint, check_key_files, ssh_command
 
 SSH_ERROR_EXIT = 255  # ssh's own failure (connection, authentication), not the command's
@@ -96,7 +96,8 @@ class OpenSshMaster:
         except TimeoutError:
             error: AttemptError = timed_out(self._attempt, limit)
         else:
-            error = _failure(stderr or "ssh exited during the handshake", self._attempt, "connect")
+            said = stderr or "ssh exited during the handshake"
+            error = ssh_client_error(said, self._attempt, "connect", connecting=True)
         error.connecting = True
         raise error
 
@@ -144,7 +145,7 @@ class OpenSshMaster:
         said = await self.last_words()
         if self._proc.returncode is not None:
             stderr = said if said.strip() else "connection closed by remote"
-        return _failure(stderr or "ssh exit status 255", self._attempt, f"ssh {what}")
+        return ssh_client_error(stderr, self._attempt, f"ssh {what}")
 
     async def last_words(self) -> str:
         """The master's stderr if it exits within ``MASTER_EXIT_WAIT`` (its connection broke),
@@ -161,13 +162,6 @@ class OpenSshMaster:
         await children.reap(self._proc)
         self._stderr.cancel()
         await asyncio.to_thread(shutil.rmtree, self._dir, True)
-
-
-def _failure(stderr: str, attempt: Tracker, what: str) -> AttemptError:
-    error = classify_stderr(stderr, attempt, what)
-    if type(error) is TransportError:  # ssh lost the connection without saying why
-        return classify_stderr("connection closed by remote: " + stderr, attempt, what)
-    return error
 
 
 __all__ = ["OpenSshMaster", "SSH_ERROR_EXIT"]
