@@ -83,6 +83,16 @@ class OpenSshMaster:
             elif not ready:
                 await asyncio.to_thread(shutil.rmtree, directory, True)
 
+    @property
+    def pid(self) -> int:
+        """The master ``ssh`` process."""
+        return self._proc.pid
+
+    @property
+    def control_dir(self) -> Path:
+        """The private directory of the control socket (removed by ``close``)."""
+        return self._dir
+
     async def _ready(self, limit: float) -> None:
         """Wait for the master's LocalCommand line (run once the control socket listens)."""
         assert self._proc.stdout is not None
