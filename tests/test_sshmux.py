@@ -6,10 +6,13 @@ the relay's address), so the tests see how many connections a transfer really op
 
 from __future__ import annotations
 
+import asyncio
 import os
+import shutil
 import signal
 import socket
 import socketserver
+import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +24,7 @@ from netfault.engine.errors import ConnectionReset
 from netfault.engine.transports import default_transports
 from netfault.engine.transports.failures import Tracker
 from netfault.engine.transports.sshconn import SshEndpoint
-from netfault.engine.transports.sshmux import OpenSshMaster
+from netfault.engine.transports.sshmux import DIR_PREFIX, OpenSshMaster
 from netfault.simulator.cluster.loop_thread import LoopThread
 from netfault.simulator.node import FakeNode
 
@@ -128,4 +131,28 @@ async def test_a_session_fails_instead_of_dialling_again_once_the_master_is_gone
     finally:
         await master.close()
     assert relay.accepted == 1
-    assert not master.control_dir.exists()
+    assert not await asyncio.to_thread(master.control_dir.exists)
+
+
+async def test_opening_a_master_sweeps_control_directories_a_killed_engine_left(
+    node: FakeNode, relay: _Relay, tmp_path: Path
+) -> None:
+    """A dead engine's master died with it (parent-death signal); its socket refuses."""
+    dead = Path(tempfile.mkdtemp(prefix=DIR_PREFIX))
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as gone:
+        gone.bind(str(dead / "c"))  # closed without unlinking: nothing listens any more
+    live = Path(tempfile.mkdtemp(prefix=DIR_PREFIX))
+    listening = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        listening.bind(str(live / "c"))
+        listening.listen()
+        config = via_relay(node, relay, tmp_path)
+        endpoint = SshEndpoint.direct(config)
+        master = await OpenSshMaster.open(endpoint, CONFIG, Tracker(config, "ssh"))
+        await master.close()
+        assert not await asyncio.to_thread(dead.exists)
+        assert await asyncio.to_thread((live / "c").exists)
+    finally:
+        listening.close()
+        shutil.rmtree(live, ignore_errors=True)
+        shutil.rmtree(dead, ignore_errors=True)

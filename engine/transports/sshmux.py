@@ -18,8 +18,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import shutil
+import socket
 import tempfile
+import time
 from asyncio.subprocess import Process
 from collections.abc import Sequence
 from pathlib import Path
@@ -37,6 +40,8 @@ READY = b"netfault: master ready"
 # How long a failed session waits for the master to exit and say why (it exits right after
 # the connection it carries broke, so this is only the time to read its last words).
 MASTER_EXIT_WAIT = 1.0
+DIR_PREFIX = "nf-ssh-"
+STALE_WITHOUT_SOCKET = 3600.0
 GONE = "echo 'netfault: the connection to the node is closed' >&2; exit 1"
 
 
@@ -60,7 +65,7 @@ class OpenSshMaster:
     ) -> OpenSshMaster:
         """Connect and authenticate; raise the typed error (marked ``connecting``) if not."""
         await check_key_files(endpoint, attempt)
-        directory = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix="nf-ssh-"))
+        directory = Path(await asyncio.to_thread(_fresh_directory))
         argv = [
             *ssh_command(endpoint, config),
             *("-N", "-M", "-S", str(directory / "c"), "-o", "ControlPersist=no"),
@@ -168,10 +173,40 @@ class OpenSshMaster:
         return (await self._stderr).decode("utf-8", "replace")
 
     async def close(self) -> None:
-        """Kill the master (its sessions are over) and remove its control directory."""
-        await children.reap(self._proc)
+        """Kill the master (its sessions are over) and remove its control directory (before
+        any await: a close cancelled half way still leaves no directory behind)."""
+        children.kill_group(self._proc)
+        shutil.rmtree(self._dir, ignore_errors=True)  # one socket in a private directory
         self._stderr.cancel()
-        await asyncio.to_thread(shutil.rmtree, self._dir, True)
+        await children.reap(self._proc)
+
+
+def _fresh_directory() -> str:
+    """A private directory for a control socket, after sweeping the ones dead engines left."""
+    for stale in Path(tempfile.gettempdir()).glob(f"{DIR_PREFIX}*"):
+        if _abandoned(stale):
+            shutil.rmtree(stale, ignore_errors=True)
+    return tempfile.mkdtemp(prefix=DIR_PREFIX)
+
+
+def _abandoned(directory: Path) -> bool:
+    """Whether a control directory outlived its master: an engine killed before it closed
+    it (the master died with it, by its parent-death signal), so nothing listens on the
+    socket; one with no socket yet counts only once it is an hour old."""
+    socket_path = directory / "c"
+    try:
+        if directory.stat().st_uid != os.getuid():
+            return False
+        if not socket_path.exists():
+            return time.time() - directory.stat().st_mtime > STALE_WITHOUT_SOCKET
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+            probe.settimeout(1.0)
+            probe.connect(str(socket_path))
+    except ConnectionRefusedError:
+        return True
+    except OSError:
+        return False
+    return False
 
 
 __all__ = ["OpenSshMaster", "SSH_ERROR_EXIT"]
