@@ -19,6 +19,7 @@ from netfault.engine.transports.failures import (
     exit_error,
     http_status_error,
     rsync_error,
+    ssh_client_error,
     timed_out,
 )
 
@@ -113,6 +114,28 @@ def test_a_garbled_http_status_line_is_integrity() -> None:
 )
 def test_stderr_maps_to_one_kind(stderr: str, kind: str) -> None:
     assert classify_stderr(stderr, tracker(), "upload").kind == kind
+
+
+@pytest.mark.parametrize(
+    ("stderr", "connecting", "kind"),
+    [
+        pytest.param(
+            "kex_exchange_identification: read: Connection reset by peer",
+            True,
+            "connect",
+            id="reset-in-handshake-is-connect",
+        ),
+        pytest.param("", True, "connect", id="silent-exit-in-handshake-is-connect"),
+        pytest.param("Connection reset by peer", False, "reset", id="reset-in-session"),
+        pytest.param("", False, "reset", id="silent-exit-in-session-is-reset"),
+        pytest.param("Corrupted MAC on input.", False, "integrity", id="mac"),
+        pytest.param("Permission denied (publickey).", True, "auth", id="key-refused"),
+    ],
+)
+def test_ssh_client_failure_maps_to_one_kind(stderr: str, connecting: bool, kind: str) -> None:
+    error = ssh_client_error(stderr, tracker(), "connect", connecting=connecting)
+    assert error.kind == kind
+    assert error.connecting is connecting
 
 
 def test_a_channel_closed_without_status_is_a_reset() -> None:

@@ -61,7 +61,7 @@ def test_a_rename_onto_a_directory_is_the_is_directory_request_error() -> None:
 
 @pytest.mark.parametrize("code", rc.FENCE_EXITS)
 def test_a_refusing_fence_is_not_an_error_of_the_attempt(code: int) -> None:
-    mark = rc.BUSY_MARK if code == rc.BUSY_EXIT else rc.CHANGED_MARK
+    mark = rc.FENCE_MARKS[code]
     with pytest.raises(rc.FenceRefused) as refused:
         written_error(code, mark, tracker(), "upload")
     assert refused.value.code == code

@@ -43,16 +43,26 @@ _PRE_EXEC = _death_signal()
 
 
 async def spawn(
-    argv: Sequence[str], *, stdin: int | None, stdout: int | None, stderr: int | None
+    argv: Sequence[str],
+    *,
+    stdin: int | None,
+    stdout: int | None,
+    stderr: int | None,
+    death_signal: bool = True,
 ) -> asyncio.subprocess.Process:
-    """Start ``argv`` as the leader of a new session (so of a new process group)."""
+    """Start ``argv`` as the leader of a new session (so of a new process group).
+
+    ``death_signal=False`` for a child that cannot outlive something that has it (a session
+    of an OpenSSH master, ends when the master does): without a pre-exec hook Python starts
+    it with vfork, about ten times cheaper than a fork of the engine's process.
+    """
     return await asyncio.create_subprocess_exec(
         *argv,
         stdin=stdin,
         stdout=stdout,
         stderr=stderr,
         start_new_session=True,
-        preexec_fn=_PRE_EXEC,
+        preexec_fn=_PRE_EXEC if death_signal else None,
     )
 
 

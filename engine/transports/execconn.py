@@ -1,7 +1,8 @@
 """An exec transport's SSH connection, set up as a phase of its own before the transfer.
 
 Failover races this phase (TCP + SSH handshake + authentication) across a node's routes;
-the file then moves over the winner's connection only. ``ExecTransport.push``/``pull`` are
+the file then moves over the winner's connection only: an OpenSSH master (``sshmux``) when
+the ``ssh`` binary is installed, else an asyncssh connection. ``ExecTransport.push``/``pull`` are
 the same two phases run back to back.
 """
 
@@ -12,14 +13,13 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import asyncssh
-
 from netfault.engine.config import NodeConfig, TransportConfig
 from netfault.engine.transports import remote as rc
 from netfault.engine.transports.base import Direction, Progress, TransportConnection
 from netfault.engine.transports.failures import Tracker, boundary
 from netfault.engine.transports.integrity import receiving
-from netfault.engine.transports.sshconn import ssh_connection
+from netfault.engine.transports.sshconn import Remote, ssh_connection
+from netfault.engine.transports.sshmux import OpenSshMaster
 
 if TYPE_CHECKING:
     from netfault.engine.transports.execpath import ExecTransport
@@ -32,7 +32,7 @@ class ExecConnection(TransportConnection):
         self,
         transport: ExecTransport,
         tracker: Tracker,
-        conn: asyncssh.SSHClientConnection,
+        conn: Remote,
         stack: AsyncExitStack,
     ) -> None:
         self._transport, self._tracker, self._conn, self._stack = transport, tracker, conn, stack
@@ -64,9 +64,15 @@ async def open_exec(
     """Connect and authenticate to the transport's endpoint; raise its typed error if not."""
     tracker = Tracker(node, transport.name, progress)
     stack = AsyncExitStack()
-    with boundary(tracker, connecting=True):
-        endpoint = transport.endpoint(node)
-        conn = await stack.enter_async_context(ssh_connection(endpoint, config, tracker))
+    endpoint = transport.endpoint(node)
+    conn: Remote
+    if transport.uses_openssh():
+        master = await OpenSshMaster.open(endpoint, config, tracker)
+        stack.push_async_callback(master.close)
+        conn = master
+    else:
+        with boundary(tracker, connecting=True):
+            conn = await stack.enter_async_context(ssh_connection(endpoint, config, tracker))
     return ExecConnection(transport, tracker, conn, stack)
 
 

@@ -8,9 +8,11 @@ one command renames that copy only if its sha256 equals the local file's. Pull: 
 ``sha256sum`` before ``os.replace``. Either way an interrupted transfer leaves its partial
 for the next attempt, which reuses it only after the prefix sha256 of both sides match.
 
-The bulk bytes go through OpenSSH's ``ssh`` binary when it is installed (``sshpipe``, the
-default); the control steps stay on one asyncssh connection. Remote hashing prefers
-``openssl dgst`` over coreutils' sha256sum (see ``remote.SHA256``).
+With OpenSSH's ``ssh`` binary installed (the default), the whole attempt runs on one OpenSSH
+connection (``sshmux``): a push that finds no partial prepares and writes in one session
+(``remote.cmd_fresh_write``), and the bytes go through ``ssh`` (``sshpipe``); without it,
+every step runs on one asyncssh connection. Remote hashing prefers ``openssl dgst`` over
+coreutils' sha256sum (see ``remote.SHA256``).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import secrets
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +45,7 @@ from netfault.engine.transports.fenced import (
     discard,
     discard_own,
     is_ready,
+    remote_size,
     resume_point,
     text,
     written_error,
@@ -53,7 +57,14 @@ from netfault.engine.transports.integrity import (
     hash_prefix,
     local_partial_size,
 )
-from netfault.engine.transports.sshconn import PIPE_CHUNK, SshEndpoint, run_text, ssh_connection
+from netfault.engine.transports.sshconn import (
+    PIPE_CHUNK,
+    Remote,
+    SshEndpoint,
+    run_text,
+    ssh_connection,
+)
+from netfault.engine.transports.sshmux import OpenSshMaster
 
 WRITE_BATCH = 1 << 20
 
@@ -104,15 +115,15 @@ class ExecTransport(Transport):
         """Open and authenticate the SSH connection a transfer then runs on."""
         return await open_exec(self, node, config, progress)
 
-    def _native(self, attempt: Tracker) -> SshEndpoint | None:
-        """The endpoint for the OpenSSH data path, or None to stream over asyncssh."""
+    def uses_openssh(self) -> bool:
+        """Whether an attempt runs on an OpenSSH master (``sshmux``) rather than asyncssh."""
         codec = self.codec
         tools = {*codec.local_encode[:1], *codec.local_decode[:1]}
-        return self.endpoint(attempt.node) if self.openssh and sshpipe.available(*tools) else None
+        return self.openssh and sshpipe.available(*tools)
 
     async def _push(
         self,
-        conn: asyncssh.SSHClientConnection,
+        conn: Remote,
         local: Path,
         final: str,
         attempt: Tracker,
@@ -129,7 +140,7 @@ class ExecTransport(Transport):
 
     async def _write_fenced(
         self,
-        conn: asyncssh.SSHClientConnection,
+        conn: Remote,
         local: Path,
         final: str,
         token: str,
@@ -141,6 +152,14 @@ class ExecTransport(Transport):
         when a previous writer keeps the lock. Returns the hasher fed with the whole file."""
         assert attempt.total is not None
         decode, wait = self.codec.remote_decode, rc.lock_wait(config.operation_timeout)
+        try:  # no partial to resume is the common case: prepare and write in one session
+            hasher = hashlib.sha256()
+            command = rc.cmd_fresh_write(final, token, attempt.total, wait, decode)
+            await self._stream(conn, command, local, 0, hasher, attempt, config)
+            return hasher
+        except rc.FenceRefused as refused:
+            if refused.code == rc.BUSY_EXIT:
+                return await self._write_private(conn, local, final, token, attempt, config)
         for _ in range(2):
             offset, hasher = await resume_point(conn, final, local, attempt)
             prefix = str(hasher.copy().hexdigest())
@@ -151,14 +170,27 @@ class ExecTransport(Transport):
             except rc.FenceRefused as refused:
                 if refused.code == rc.BUSY_EXIT:
                     break
+        return await self._write_private(conn, local, final, token, attempt, config)
+
+    async def _write_private(
+        self,
+        conn: Remote,
+        local: Path,
+        final: str,
+        token: str,
+        attempt: Tracker,
+        config: TransportConfig,
+    ) -> Hasher:
+        """Write a fresh copy into this attempt's own partial (the shared one stays locked)."""
+        assert attempt.total is not None
         hasher = hashlib.sha256()
-        command = rc.cmd_private_write(final, token, attempt.total, decode)
+        command = rc.cmd_private_write(final, token, attempt.total, self.codec.remote_decode)
         await self._stream(conn, command, local, 0, hasher, attempt, config)
         return hasher
 
     async def _stream(
         self,
-        conn: asyncssh.SSHClientConnection,
+        conn: Remote,
         command: str,
         local: Path,
         offset: int,
@@ -168,11 +200,11 @@ class ExecTransport(Transport):
     ) -> None:
         """Feed ``local`` from ``offset`` into the remote ``command``'s stdin."""
         attempt.start_at(offset)
-        native = self._native(attempt)
-        if native is not None:
+        if isinstance(conn, OpenSshMaster):
             encode = self.codec.local_encode
-            await sshpipe.push_file(native, config, command, local, offset, hasher, encode, attempt)
+            await sshpipe.push_file(conn, command, local, offset, hasher, encode, attempt)
         else:
+            assert isinstance(conn, asyncssh.SSHClientConnection)
             await self._upload(conn, command, local, offset, hasher, attempt)
 
     async def _upload(
@@ -225,36 +257,41 @@ class ExecTransport(Transport):
 
     async def _pull(
         self,
-        conn: asyncssh.SSHClientConnection,
+        conn: Remote,
         source: str,
         part: Path,
         attempt: Tracker,
         config: TransportConfig,
     ) -> None:
-        size = rc.parse_size(await run_text(conn, rc.cmd_stat(source), attempt, "stat"))
-        attempt.total = size
-        offset, hasher = await self._local_resume_point(conn, source, part, size, attempt)
-        attempt.start_at(offset)
-        remote_sha = asyncio.ensure_future(run_text(conn, rc.cmd_sha(source), attempt, "sha256sum"))
+        sizing = asyncio.ensure_future(remote_size(conn, source, attempt))
+        remote_sha: asyncio.Future[str] | None = None
         try:
-            native = self._native(attempt)
-            if native is not None:
+            offset, hasher = 0, hashlib.sha256()
+            if await local_partial_size(part, sys.maxsize):  # its check needs the size first
+                size = await sizing
+                offset, hasher = await self._local_resume_point(conn, source, part, size, attempt)
+            attempt.start_at(offset)
+            sha = run_text(conn, rc.cmd_sha(source), attempt, "sha256sum")
+            remote_sha = asyncio.ensure_future(sha)
+            if isinstance(conn, OpenSshMaster):
                 command = rc.cmd_read(source, offset, self.codec.remote_encode)
                 decode = self.codec.local_decode
-                await sshpipe.pull_file(
-                    native, config, command, part, offset, hasher, decode, attempt
-                )
+                await sshpipe.pull_file(conn, command, part, offset, hasher, decode, attempt)
             else:
+                assert isinstance(conn, asyncssh.SSHClientConnection)
                 await self._download(conn, source, part, offset, hasher, attempt)
+            await sizing
             expected = rc.parse_sha(await remote_sha)
         finally:
-            remote_sha.cancel()
+            sizing.cancel()
+            if remote_sha is not None:
+                remote_sha.cancel()
         if expected != hasher.hexdigest():
             raise mismatch(attempt, expected, str(hasher.hexdigest()))
 
     async def _local_resume_point(
         self,
-        conn: asyncssh.SSHClientConnection,
+        conn: Remote,
         source: str,
         part: Path,
         size: int,

@@ -60,12 +60,12 @@ STORAGE_MARKERS = (
     "Read-only file system",
     "Operation not permitted",
 )
+KEY_REFUSED_MARKERS = ("Permission denied (", "Too many authentication failures")
 AUTH_MARKERS = (
-    "Permission denied (",
+    *KEY_REFUSED_MARKERS,
     "Host key verification failed",
     "REMOTE HOST IDENTIFICATION HAS CHANGED",
     "No ED25519 host key is known",
-    "Too many authentication failures",
 )
 # OpenSSH's words for a packet that arrived damaged (the MAC check or the framing caught it)
 CORRUPTION_MARKERS = (
@@ -334,8 +334,13 @@ def _classify_stderr(stderr: str, attempt: Tracker, what: str) -> AttemptError:
     text = " ".join(stderr.split())[-400:]
     if any(marker in stderr for marker in CORRUPTION_MARKERS):
         return attempt.fail(IntegrityError, f"{what}: {text} (damaged in flight)")
+    if any(marker in stderr for marker in KEY_REFUSED_MARKERS):  # the words asyncssh's get
+        return attempt.fail(AuthenticationError, f"{what}: ssh key refused ({text}); check ssh_key")
     if any(marker in stderr for marker in AUTH_MARKERS):
-        return attempt.fail(AuthenticationError, f"{what}: {text}")
+        return attempt.fail(
+            AuthenticationError,
+            f"{what}: host key not verified ({text}); check known_hosts before trusting it",
+        )
     if "Connection refused" in stderr or "Could not resolve" in stderr or "No route" in stderr:
         return attempt.fail(ConnectError, f"{what}: {text}")
     if "timed out" in stderr or "timeout" in stderr:
@@ -348,6 +353,23 @@ def _classify_stderr(stderr: str, attempt: Tracker, what: str) -> AttemptError:
     if "reset by peer" in stderr or "Broken pipe" in stderr or "closed by remote" in stderr:
         return attempt.fail(ConnectionReset, f"{what}: {text}")
     return attempt.fail(TransportError, f"{what}: {text or 'no error output'}")
+
+
+def ssh_client_error(
+    stderr: str, attempt: Tracker, what: str, *, connecting: bool = False
+) -> AttemptError:
+    """The typed error of OpenSSH's ``ssh`` failing on its own (exit 255) with ``stderr``;
+    ``connecting``: before its connection was up, where a reset or close is a connect error
+    (as asyncssh's OSError there is)."""
+    error = classify_stderr(stderr or "ssh exit status 255", attempt, what)
+    if type(error) is TransportError:  # ssh lost the connection without saying why
+        error = classify_stderr("connection closed by remote: " + stderr, attempt, what)
+    if connecting and type(error) is ConnectionReset:
+        said = " ".join(stderr.split())[-400:]
+        error = attempt.fail(ConnectError, f"{what}: cannot connect ({said})")
+    if connecting:
+        error.connecting = True
+    return error
 
 
 # OpenSSH's words for a connection that failed before its session started

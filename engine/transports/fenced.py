@@ -19,7 +19,7 @@ from netfault.engine.errors import AttemptError
 from netfault.engine.transports import remote as rc
 from netfault.engine.transports.failures import Tracker, mismatch, writer_error
 from netfault.engine.transports.integrity import Hasher, hash_prefix
-from netfault.engine.transports.sshconn import run_text
+from netfault.engine.transports.sshconn import Remote, run_text
 
 DISCARD_TIMEOUT = rc.DISCARD_LOCK_WAIT + 1.0
 OUTPUT_CHUNK = 1 << 16
@@ -43,7 +43,7 @@ async def discard(stdout: Readable) -> None:
 
 
 async def resume_point(
-    conn: asyncssh.SSHClientConnection, final: str, local: Path, attempt: Tracker
+    conn: Remote, final: str, local: Path, attempt: Tracker
 ) -> tuple[int, Hasher]:
     """Prepare the node for a push of ``local`` to ``final``; return the offset to resume
     the shared partial from and a sha256 object fed with that prefix."""
@@ -53,7 +53,7 @@ async def resume_point(
 
 
 async def remote_resume_point(
-    conn: asyncssh.SSHClientConnection, tmp: str, local: Path, partial: int, attempt: Tracker
+    conn: Remote, tmp: str, local: Path, partial: int, attempt: Tracker
 ) -> tuple[int, Hasher]:
     """Offset to resume an upload from, and a sha256 object already fed with that prefix."""
     assert attempt.total is not None
@@ -67,9 +67,14 @@ async def remote_resume_point(
     return 0, hashlib.sha256()
 
 
-async def commit_remote(
-    conn: asyncssh.SSHClientConnection, tmp: str, final: str, sha: str, attempt: Tracker
-) -> None:
+async def remote_size(conn: Remote, source: str, attempt: Tracker) -> int:
+    """The size of the file a pull reads (also set as ``attempt.total``); fails when it is
+    missing or a directory. A fresh pull asks beside its data stream, a resume before."""
+    attempt.total = rc.parse_size(await run_text(conn, rc.cmd_stat(source), attempt, "stat"))
+    return attempt.total
+
+
+async def commit_remote(conn: Remote, tmp: str, final: str, sha: str, attempt: Tracker) -> None:
     """Rename the remote partial to ``final`` if its sha256 is ``sha``; IntegrityError if not."""
     result = await conn.run(rc.cmd_commit(tmp, final, sha), check=False)
     if result.exit_status == rc.MISMATCH_EXIT:
@@ -81,15 +86,13 @@ async def commit_remote(
         raise written_error(result.exit_status, text(result.stderr), attempt, "verify and rename")
 
 
-async def discard_own(
-    conn: asyncssh.SSHClientConnection, final: str, token: str, shared: bool = True
-) -> None:
+async def discard_own(conn: Remote, final: str, token: str, shared: bool = True) -> None:
     """Best effort after a failure no resume can use: delete the partials this attempt wrote
     (bounded: it may run after the operation's timeout already fired)."""
     try:
         async with asyncio.timeout(DISCARD_TIMEOUT):
             await conn.run(rc.cmd_discard(final, token, shared), check=False)
-    except (TimeoutError, OSError, asyncssh.Error):
+    except (TimeoutError, OSError, asyncssh.Error, AttemptError):
         pass
 
 

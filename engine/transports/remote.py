@@ -32,10 +32,13 @@ BUSY_EXIT = 95  # the partial's lock stayed taken for the whole wait: write a pr
 SHORT_EXIT = 96  # the writer's input ended before the whole file arrived
 CHANGED_EXIT = 98  # the partial is no longer the prefix the resume was computed on
 TAKEN_EXIT = 99  # this attempt's whole copy was gone at commit (taken for an orphan)
+PARTIAL_EXIT = 94  # a fresh write found a partial to resume: check it and resume instead
 TAKEN_MARK = "netfault: this attempt's copy was taken over by another push; send it again"
-FENCE_EXITS = (BUSY_EXIT, CHANGED_EXIT)
+FENCE_EXITS = (BUSY_EXIT, CHANGED_EXIT, PARTIAL_EXIT)
 BUSY_MARK = "netfault: partial busy"
 CHANGED_MARK = "netfault: partial changed"
+PARTIAL_MARK = "netfault: a partial is there to resume"
+FENCE_MARKS = {BUSY_EXIT: BUSY_MARK, CHANGED_EXIT: CHANGED_MARK, PARTIAL_EXIT: PARTIAL_MARK}
 READY_MARK = "netfault: writing"  # on stdout: the writer holds its lock, send the bytes
 LOCK_WAIT_MAX = 5.0
 DISCARD_LOCK_WAIT = 1.0
@@ -82,20 +85,22 @@ def lock_wait(operation_timeout: float) -> float:
 
 
 class FenceRefused(Exception):
-    """The fenced writer did not start: the partial was busy or changed (``code`` says)."""
+    """The fenced writer did not start: the partial was busy, changed, or (a fresh write)
+    there to resume (``code`` says)."""
 
     def __init__(self, code: int) -> None:
-        super().__init__(BUSY_MARK if code == BUSY_EXIT else CHANGED_MARK)
+        super().__init__(FENCE_MARKS[code])
         self.code = code
 
 
 def fence_code(exit_status: int | None, stderr: str) -> int | None:
-    """BUSY_EXIT/CHANGED_EXIT when a fenced writer refused to start, else None."""
+    """BUSY_EXIT/CHANGED_EXIT/PARTIAL_EXIT when a fenced writer refused to start, else None."""
     if exit_status in FENCE_EXITS:
         return exit_status
-    if BUSY_MARK in stderr:  # rsync reports its remote side's exit as its own code
-        return BUSY_EXIT
-    return CHANGED_EXIT if CHANGED_MARK in stderr else None
+    for code, mark in FENCE_MARKS.items():  # rsync reports its remote side's exit as its own
+        if mark in stderr:
+            return code
+    return None
 
 
 def _locked(tmp: str, wait: float) -> str:
@@ -146,6 +151,22 @@ def cmd_fenced_write(
     )
 
 
+def cmd_fresh_write(final: str, token: str, total: int, wait: float, decode: str = "") -> str:
+    """``cmd_prepare_push`` and ``cmd_fenced_write`` from byte 0 in one command, for a push
+    that finds no partial (one session instead of two). Exits ``PARTIAL_EXIT``, writing
+    nothing, when a partial (or an orphan it adopted) holds bytes to resume from."""
+    return f"{_prepared(final)}; {cmd_fenced_write(final, token, 0, '0' * 64, total, wait, decode)}"
+
+
+def _prepared(final: str) -> str:
+    """``cmd_prepare_push``, silent; then exit ``PARTIAL_EXIT`` if a partial holds bytes."""
+    found = f"{{ echo {quote(PARTIAL_MARK)} >&2; exit {PARTIAL_EXIT}; }}"
+    return (
+        f"{{ {cmd_prepare_push(final)}; }} > /dev/null || exit; "
+        f"[ -s {quote(part_name(final))} ] && {found}"
+    )
+
+
 def cmd_private_write(final: str, token: str, total: int, decode: str = "") -> str:
     """Write stdin (through ``decode``) to this attempt's own partial from byte 0, locked so a
     sweep leaves it alone while it is written; a short copy is deleted (nobody resumes it)."""
@@ -159,12 +180,17 @@ def cmd_private_write(final: str, token: str, total: int, decode: str = "") -> s
     )
 
 
-def wrap_fenced(final: str, offset: int, total: int, token: str, wait: float) -> str:
+def wrap_fenced(
+    final: str, offset: int, total: int, token: str, wait: float, prepare: bool = False
+) -> str:
     """A shell prefix running a remote writer of the shared partial (e.g. ``rsync --server
-    ...`` appended as arguments) under the partial's lock, renamed to its own name when whole."""
+    ...`` appended as arguments) under the partial's lock, renamed to its own name when whole.
+    ``prepare`` (a write from byte 0): run ``cmd_prepare_push`` first and exit
+    ``PARTIAL_EXIT``, writing nothing, when a partial holds bytes to resume from."""
     tmp = part_name(final)
     fresh = "" if offset else f": > {quote(tmp)}; "
     script = (
+        f"{_prepared(final) + '; ' if prepare and not offset else ''}"
         f'{_locked(tmp, wait)}; {fresh}"$@" || exit; '
         f"{_complete(tmp, own_name(final, token), total)}"
     )

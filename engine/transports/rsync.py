@@ -3,31 +3,29 @@
 rsync writes to the same ``.<name>.nfpart`` name the other transports use: a fresh copy with
 ``--whole-file --inplace`` (no delta search, no temp file and rename), a resume with
 ``--partial --append-verify``. The remote rsync runs under the partial's lock
-(``remote.wrap_fenced``), or writes a private copy when an earlier writer keeps it. A side
-asyncssh connection checks the partial's prefix sha256 before reuse and renames it only once
-the whole file's sha256 matches the source's; a pull
-hashes the local partial right behind rsync's in-place writes instead of in a second pass.
+(``remote.wrap_fenced``), or writes a private copy when an earlier writer keeps it. Remote
+commands check the partial's prefix sha256 before reuse and rename it only once the whole
+file's sha256 matches the source's; a pull hashes the local partial right behind rsync's
+in-place writes instead of in a second pass.
 
-Racing: the side connection is set up first (``connect``), as a phase of its own, so
-failover races it across routes like the exec transports' connection. rsync's own ``ssh``
-is a second connection, opened once the side connection is up and aimed at the address and
-port that connection reached; the race proves the route, it does not carry rsync's bytes.
+One connection per attempt: ``connect`` opens an OpenSSH master (``sshmux``) as a phase of
+its own, so failover races it across routes like the exec transports' connection, and both
+the remote commands and rsync (whose ``-e`` is a session of that master) run over it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
 import re
 import secrets
 import shlex
 import shutil
+import sys
 from collections.abc import Sequence
-from contextlib import AsyncExitStack
 from pathlib import Path
-
-import asyncssh
 
 from netfault.engine.config import NodeConfig, TransportConfig
 from netfault.engine.errors import RemoteStorageError
@@ -40,7 +38,12 @@ from netfault.engine.transports.base import (
     TransportConnection,
 )
 from netfault.engine.transports.failures import Tracker, boundary, mismatch, rsync_error
-from netfault.engine.transports.fenced import commit_remote, discard_own, resume_point
+from netfault.engine.transports.fenced import (
+    commit_remote,
+    discard_own,
+    remote_size,
+    resume_point,
+)
 from netfault.engine.transports.integrity import (
     Hasher,
     hash_prefix,
@@ -48,17 +51,15 @@ from netfault.engine.transports.integrity import (
     receiving,
     sha256_file,
 )
-from netfault.engine.transports.sshconn import (
-    SshEndpoint,
-    run_text,
-    ssh_command,
-    ssh_connection,
-)
+from netfault.engine.transports.sshconn import SshEndpoint, run_text, ssh_command
 from netfault.engine.transports.sshconn import (
     ssh_options as ssh_options,  # re-exported: the script API's scp uses it
 )
+from netfault.engine.transports.sshmux import OpenSshMaster
 from netfault.engine.transports.sshpipe import follow_hash
 
+# rsync's exits when its remote shell's stream ended: the connection may have broken
+LINK_EXITS = frozenset({10, 12, 255})
 _PROGRESS = re.compile(rb"^\s*([\d,]+)\s+\d+%")
 
 
@@ -86,10 +87,11 @@ class RsyncTransport(Transport):
         return SshEndpoint.direct(node)
 
     def rsync_argv(
-        self, endpoint: SshEndpoint, config: TransportConfig, wrap: str = "trap '' XFSZ;"
+        self, ssh: Sequence[str], config: TransportConfig, wrap: str = "trap '' XFSZ;"
     ) -> list[str]:
-        """``wrap``: the remote shell prefix of the remote rsync (by default, an ignored
-        SIGXFSZ turns the node's file-size limit into a reported EFBIG)."""
+        """``ssh``: the remote shell argv (``-e``); ``wrap``: the remote shell prefix of the
+        remote rsync (by default, an ignored SIGXFSZ turns the node's file-size limit into a
+        reported EFBIG)."""
         return [
             "rsync",
             "--outbuf=L",
@@ -97,20 +99,17 @@ class RsyncTransport(Transport):
             f"--timeout={max(1, int(config.operation_timeout))}",
             f"--rsync-path={wrap} rsync",
             "-e",
-            shlex.join(ssh_command(endpoint, config)),
+            shlex.join(ssh),
         ]
 
     async def connect(
         self, node: NodeConfig, config: TransportConfig, progress: Progress | None = None
     ) -> TransportConnection:
-        """Open the asyncssh connection a transfer checks and commits over; rsync's own
-        ``ssh`` then aims at the address and port this connection reached."""
+        """Open the OpenSSH master a transfer's remote commands and rsync both run on."""
         attempt = Tracker(node, self.name, progress)
-        stack = AsyncExitStack()
         endpoint = self.endpoint(node)
-        with boundary(attempt, connecting=True):
-            conn = await stack.enter_async_context(ssh_connection(endpoint, config, attempt))
-        return RsyncConnection(self, attempt, endpoint, conn, stack)
+        master = await OpenSshMaster.open(endpoint, config, attempt)
+        return RsyncConnection(self, attempt, endpoint, master)
 
     async def push(
         self,
@@ -140,7 +139,7 @@ class RsyncTransport(Transport):
 
     async def _push_on(
         self,
-        conn: asyncssh.SSHClientConnection,
+        conn: OpenSshMaster,
         endpoint: SshEndpoint,
         local_path: Path,
         final: str,
@@ -162,7 +161,7 @@ class RsyncTransport(Transport):
 
     async def _write_fenced(
         self,
-        conn: asyncssh.SSHClientConnection,
+        conn: OpenSshMaster,
         endpoint: SshEndpoint,
         local: Path,
         final: str,
@@ -173,23 +172,43 @@ class RsyncTransport(Transport):
         """rsync into the shared partial under its lock (resuming what it holds), or into
         this attempt's own partial when a previous writer keeps the lock."""
         assert attempt.total is not None
-        src = local_arg(local)
+        src, dst = local_arg(local), remote_spec(endpoint, rc.part_name(final))
+        wait = rc.lock_wait(config.operation_timeout)
+        try:  # no partial to resume is the common case: prepare in rsync's own session
+            attempt.start_at(0)
+            wrap = rc.wrap_fenced(final, 0, attempt.total, token, wait, prepare=True)
+            await self._rsync([src, dst], conn, config, attempt, _mode(0), wrap)
+            return
+        except rc.FenceRefused as refused:
+            if refused.code == rc.PARTIAL_EXIT:
+                with contextlib.suppress(rc.FenceRefused):  # busy or changed: go private
+                    await self._resume(conn, local, final, token, config, attempt)
+                    return
+        attempt.start_at(0)
+        own = remote_spec(endpoint, rc.own_name(final, token))
+        await self._rsync([src, own], conn, config, attempt, _mode(0))
+
+    async def _resume(
+        self,
+        conn: OpenSshMaster,
+        local: Path,
+        final: str,
+        token: str,
+        config: TransportConfig,
+        attempt: Tracker,
+    ) -> None:
+        """rsync into the shared partial from where its checked prefix ends, under its lock."""
+        assert attempt.total is not None
         offset, _ = await resume_point(conn, final, local, attempt)
-        tmp = rc.part_name(final)
         attempt.start_at(offset)
         wait = rc.lock_wait(config.operation_timeout)
         wrap = rc.wrap_fenced(final, offset, attempt.total, token, wait)
-        try:
-            dst = remote_spec(endpoint, tmp)
-            await self._rsync([src, dst], endpoint, config, attempt, _mode(offset), wrap)
-        except rc.FenceRefused:
-            attempt.start_at(0)
-            own = remote_spec(endpoint, rc.own_name(final, token))
-            await self._rsync([src, own], endpoint, config, attempt, _mode(0))
+        dst = remote_spec(conn.endpoint, rc.part_name(final))
+        await self._rsync([local_arg(local), dst], conn, config, attempt, _mode(offset), wrap)
 
     async def _pull_into(
         self,
-        conn: asyncssh.SSHClientConnection,
+        conn: OpenSshMaster,
         endpoint: SshEndpoint,
         part: Path,
         source: str,
@@ -197,18 +216,28 @@ class RsyncTransport(Transport):
         attempt: Tracker,
     ) -> None:
         """Copy ``source`` into the partial, hashing behind rsync; raise on a mismatch."""
-        attempt.total = rc.parse_size(await run_text(conn, rc.cmd_stat(source), attempt, "stat"))
-        offset, hasher = await self._local_offset(conn, source, part, attempt)
-        attempt.start_at(offset)
-        expected = asyncio.ensure_future(run_text(conn, rc.cmd_sha(source), attempt, "sha256sum"))
+        sizing = asyncio.ensure_future(remote_size(conn, source, attempt))
+        expected: asyncio.Future[str] | None = None
         try:
+            if await local_partial_size(part, sys.maxsize):  # its check needs the size first
+                await sizing
+                offset, hasher = await self._local_offset(conn, source, part, attempt)
+            else:
+                offset, hasher = 0, hashlib.sha256()
+                await asyncio.to_thread(part.write_bytes, b"")
+            attempt.start_at(offset)
+            sha = run_text(conn, rc.cmd_sha(source), attempt, "sha256sum")
+            expected = asyncio.ensure_future(sha)
             argv = [remote_spec(endpoint, source), local_arg(part)]
             # Both modes write the partial in place, in order: hash it right behind.
-            copying = self._rsync(argv, endpoint, config, attempt, _mode(offset))
+            copying = self._rsync(argv, conn, config, attempt, _mode(offset))
             await follow_hash(part, offset, hasher, copying)
+            await sizing
             want, got = rc.parse_sha(await expected), str(hasher.hexdigest())
         finally:
-            expected.cancel()
+            sizing.cancel()
+            if expected is not None:
+                expected.cancel()
         if want != got:
             raise mismatch(attempt, want, got)
 
@@ -218,13 +247,13 @@ class RsyncTransport(Transport):
         endpoint = self.endpoint(node)
         with boundary(attempt):
             async with asyncio.timeout(config.operation_timeout):
-                await self._rsync(
-                    [remote_spec(endpoint, ".")], endpoint, config, attempt, ["--list-only"]
-                )
+                listing = [remote_spec(endpoint, ".")]
+                ssh = ssh_command(endpoint, config)
+                await self._rsync(listing, ssh, config, attempt, ["--list-only"])
         return f"rsync --list-only ok via {endpoint.host}:{endpoint.port}"
 
     async def _local_offset(
-        self, conn: asyncssh.SSHClientConnection, source: str, part: Path, attempt: Tracker
+        self, conn: OpenSshMaster, source: str, part: Path, attempt: Tracker
     ) -> tuple[int, Hasher]:
         """Keep a local partial only if its sha256 equals the remote prefix's; else start an
         empty one. Returns the offset and a sha256 object fed with that prefix."""
@@ -243,13 +272,16 @@ class RsyncTransport(Transport):
     async def _rsync(
         self,
         paths: Sequence[str],
-        endpoint: SshEndpoint,
+        via: OpenSshMaster | Sequence[str],
         config: TransportConfig,
         attempt: Tracker,
         options: Sequence[str] = (),
         wrap: str = "trap '' XFSZ;",
     ) -> None:
-        argv = [*self.rsync_argv(endpoint, config, wrap), *options, "--", *paths]
+        """Run rsync with ``via`` as its remote shell: a session of the attempt's master,
+        or (a probe) an ``ssh`` argv of its own."""
+        master, ssh = (via, via.ssh_argv()) if isinstance(via, OpenSshMaster) else (None, via)
+        argv = [*self.rsync_argv(ssh, config, wrap), *options, "--", *paths]
         proc = await children.spawn(
             argv, stdin=children.DEVNULL, stdout=children.PIPE, stderr=children.PIPE
         )
@@ -267,27 +299,28 @@ class RsyncTransport(Transport):
             fenced = rc.fence_code(None, text)
             if fenced is not None:
                 raise rc.FenceRefused(fenced)
+            if master is not None and code in LINK_EXITS:  # the master says why it broke
+                text += await master.last_words()
             raise rsync_error(code, text, attempt)
 
 
 class RsyncConnection(TransportConnection):
-    """The asyncssh connection of one rsync transfer; rsync's ``ssh`` aims where it did."""
+    """The OpenSSH master of one rsync transfer: remote commands and rsync both use it."""
 
     def __init__(
         self,
         transport: RsyncTransport,
         attempt: Tracker,
         endpoint: SshEndpoint,
-        conn: asyncssh.SSHClientConnection,
-        stack: AsyncExitStack,
+        conn: OpenSshMaster,
     ) -> None:
         self._transport, self._attempt, self._endpoint = transport, attempt, endpoint
-        self._conn, self._stack = conn, stack
+        self._conn = conn
 
     async def transfer(
         self, direction: Direction, local_path: Path, remote_path: str, config: TransportConfig
     ) -> int:
-        """Push or pull over this connection (rsync beside it); return the bytes moved."""
+        """Push or pull over this connection; return the bytes moved."""
         attempt, impl, conn, endpoint = self._attempt, self._transport, self._conn, self._endpoint
         path = rc.remote_path_for(attempt.node, remote_path)
         with boundary(attempt):
@@ -301,7 +334,7 @@ class RsyncConnection(TransportConnection):
         return attempt.sent
 
     async def close(self) -> None:
-        await self._stack.aclose()
+        await self._conn.close()
 
 
 async def _follow_progress(stream: asyncio.StreamReader, attempt: Tracker, start: int) -> None:

@@ -1,8 +1,8 @@
 """The ssh transport: raw bytes into ``cat >> .<name>.nfpart`` on the node.
 
-By default the bytes go through OpenSSH's ``ssh`` binary (``sshpipe``) and the control steps
-(prepare, resume check, sha256, rename) over one asyncssh connection; without the ``ssh``
-binary the bytes stream over that asyncssh connection's exec channel instead.
+By default every step (prepare, resume check, the bytes, sha256, rename) runs as a session of
+one OpenSSH master connection (``sshmux``, ``sshpipe``); without the ``ssh`` binary they run
+on one asyncssh connection instead.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import asyncssh
 
@@ -25,6 +25,12 @@ PREFERRED_CIPHERS = (
 )
 PIPE_CHUNK = 256 * 1024
 SSH_CIPHERS = "^aes128-gcm@openssh.com"
+
+
+class Remote(Protocol):
+    """A connection remote commands run on: asyncssh's, or an OpenSSH master (``sshmux``)."""
+
+    async def run(self, command: str, *, check: bool = ...) -> asyncssh.SSHCompletedProcess: ...
 
 
 @dataclass(frozen=True)
@@ -68,14 +74,19 @@ def connect_options(endpoint: SshEndpoint, config: TransportConfig) -> dict[str,
     return options
 
 
+async def check_key_files(endpoint: SshEndpoint, attempt: Tracker) -> None:
+    """MissingKeyError (a request error) when the endpoint's key or known_hosts is missing."""
+    for what, path in (("ssh_key", endpoint.key), ("known_hosts", endpoint.known_hosts)):
+        if path is not None and not await asyncio.to_thread(path.is_file):
+            raise attempt.fail(MissingKeyError, f"{what} file {path} does not exist; fix {what}")
+
+
 @asynccontextmanager
 async def ssh_connection(
     endpoint: SshEndpoint, config: TransportConfig, attempt: Tracker
 ) -> AsyncIterator[asyncssh.SSHClientConnection]:
     """An authenticated connection, closed on exit; failures raise typed errors."""
-    for what, path in (("ssh_key", endpoint.key), ("known_hosts", endpoint.known_hosts)):
-        if path is not None and not await asyncio.to_thread(path.is_file):
-            raise attempt.fail(MissingKeyError, f"{what} file {path} does not exist; fix {what}")
+    await check_key_files(endpoint, attempt)
     with boundary(attempt, connecting=True):
         async with asyncio.timeout(config.connect_timeout):
             conn = await asyncssh.connect(endpoint.host, **connect_options(endpoint, config))
@@ -85,9 +96,7 @@ async def ssh_connection(
         conn.abort()  # nothing left to flush; don't wait for the peer's close
 
 
-async def run_text(
-    conn: asyncssh.SSHClientConnection, command: str, attempt: Tracker, what: str
-) -> str:
+async def run_text(conn: Remote, command: str, attempt: Tracker, what: str) -> str:
     """Run a short remote command; return its stdout or raise its classified error."""
     with boundary(attempt):
         result = await conn.run(command, check=False)

@@ -9,8 +9,9 @@ truncation trap): child processes are joined by plain ``os.pipe`` descriptors.
 
 The local sha256 is computed in a worker thread beside the stream, in the same pass over the
 page cache: of the source file for a push, and of the partial file as it grows (trailing the
-writer) for a pull, so a pull verifies what actually reached the disk. The caller keeps every
-other step (prepare, resume check, remote sha256, atomic rename) on its asyncssh connection.
+writer) for a pull, so a pull verifies what actually reached the disk. The ``ssh`` here is a
+session of the attempt's OpenSSH master (``sshmux``), which also runs every other step
+(resume check, remote sha256, atomic rename): one connection, one handshake per attempt.
 """
 
 from __future__ import annotations
@@ -24,17 +25,15 @@ import threading
 from collections.abc import Awaitable, Sequence
 from pathlib import Path
 
-from netfault.engine.config import TransportConfig
-from netfault.engine.errors import AttemptError, IntegrityError, TransportError
+from netfault.engine.errors import IntegrityError, TransportError
 from netfault.engine.transports import children
-from netfault.engine.transports.failures import Tracker, classify_stderr, exit_error
+from netfault.engine.transports.failures import Tracker
 from netfault.engine.transports.fenced import discard, is_ready, written_error
 from netfault.engine.transports.integrity import Hasher
-from netfault.engine.transports.sshconn import SshEndpoint, ssh_command
+from netfault.engine.transports.sshmux import SSH_ERROR_EXIT, OpenSshMaster
 
 CHUNK = 1 << 20
 DEVNULL = asyncio.subprocess.DEVNULL
-SSH_ERROR_EXIT = 255  # ssh's own failure (connection, authentication), not the command's
 
 
 def available(*tools: str) -> bool:
@@ -137,21 +136,18 @@ def _open_part(path: Path, offset: int) -> int:
     return fd
 
 
-def _ssh_argv(endpoint: SshEndpoint, config: TransportConfig, command: str) -> list[str]:
-    return [*ssh_command(endpoint, config), "-T", "-o", "LogLevel=ERROR", endpoint.host, command]
-
-
 class _Pipeline:
     """Child processes joined by descriptors; killed and reaped on any way out."""
 
-    def __init__(self) -> None:
+    def __init__(self, master: OpenSshMaster) -> None:
+        self.master = master
         self.procs: list[tuple[asyncio.subprocess.Process, asyncio.Future[bytes]]] = []
         self.readers: list[asyncio.Future[None]] = []  # stdouts read to their end
 
     async def spawn(
         self, argv: Sequence[str], stdin: int, stdout: int
     ) -> asyncio.subprocess.Process:
-        proc = await children.spawn(argv, stdin=stdin, stdout=stdout, stderr=children.PIPE)
+        proc = await self.master.spawn(argv, stdin, stdout)
         assert proc.stderr is not None
         self.procs.append((proc, asyncio.ensure_future(proc.stderr.read())))
         return proc
@@ -185,18 +181,8 @@ def _forget(future: asyncio.Future[int]) -> None:
     future.add_done_callback(lambda f: f.cancelled() or f.exception())
 
 
-def _ssh_failure(status: int, stderr: str, attempt: Tracker, what: str) -> AttemptError:
-    if status != SSH_ERROR_EXIT:
-        return exit_error(stderr.strip(), status, attempt, what)
-    error = classify_stderr(stderr or "ssh exit status 255", attempt, f"ssh {what}")
-    if type(error) is TransportError:  # ssh lost the connection without saying why
-        return classify_stderr("connection closed by remote: " + stderr, attempt, f"ssh {what}")
-    return error
-
-
 async def push_file(
-    endpoint: SshEndpoint,
-    config: TransportConfig,
+    master: OpenSshMaster,
     command: str,
     local: Path,
     offset: int,
@@ -209,7 +195,7 @@ async def push_file(
     ``hasher`` (already fed with the first ``offset`` bytes) is fed with the bytes as they are
     written to the pipe: one read of the file, hashed and sent in the same pass.
     """
-    pipeline = _Pipeline()
+    pipeline = _Pipeline(master)
     streamer = _Streamer(local, offset, hasher, attempt)
     feed_end, write_end = _pipe()
     opened = [feed_end, write_end]
@@ -220,7 +206,7 @@ async def push_file(
             ssh_in, encoded = _pipe()
             opened += [ssh_in, encoded]
             await pipeline.spawn(encode, feed_end, encoded)
-        ssh = await pipeline.spawn(_ssh_argv(endpoint, config, command), ssh_in, children.PIPE)
+        ssh = await pipeline.spawn(master.argv(command), ssh_in, children.PIPE)
         for fd in opened:
             if fd != write_end:
                 os.close(fd)
@@ -246,7 +232,7 @@ async def push_file(
     if status not in (0, SSH_ERROR_EXIT):
         raise written_error(status, stderr, attempt, "upload")  # the remote writer's own
     if status != 0:
-        raise _ssh_failure(status, stderr, attempt, "upload")
+        raise await master.failure(status, stderr, "upload")
     for code, text in local_steps:
         if code != 0:
             raise attempt.fail(TransportError, f"local {encode[0]} exit {code}: {text.strip()}")
@@ -260,8 +246,7 @@ async def _ready(proc: asyncio.subprocess.Process) -> bool:
 
 
 async def pull_file(
-    endpoint: SshEndpoint,
-    config: TransportConfig,
+    master: OpenSshMaster,
     command: str,
     part: Path,
     offset: int,
@@ -274,12 +259,12 @@ async def pull_file(
     ``hasher`` (fed with the first ``offset`` bytes) is fed with what reaches the file, read
     back from the page cache right behind the writer; returns the partial file's size.
     """
-    pipeline = _Pipeline()
+    pipeline = _Pipeline(master)
     streamer = _Streamer(part, offset, hasher, attempt)
     opened = [await asyncio.to_thread(_open_part, part, offset)]
     hashing: asyncio.Future[int] | None = None
     try:
-        ssh_argv = _ssh_argv(endpoint, config, command)
+        ssh_argv = master.argv(command)
         if decode:
             read_end, write_end = _pipe()
             opened += [read_end, write_end]
@@ -304,7 +289,7 @@ async def pull_file(
     (status, stderr), *local_steps = results
     attempt.set_done(written)
     if status != 0:
-        raise _ssh_failure(status, stderr, attempt, "download")
+        raise await master.failure(status, stderr, "download")
     for code, text in local_steps:
         if code != 0:
             raise attempt.fail(IntegrityError, f"undecodable stream ({text.strip()[:200]})")
