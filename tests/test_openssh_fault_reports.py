@@ -4,6 +4,8 @@ what the forced terminal changed, per direction, and a write the disk quota stop
 from __future__ import annotations
 
 import asyncio
+import json
+import select
 import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -13,8 +15,9 @@ import pytest
 
 from netfault.engine.config import TransportConfig
 from netfault.engine.errors import RemoteStorageError
-from netfault.engine.transports import default_transports
-from netfault.simulator.node import FakeNode
+from netfault.engine.transports import default_transports, remote
+from netfault.simulator.node import FakeNode, pty_session
+from netfault.simulator.node.faults import channel_transport
 from netfault.simulator.node.sshd_events import fault_reports
 from netfault.simulator.scenario.loader import load_scenario
 from netfault.simulator.scenario.runner import run_scenario
@@ -116,6 +119,20 @@ def test_a_write_past_the_limit_is_a_disk_full_report_only_while_a_quota_is_on()
     assert fault_reports(line | {"file_too_large": True}, quota=True) == [
         {"fault": "disk_full", "action": "file_too_large", "channel": "ssh"}
     ]
+
+
+def test_a_session_report_keeps_the_command_that_names_the_transport_in_one_atomic_line() -> None:
+    # A fresh push's one command (prepare, then the writer) is over 1 KB; its report must
+    # still name the writer, and a report must stay one FIFO write (PIPE_BUF bytes).
+    fresh = remote.cmd_fresh_write("data/x.bin", "tok", 100, 5.0, "base64 -d")
+    line = json.loads(pty_session.encoded({"session": "plain", "command": fresh, "exit": 1}))
+    assert line["command"] == fresh and channel_transport(line["command"]) == "base64"
+    huge = remote.cmd_fresh_write("data/" + "\u00e9" * 400 + ".bin", "tok", 100, 5.0)
+    data = pty_session.encoded({"session": "plain", "command": huge, "exit": 1})
+    assert len(data) <= select.PIPE_BUF and data.endswith(b"\n")
+    command = json.loads(data)["command"]
+    assert command.startswith(huge[:40]) and " ... " in command
+    assert command.endswith(huge[-40:])
 
 
 async def test_an_engine_push_into_a_full_disk_is_reported_from_its_efbig(

@@ -43,7 +43,8 @@ CHUNK = 65536
 EOF_CHAR = b"\x04"
 EVENTS = "NETFAULT_SESSION_EVENTS"
 _CRLF = re.compile(b"\r\n")
-COMMAND_KEPT = 512  # of the command, in the report: one line stays one atomic FIFO write
+# A report is one write to the FIFO, atomic up to PIPE_BUF bytes, so lines never interleave.
+ATOMIC_LINE = select.PIPE_BUF
 SIGXFSZ_EXIT = 128 + signal.SIGXFSZ
 TOO_LARGE = os.strerror(errno.EFBIG).encode()  # "File too large"
 # the characters a line discipline acts on, each while its mode flag is on
@@ -106,6 +107,25 @@ class TooLarge:
             self._tail = joined[-len(TOO_LARGE) :]
 
 
+def encoded(line: dict[str, object]) -> bytes:
+    """``line`` as one JSON line of at most ``ATOMIC_LINE`` bytes: a command too long for
+    that keeps its start and its end (where the transport's writer usually is), shortened
+    until the line fits."""
+    command = str(line.get("command") or "")
+    keep = len(command)
+    while True:
+        head, tail = keep // 3, keep - keep // 3
+        cut = (
+            command
+            if keep == len(command)
+            else f"{command[:head]} ... {command[len(command) - tail :]}"
+        )
+        data = json.dumps(line | {"command": cut}).encode() + b"\n"
+        if len(data) <= ATOMIC_LINE or keep == 0:
+            return data
+        keep //= 2
+
+
 def report(line: dict[str, object]) -> None:
     """One JSON line to the node's events FIFO, if it has one and is reading it."""
     path = os.environ.get(EVENTS)
@@ -116,7 +136,7 @@ def report(line: dict[str, object]) -> None:
     except OSError:  # no reader: the node is gone
         return
     try:
-        os.write(fd, json.dumps(line).encode() + b"\n")
+        os.write(fd, encoded(line))
     except OSError:
         pass
     finally:
@@ -130,7 +150,7 @@ def main(argv: list[str]) -> int:
     args = [shell, "-c", command] if command else [shell, "-l"]
     limit = None if fsize == "-" else int(fsize)
     too_large = TooLarge()
-    line: dict[str, object] = {"session": mode, "command": command[:COMMAND_KEPT]}
+    line: dict[str, object] = {"session": mode, "command": command}
     if mode == "pty":
         inbound, outbound = Damage(), Damage()
         code = _under_pty(args, limit, inbound, outbound, too_large)
