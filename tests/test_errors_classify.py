@@ -19,6 +19,7 @@ from netfault.engine.transports.failures import (
     exit_error,
     http_status_error,
     rsync_error,
+    scp_error,
     ssh_client_error,
     timed_out,
 )
@@ -170,6 +171,40 @@ def test_rsync_exit_codes_map_to_what_happened_on_the_path(
     code: int, stderr: str, kind: str
 ) -> None:
     assert rsync_error(code, stderr, tracker()).kind == kind
+
+
+@pytest.mark.parametrize(
+    ("code", "stderr", "kind"),
+    [
+        pytest.param(1, "lost connection\n", "reset", id="lost-master-silent"),
+        pytest.param(
+            1,
+            "lost connection\nConnection reset by 127.0.0.45 port 22\r\n",
+            "reset",
+            id="lost-master-reset",
+        ),
+        pytest.param(
+            1,
+            "lost connection\nCorrupted MAC on input.\r\nssh_dispatch_run_fatal: message "
+            "authentication code incorrect\r\n",
+            "integrity",
+            id="lost-master-corrupted",
+        ),
+        pytest.param(
+            255,
+            "netfault: the connection to the node is closed\nscp: Connection closed\r\n",
+            "reset",
+            id="255-master-gone",
+        ),
+        pytest.param(1, "", "reset", id="no-words"),
+        pytest.param(1, "scp: data/x: No such file or directory\r\n", "not_found", id="missing"),
+        pytest.param(1, 'scp: dest open "x": Permission denied\r\n', "storage", id="denied"),
+    ],
+)
+def test_scp_failures_map_to_what_happened_on_the_path(code: int, stderr: str, kind: str) -> None:
+    """scp exits 1 for nearly everything: its words (and its master's, once it lost the
+    connection) decide."""
+    assert scp_error(code, stderr, tracker()).kind == kind
 
 
 @pytest.mark.parametrize(

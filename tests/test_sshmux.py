@@ -23,6 +23,7 @@ from netfault.engine.config import NodeConfig, TransportConfig
 from netfault.engine.errors import ConnectionReset
 from netfault.engine.transports import default_transports
 from netfault.engine.transports.failures import Tracker
+from netfault.engine.transports.scp import ScpTransport
 from netfault.engine.transports.sshconn import SshEndpoint
 from netfault.engine.transports.sshmux import DIR_PREFIX, OpenSshMaster
 from netfault.simulator.cluster.loop_thread import LoopThread
@@ -102,14 +103,15 @@ def via_relay(node: FakeNode, relay: _Relay, tmp: Path) -> NodeConfig:
     return node.node_config(base_path="data", hostname=RELAY_HOST, ssh_port=port, known_hosts=known)
 
 
-@pytest.mark.parametrize("name", ["ssh", "base64", "rsync"])
+@pytest.mark.parametrize("name", ["ssh", "base64", "rsync", "scp"])
 async def test_each_push_and_pull_opens_exactly_one_connection(
     node: FakeNode, relay: _Relay, tmp_path: Path, name: str
 ) -> None:
     data = os.urandom(1024 * 1024 + 1)
     src, back = tmp_path / "src.bin", tmp_path / "back.bin"
     src.write_bytes(data)
-    config, t = via_relay(node, relay, tmp_path), default_transports()[name]
+    config = via_relay(node, relay, tmp_path)
+    t = ScpTransport() if name == "scp" else default_transports()[name]
     assert await t.push(config, src, f"{name}.bin", CONFIG) == len(data)
     assert (node.home / "data" / f"{name}.bin").read_bytes() == data
     assert relay.accepted == 1

@@ -431,3 +431,29 @@ def boundary(attempt: Tracker, *, connecting: bool = False) -> Iterator[None]:
         raise
     except Exception as exc:
         raise classify(exc, attempt, connecting=connecting) from exc
+
+
+# scp's words (and a master session's, ``sshmux.GONE``) when its connection went away
+SCP_LINK_MARKERS = (
+    "lost connection",
+    "Connection closed",
+    "connection to the node is closed",
+    "reset by peer",
+    "Broken pipe",
+)
+
+
+def scp_lost_link(code: int | None, stderr: str) -> bool:
+    """Whether an ``scp`` run that exited with ``code`` lost its connection (ssh's own exit
+    255, its words, or none): then its master's last words say why."""
+    if code == 255 or not stderr.strip():
+        return True
+    return any(marker in stderr for marker in SCP_LINK_MARKERS)
+
+
+def scp_error(code: int | None, stderr: str, attempt: Tracker) -> AttemptError:
+    """The typed error of an ``scp`` run that exited with ``code`` (``stderr`` with its
+    master's last words added when it lost its connection)."""
+    if scp_lost_link(code, stderr):
+        return ssh_client_error(stderr, attempt, "scp")
+    return classify_stderr(stderr, attempt, "scp")

@@ -52,9 +52,6 @@ from netfault.engine.transports.integrity import (
     sha256_file,
 )
 from netfault.engine.transports.sshconn import SshEndpoint, run_text, ssh_command
-from netfault.engine.transports.sshconn import (
-    ssh_options as ssh_options,  # re-exported: the script API's scp uses it
-)
 from netfault.engine.transports.sshmux import OpenSshMaster
 from netfault.engine.transports.sshpipe import follow_hash
 

@@ -123,12 +123,3 @@ def ssh_command(endpoint: SshEndpoint, config: TransportConfig) -> list[str]:
     """The OpenSSH ``ssh`` argv for this endpoint, without host and command (rsync's ``-e``)."""
     user = ["-l", endpoint.user] if endpoint.user else []
     return ["ssh", "-p", str(endpoint.port), *user, *ssh_options(endpoint, config)]
-
-
-def scp_command(endpoint: SshEndpoint, config: TransportConfig) -> list[str]:
-    """The OpenSSH ``scp`` argv for this endpoint, without source and destination.
-
-    scp cannot resume and its SFTP receiver cannot be fenced by a lock, so a push names a
-    partial of its own (``remote.own_name``) as the destination, which no other writer uses.
-    """
-    return ["scp", "-q", "-P", str(endpoint.port), *ssh_options(endpoint, config)]

@@ -4,7 +4,8 @@ An OpenSSH handshake costs far more than a session on an open connection (a new 
 authentication, and on ``sshd`` a privilege-separated child), so an attempt opens one
 ``ssh -M -N`` master in a private temporary directory and runs each step (prepare, resume check,
 the data stream, sha256 and rename) as a session multiplexed over it: the ``ssh`` binary with
-``-S <control socket>``, or rsync with that ``ssh`` as its ``-e``. Every byte of the attempt
+``-o ControlPath=<control socket>``, rsync with that ``ssh`` as its ``-e``, or ``scp`` with
+those options. Every byte of the attempt
 crosses that one TCP connection, so a fault on the route hits all of it.
 
 The master runs in the foreground as a child process (``ControlPersist=no``) and is killed with
@@ -122,8 +123,13 @@ class OpenSshMaster:
 
     def ssh_argv(self) -> list[str]:
         """The ``ssh`` argv of a session, without host and command (rsync's ``-e``)."""
-        control = ("-S", str(self._dir / "c"), "-o", "ControlMaster=no")
-        return ["ssh", *control, "-o", f"ProxyCommand={GONE}", "-o", "LogLevel=ERROR"]
+        return ["ssh", *self.session_options()]
+
+    def session_options(self) -> list[str]:
+        """The ``-o`` options that make an ssh client a session of this master (also what
+        ``scp`` passes on to its ``ssh``: its ``-S`` names a program, not a socket)."""
+        control = ("-o", f"ControlPath={self._dir / 'c'}", "-o", "ControlMaster=no")
+        return [*control, "-o", f"ProxyCommand={GONE}", "-o", "LogLevel=ERROR"]
 
     async def spawn(self, argv: Sequence[str], stdin: int, stdout: int) -> Process:
         """Start a local process that ends with this connection: a session, or a local step
