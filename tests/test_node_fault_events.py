@@ -11,6 +11,7 @@ from typing import Any
 import aiohttp
 import asyncssh
 import pytest
+from node_clients import connect
 
 from netfault.simulator.cluster.controller import FaultController
 from netfault.simulator.cluster.node_events import NodeEventPoller
@@ -50,14 +51,7 @@ async def events(node: FakeNode, query: str) -> dict[str, Any]:
 async def push_binary(node: FakeNode) -> None:
     """``cat`` a binary stream into the node; a reset fault cuts it."""
     try:
-        async with asyncssh.connect(
-            node.host,
-            node.ssh_port,
-            username=node.user,
-            client_keys=[str(node.client_key.private_path)],
-            known_hosts=str(node.known_hosts_path),
-            connect_timeout=TIMEOUT,
-        ) as conn:
+        async with connect(node) as conn:
             await conn.run("cat > x.bin", input=BINARY, encoding=None, timeout=TIMEOUT)
     except (asyncssh.Error, OSError):
         pass  # the reset

@@ -13,6 +13,7 @@ from typing import Any
 import aiohttp
 import asyncssh
 import pytest
+from node_clients import connect
 
 from netfault.simulator.cluster.controller import AppliedFault
 from netfault.simulator.cluster.faults import FaultParamError, check_connections, node_switch
@@ -31,17 +32,6 @@ EVERY_BYTE = bytes(range(256)) * 16
 async def node() -> AsyncIterator[FakeNode]:
     async with FakeNode("scope-node", host="127.0.0.24") as n:
         yield n
-
-
-def connect(node: FakeNode) -> Any:
-    return asyncssh.connect(
-        node.host,
-        node.ssh_port,
-        username=node.user,
-        client_keys=[str(node.client_key.private_path)],
-        known_hosts=str(node.known_hosts_path),
-        connect_timeout=TIMEOUT,
-    )
 
 
 def scoped(node: FakeNode, kind: str, connections: int, **params: object) -> Callable[[], None]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -12,6 +11,7 @@ from pathlib import Path
 import aiohttp
 import asyncssh
 import pytest
+from node_clients import connect
 
 from netfault.simulator.node import FakeNode, mangle
 
@@ -23,21 +23,6 @@ EVERY_BYTE = bytes(range(256)) * 64
 async def node() -> AsyncIterator[FakeNode]:
     async with FakeNode("fault-node", host="127.0.0.23") as n:
         yield n
-
-
-@contextlib.asynccontextmanager
-async def connect(
-    node: FakeNode, known_hosts: Path | None = None
-) -> AsyncIterator[asyncssh.SSHClientConnection]:
-    async with asyncssh.connect(
-        node.host,
-        node.ssh_port,
-        username=node.user,
-        client_keys=[str(node.client_key.private_path)],
-        known_hosts=str(known_hosts or node.known_hosts_path),
-        connect_timeout=TIMEOUT,
-    ) as conn:
-        yield conn
 
 
 def test_mangle_rule_strips_high_bit_and_maps_cr_but_keeps_base64_text() -> None:

@@ -6,30 +6,15 @@ import asyncio
 import contextlib
 import os
 import socket
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncssh
 import pytest
+from node_clients import connect
 
 from netfault.simulator.node import ClientKey, FakeNode, NodeStartError
 
 TIMEOUT = 30.0
-
-
-@contextlib.asynccontextmanager
-async def connect(
-    node: FakeNode, host: str, port: int
-) -> AsyncIterator[asyncssh.SSHClientConnection]:
-    async with asyncssh.connect(
-        host,
-        port,
-        username=node.user,
-        client_keys=[str(node.client_key.private_path)],
-        known_hosts=str(node.known_hosts_path),
-        connect_timeout=TIMEOUT,
-    ) as conn:
-        yield conn
 
 
 def refuses(host: str, port: int) -> bool:
@@ -58,7 +43,7 @@ async def test_stop_leaves_no_process_port_or_temp_dir() -> None:
     node = FakeNode("life", host="127.0.0.24")
     await node.start()
     root = node.known_hosts_path.parent.parent
-    async with connect(node, node.host, node.ssh_port) as conn:
+    async with connect(node) as conn:
         proc = await conn.create_process("sleep 300 & echo $!; wait", encoding=None)
         async with asyncio.timeout(TIMEOUT):
             grandchild = int(await proc.stdout.readline())
@@ -78,7 +63,7 @@ async def test_restart_keeps_ports_and_host_key_and_given_home(tmp_path: Path) -
         ports = (node.ssh_port, node.http_port)
         (home / "kept.txt").write_text("x")
     assert (home / "kept.txt").exists() and key.private_path.exists()
-    async with node, connect(node, node.host, node.ssh_port) as conn:
+    async with node, connect(node) as conn:
         assert (node.ssh_port, node.http_port) == ports
         assert (await conn.run("cat kept.txt", timeout=TIMEOUT)).stdout == "x"
 
@@ -101,11 +86,11 @@ async def test_added_route_trusts_the_same_host_key(tmp_path: Path) -> None:
         port = proxy.sockets[0].getsockname()[1]
         try:
             with pytest.raises(asyncssh.HostKeyNotVerifiable):
-                async with connect(node, "127.0.0.25", port):
+                async with connect(node, host="127.0.0.25", port=port):
                     pass
             node.add_route_to_known_hosts("127.0.0.25", port)
             assert f"[127.0.0.25]:{port} ssh-ed25519 " in node.known_hosts_path.read_text()
-            async with connect(node, "127.0.0.25", port) as conn:
+            async with connect(node, host="127.0.0.25", port=port) as conn:
                 assert (await conn.run("echo via-proxy", timeout=TIMEOUT)).stdout == "via-proxy\n"
         finally:
             proxy.close()

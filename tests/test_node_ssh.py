@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import os
 from collections.abc import AsyncIterator
@@ -11,6 +10,7 @@ from pathlib import Path
 
 import asyncssh
 import pytest
+from node_clients import connect
 
 from netfault.simulator.node import FakeNode
 
@@ -38,21 +38,6 @@ async def run(*argv: str, stdin: bytes | None = None) -> tuple[int, bytes, bytes
 
 def ssh_argv(node: FakeNode, command: str) -> list[str]:
     return ["ssh", *node.openssh_options(), "-p", str(node.ssh_port), node.host, command]
-
-
-@contextlib.asynccontextmanager
-async def connect(
-    node: FakeNode,
-) -> AsyncIterator[asyncssh.SSHClientConnection]:
-    async with asyncssh.connect(
-        node.host,
-        node.ssh_port,
-        username=node.user,
-        client_keys=[str(node.client_key.private_path)],
-        known_hosts=str(node.known_hosts_path),
-        connect_timeout=TIMEOUT,
-    ) as conn:
-        yield conn
 
 
 async def test_openssh_exec_runs_in_home_with_exit_status(node: FakeNode) -> None:

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from node_clients import node_on_thread
 
 from netfault.engine.config import NodeConfig, TransportConfig
 from netfault.engine.errors import ConnectionReset
@@ -26,7 +27,6 @@ from netfault.engine.transports.failures import Tracker
 from netfault.engine.transports.scp import ScpTransport
 from netfault.engine.transports.sshconn import SshEndpoint
 from netfault.engine.transports.sshmux import DIR_PREFIX, OpenSshMaster
-from netfault.simulator.cluster.loop_thread import LoopThread
 from netfault.simulator.node import FakeNode
 
 CONFIG = TransportConfig(connect_timeout=10.0, operation_timeout=60.0)
@@ -71,15 +71,8 @@ class _Relay(socketserver.ThreadingTCPServer):
 @pytest.fixture(scope="module", params=["asyncssh", "openssh"])
 def node(request: pytest.FixtureRequest) -> Iterator[FakeNode]:
     server = str(request.param)
-    thread = LoopThread(f"sshmux-{server}")
-    thread.start()
-    fake = FakeNode(f"sshmux-{server}", host="127.0.0.45", ssh_server=server)
-    try:
-        thread.run(fake.start())
+    with node_on_thread(f"sshmux-{server}", "127.0.0.45", server) as fake:
         yield fake
-    finally:
-        thread.run(fake.stop())
-        thread.stop()
 
 
 @pytest.fixture

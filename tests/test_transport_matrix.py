@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from node_clients import node_on_thread
 from open_files import until_no_process_holds
 
 from netfault.engine.config import NodeConfig, TransportConfig
 from netfault.engine.transports import Transport, default_transports
-from netfault.simulator.cluster.loop_thread import LoopThread
 from netfault.simulator.node import FakeNode
 
 CONFIG = TransportConfig(connect_timeout=10.0, operation_timeout=120.0, http_timeout=10.0)
@@ -48,15 +48,8 @@ BIG = 64 * MIB
 def node(request: pytest.FixtureRequest) -> Iterator[FakeNode]:
     """A node running the given SSH server on its own loop thread."""
     server = str(request.param)
-    thread = LoopThread(f"matrix-{server}")
-    thread.start()
-    fake = FakeNode(f"matrix-{server}", host="127.0.0.41", ssh_server=server)
-    try:
-        thread.run(fake.start())
+    with node_on_thread(f"matrix-{server}", "127.0.0.41", server) as fake:
         yield fake
-    finally:
-        thread.run(fake.stop())
-        thread.stop()
 
 
 @pytest.fixture(autouse=True)
