@@ -10,6 +10,18 @@ half a core over its window stands down for a while: on a busy machine spinning 
 wake-up latency than it saves. It is worth it only where the proxy
 has its own process: `netfault-proxy` spins 200 us by default (`-spin-us`); a proxy
 inside another program's process (LocalCluster) does not spin unless asked.
+
+What spinning costs: a round trip through a relay is a chain of hand-overs (client, proxy,
+server, proxy, client). On these VMs (no guest halt polling) a hand-over to a task on the
+other vCPU wakes that vCPU from halt, tens of us, while one on the same vCPU is a context
+switch. A spinning proxy holds its vCPU, so the client and server always wake on the other
+one; a sleeping proxy sometimes shares one vCPU with both, and then adds about 30 us. So
+without spinning the median round trip is better in the rounds where the scheduler puts
+all three together and much worse where it does not; its p99 was worse on a quiet machine
+(+162 us against +79) and about even under load (`bench/proxy_placement.py` pins the three
+processes to show each case). A spinner that
+measured both ways in turns and kept the faster (turnaround from a write to the peer's
+answer) chose spinning in most turns, and the bench's figures did not change.
 """
 
 from __future__ import annotations
