@@ -69,9 +69,23 @@ async def remote_resume_point(
 
 async def remote_size(conn: Remote, source: str, attempt: Tracker) -> int:
     """The size of the file a pull reads (also set as ``attempt.total``); fails when it is
-    missing or a directory. A fresh pull asks beside its data stream, a resume before."""
+    missing or a directory. A resume asks before its check; a fresh pull asks ``remote_sha``,
+    beside its data stream."""
     attempt.total = rc.parse_size(await run_text(conn, rc.cmd_stat(source), attempt, "stat"))
     return attempt.total
+
+
+async def remote_sha(conn: Remote, source: str, attempt: Tracker) -> str:
+    """The sha256 of the file a pull reads. While ``attempt.total`` is unknown (a fresh pull),
+    the same session also reports its size (set as ``attempt.total``) and fails as
+    ``remote_size`` does: one session beside the data stream instead of two."""
+    if attempt.total is not None:
+        return rc.parse_sha(await run_text(conn, rc.cmd_sha(source), attempt, "sha256sum"))
+    size, _, digest = (await run_text(conn, rc.cmd_stat_sha(source), attempt, "stat")).partition(
+        "\n"
+    )
+    attempt.total = rc.parse_size(size)
+    return rc.parse_sha(digest)
 
 
 async def commit_remote(conn: Remote, tmp: str, final: str, sha: str, attempt: Tracker) -> None:

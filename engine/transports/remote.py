@@ -262,6 +262,11 @@ def _refuse_directory(path: str) -> str:
     return f"if [ -d {p} ]; then echo 'netfault: is a directory: '{p} >&2; exit 21; fi; "
 
 
+def cmd_stat_sha(path: str) -> str:
+    """``cmd_stat`` then ``cmd_sha`` in one command: the size line, then the digest line."""
+    return f"{{ {cmd_stat(path)}; }} && {cmd_sha(path)}"
+
+
 def cmd_prefix_sha(path: str, length: int) -> str:
     return f"head -c {int(length)} -- {quote(path)} | {SHA256}"
 

@@ -41,6 +41,7 @@ from netfault.engine.transports.failures import Tracker, boundary, mismatch, rsy
 from netfault.engine.transports.fenced import (
     commit_remote,
     discard_own,
+    remote_sha,
     remote_size,
     resume_point,
 )
@@ -213,26 +214,22 @@ class RsyncTransport(Transport):
         attempt: Tracker,
     ) -> None:
         """Copy ``source`` into the partial, hashing behind rsync; raise on a mismatch."""
-        sizing = asyncio.ensure_future(remote_size(conn, source, attempt))
         expected: asyncio.Future[str] | None = None
         try:
             if await local_partial_size(part, sys.maxsize):  # its check needs the size first
-                await sizing
+                await remote_size(conn, source, attempt)
                 offset, hasher = await self._local_offset(conn, source, part, attempt)
             else:
                 offset, hasher = 0, hashlib.sha256()
                 await asyncio.to_thread(part.write_bytes, b"")
             attempt.start_at(offset)
-            sha = run_text(conn, rc.cmd_sha(source), attempt, "sha256sum")
-            expected = asyncio.ensure_future(sha)
+            expected = asyncio.ensure_future(remote_sha(conn, source, attempt))
             argv = [remote_spec(endpoint, source), local_arg(part)]
             # Both modes write the partial in place, in order: hash it right behind.
             copying = self._rsync(argv, conn, config, attempt, _mode(offset))
             await follow_hash(part, offset, hasher, copying)
-            await sizing
-            want, got = rc.parse_sha(await expected), str(hasher.hexdigest())
+            want, got = await expected, str(hasher.hexdigest())
         finally:
-            sizing.cancel()
             if expected is not None:
                 expected.cancel()
         if want != got:
