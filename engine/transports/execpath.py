@@ -41,7 +41,7 @@ from netfault.engine.transports.failures import (
     mismatch,
 )
 from netfault.engine.transports.fenced import (
-    commit_remote,
+    PendingCommit,
     discard,
     discard_own,
     is_ready,
@@ -131,13 +131,15 @@ class ExecTransport(Transport):
         config: TransportConfig,
     ) -> None:
         token = secrets.token_hex(8)
-        own = rc.own_name(final, token)
+        pending = PendingCommit(conn, rc.own_name(final, token), final, attempt)
         try:
             hasher = await self._write_fenced(conn, local, final, token, attempt, config)
-            await commit_remote(conn, own, final, str(hasher.hexdigest()), attempt)
+            await pending.commit(str(hasher.hexdigest()))
         except RemoteStorageError:
             await discard_own(conn, final, token)
             raise
+        finally:
+            pending.abandon()
 
     async def _write_fenced(
         self,

@@ -33,6 +33,7 @@ SHORT_EXIT = 96  # the writer's input ended before the whole file arrived
 CHANGED_EXIT = 98  # the partial is no longer the prefix the resume was computed on
 TAKEN_EXIT = 99  # this attempt's whole copy was gone at commit (taken for an orphan)
 PARTIAL_EXIT = 94  # a fresh write found a partial to resume: check it and resume instead
+ABANDONED_EXIT = 93  # a commit started ahead got no digest: its push failed, nothing done
 TAKEN_MARK = "netfault: this attempt's copy was taken over by another push; send it again"
 FENCE_EXITS = (BUSY_EXIT, CHANGED_EXIT, PARTIAL_EXIT)
 BUSY_MARK = "netfault: partial busy"
@@ -46,6 +47,8 @@ DISCARD_LOCK_WAIT = 1.0
 # its writer ended). Only a copy left this long is taken as orphaned: adopted or swept.
 ORPHAN_AGE = 10
 _SHA_RE = re.compile(r"^[0-9a-f]{64}$")
+CHECKED_MARK = "netfault: source"  # a wrap_checked report: size (or -) and sha256
+_CHECKED_RE = re.compile(rf"^{CHECKED_MARK} (\d+|-) ([0-9a-f]{{64}})\r?$", re.MULTILINE)
 # sha256 of stdin as ``<hex> ...``: OpenSSL's is much faster than coreutils' sha256sum on CPUs
 # without SHA instructions (figures in the README's benchmarks); sha256sum where it is missing.
 SHA256 = (
@@ -197,6 +200,27 @@ def wrap_fenced(
     return f"trap '' XFSZ; sh -c {quote(script)} sh"
 
 
+def wrap_checked(path: str, sized: bool) -> str:
+    """A shell prefix running a remote reader of ``path`` (e.g. ``rsync --server --sender
+    ...`` appended as arguments) beside ``cmd_sha`` of it, and ``cmd_stat`` unless ``sized``:
+    one session instead of two. They report ``CHECKED_MARK <size or -> <sha256>`` on stderr
+    (or fail there as those commands do) before the session ends (``parse_checked``)."""
+    size = "s=-" if sized else f"s=$({cmd_stat(path)})"
+    check = f'{{ {size} && h=$({cmd_sha(path)}) && echo "{CHECKED_MARK} $s ${{h%% *}}"; }} >&2'
+    script = f'{check} & "$@"; r=$?; wait; exit $r'
+    return f"trap '' XFSZ; sh -c {quote(script)} sh"
+
+
+def parse_checked(stderr: str) -> tuple[int | None, str] | None:
+    """(size or None when not asked, sha256) from a ``wrap_checked`` session's stderr, or
+    None when the check did not report (its own words are in that stderr then)."""
+    found = _CHECKED_RE.findall(stderr)
+    if not found:
+        return None
+    size, digest = found[-1]
+    return (None if size == "-" else int(size)), digest
+
+
 def _orphaned(var: str) -> str:
     """A shell test: the per-attempt copy in ``$var`` was last written ``ORPHAN_AGE`` ago."""
     return f'[ $(( $(date +%s) - $(stat -c %Y -- "${var}") )) -ge {ORPHAN_AGE} ]'
@@ -287,12 +311,28 @@ def cmd_commit(tmp: str, final: str, sha256: str) -> str:
     Then sweep the partials other writers left for ``final``."""
     if not _SHA_RE.match(sha256):
         raise ValueError(f"not a sha256 hex digest: {sha256!r}")
+    return _commit(tmp, final, sha256)
+
+
+def cmd_commit_on_input(tmp: str, final: str) -> str:
+    """``cmd_commit`` with the expected sha256 read from stdin's first line, so the session
+    can start before the copy is written; stdin ending without a digest (the push failed)
+    exits ``ABANDONED_EXIT`` having done nothing."""
+    abandoned = f"exit {ABANDONED_EXIT}"
+    return (
+        f"read -r want || {abandoned}; case $want in *[!0-9a-f]*|'') {abandoned};; esac; "
+        f"[ ${{#want}} -eq 64 ] || {abandoned}; " + _commit(tmp, final, '"$want"')
+    )
+
+
+def _commit(tmp: str, final: str, want: str) -> str:
+    """The commit of ``tmp`` against ``want``, a shell word that expands to the digest."""
     t = quote(tmp)
     gone = f"echo {quote(TAKEN_MARK)} >&2; exit {TAKEN_EXIT}"
     return (
         f"{{ [ -f {t} ] || {{ {gone}; }}; }} && "
         f'h=$({SHA256} < {t}) && h="${{h%% *}}" && '
-        f'if [ "$h" = {sha256} ]; then mv -fT -- {t} {quote(final)} || {{ rm -f -- {t}; false; }}; '
+        f'if [ "$h" = {want} ]; then mv -fT -- {t} {quote(final)} || {{ rm -f -- {t}; false; }}; '
         f'else rm -f -- {t}; echo "sha256 $h" >&2; exit {MISMATCH_EXIT}; fi && '
         f"{{ {cmd_sweep(final)}; }}"
     )
