@@ -47,8 +47,6 @@ DISCARD_LOCK_WAIT = 1.0
 # its writer ended). Only a copy left this long is taken as orphaned: adopted or swept.
 ORPHAN_AGE = 10
 _SHA_RE = re.compile(r"^[0-9a-f]{64}$")
-CHECKED_MARK = "netfault: source"  # a wrap_checked report: size (or -) and sha256
-_CHECKED_RE = re.compile(rf"^{CHECKED_MARK} (\d+|-) ([0-9a-f]{{64}})\r?$", re.MULTILINE)
 # sha256 of stdin as ``<hex> ...``: OpenSSL's is much faster than coreutils' sha256sum on CPUs
 # without SHA instructions (figures in the README's benchmarks); sha256sum where it is missing.
 SHA256 = (
@@ -198,27 +196,6 @@ def wrap_fenced(
         f"{_complete(tmp, own_name(final, token), total)}"
     )
     return f"trap '' XFSZ; sh -c {quote(script)} sh"
-
-
-def wrap_checked(path: str, sized: bool) -> str:
-    """A shell prefix running a remote reader of ``path`` (e.g. ``rsync --server --sender
-    ...`` appended as arguments) beside ``cmd_sha`` of it, and ``cmd_stat`` unless ``sized``:
-    one session instead of two. They report ``CHECKED_MARK <size or -> <sha256>`` on stderr
-    (or fail there as those commands do) before the session ends (``parse_checked``)."""
-    size = "s=-" if sized else f"s=$({cmd_stat(path)})"
-    check = f'{{ {size} && h=$({cmd_sha(path)}) && echo "{CHECKED_MARK} $s ${{h%% *}}"; }} >&2'
-    script = f'{check} & "$@"; r=$?; wait; exit $r'
-    return f"trap '' XFSZ; sh -c {quote(script)} sh"
-
-
-def parse_checked(stderr: str) -> tuple[int | None, str] | None:
-    """(size or None when not asked, sha256) from a ``wrap_checked`` session's stderr, or
-    None when the check did not report (its own words are in that stderr then)."""
-    found = _CHECKED_RE.findall(stderr)
-    if not found:
-        return None
-    size, digest = found[-1]
-    return (None if size == "-" else int(size)), digest
 
 
 def _orphaned(var: str) -> str:

@@ -37,16 +37,11 @@ from netfault.engine.transports.base import (
     Transport,
     TransportConnection,
 )
-from netfault.engine.transports.failures import (
-    Tracker,
-    boundary,
-    exit_error,
-    mismatch,
-    rsync_error,
-)
+from netfault.engine.transports.failures import Tracker, boundary, mismatch, rsync_error
 from netfault.engine.transports.fenced import (
     PendingCommit,
     discard_own,
+    remote_sha,
     remote_size,
     resume_point,
 )
@@ -220,24 +215,24 @@ class RsyncTransport(Transport):
         attempt: Tracker,
     ) -> None:
         """Copy ``source`` into the partial, hashing behind rsync; raise on a mismatch."""
-        if await local_partial_size(part, sys.maxsize):  # its check needs the size first
-            await remote_size(conn, source, attempt)
-            offset, hasher = await self._local_offset(conn, source, part, attempt)
-        else:
-            offset, hasher = 0, hashlib.sha256()
-            await asyncio.to_thread(part.write_bytes, b"")
-        attempt.start_at(offset)
-        argv = [remote_spec(endpoint, source), local_arg(part)]
-        # The node hashes the source beside its rsync sender, in the same session.
-        wrap = rc.wrap_checked(source, sized=attempt.total is not None)
-        copying = asyncio.ensure_future(
-            self._rsync(argv, conn, config, attempt, _mode(offset), wrap)
-        )
-        try:  # Both modes write the partial in place, in order: hash it right behind.
+        expected: asyncio.Future[str] | None = None
+        try:
+            if await local_partial_size(part, sys.maxsize):  # its check needs the size first
+                await remote_size(conn, source, attempt)
+                offset, hasher = await self._local_offset(conn, source, part, attempt)
+            else:
+                offset, hasher = 0, hashlib.sha256()
+                await asyncio.to_thread(part.write_bytes, b"")
+            attempt.start_at(offset)
+            expected = asyncio.ensure_future(remote_sha(conn, source, attempt))
+            argv = [remote_spec(endpoint, source), local_arg(part)]
+            # Both modes write the partial in place, in order: hash it right behind.
+            copying = self._rsync(argv, conn, config, attempt, _mode(offset))
             await follow_hash(part, offset, hasher, copying)
+            want, got = await expected, str(hasher.hexdigest())
         finally:
-            copying.cancel()
-        want, got = _checked(copying.result(), attempt), str(hasher.hexdigest())
+            if expected is not None:
+                expected.cancel()
         if want != got:
             raise mismatch(attempt, want, got)
 
@@ -277,9 +272,9 @@ class RsyncTransport(Transport):
         attempt: Tracker,
         options: Sequence[str] = (),
         wrap: str = "trap '' XFSZ;",
-    ) -> str:
+    ) -> None:
         """Run rsync with ``via`` as its remote shell: a session of the attempt's master,
-        or (a probe) an ``ssh`` argv of its own. Returns its stderr."""
+        or (a probe) an ``ssh`` argv of its own."""
         master, ssh = (via, via.ssh_argv()) if isinstance(via, OpenSshMaster) else (None, via)
         argv = [*self.rsync_argv(ssh, config, wrap), *options, "--", *paths]
         proc = await children.spawn(
@@ -302,7 +297,6 @@ class RsyncTransport(Transport):
             if master is not None and code in LINK_EXITS:  # the master says why it broke
                 text += await master.last_words()
             raise rsync_error(code, text, attempt)
-        return stderr.decode("utf-8", "replace")
 
 
 class RsyncConnection(TransportConnection):
@@ -347,18 +341,6 @@ async def _follow_progress(stream: asyncio.StreamReader, attempt: Tracker, start
             match = _PROGRESS.match(line)
             if match:
                 attempt.set_done(max(start, int(match.group(1).replace(b",", b""))))
-
-
-def _checked(stderr: str, attempt: Tracker) -> str:
-    """The source's sha256 a ``wrap_checked`` session reported (and its size, as
-    ``attempt.total``); the check's own error when it did not report."""
-    checked = rc.parse_checked(stderr)
-    if checked is None:
-        raise exit_error(stderr.strip(), None, attempt, "sha256sum")
-    size, digest = checked
-    if size is not None:
-        attempt.total = size
-    return digest
 
 
 def _mode(offset: int) -> list[str]:

@@ -296,7 +296,7 @@ async def pull_file(
     return written
 
 
-async def follow_hash(path: Path, offset: int, hasher: Hasher, writer: Awaitable[object]) -> int:
+async def follow_hash(path: Path, offset: int, hasher: Hasher, writer: Awaitable[None]) -> int:
     """Await ``writer`` (something appending to ``path`` from ``offset`` on, e.g. ``rsync
     --inplace``) while a thread feeds ``hasher`` with what it writes; return the final size.
 
