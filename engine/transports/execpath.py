@@ -41,10 +41,11 @@ from netfault.engine.transports.failures import (
     mismatch,
 )
 from netfault.engine.transports.fenced import (
-    commit_remote,
+    PendingCommit,
     discard,
     discard_own,
     is_ready,
+    remote_sha,
     remote_size,
     resume_point,
     text,
@@ -130,13 +131,15 @@ class ExecTransport(Transport):
         config: TransportConfig,
     ) -> None:
         token = secrets.token_hex(8)
-        own = rc.own_name(final, token)
+        pending = PendingCommit(conn, rc.own_name(final, token), final, attempt)
         try:
             hasher = await self._write_fenced(conn, local, final, token, attempt, config)
-            await commit_remote(conn, own, final, str(hasher.hexdigest()), attempt)
+            await pending.commit(str(hasher.hexdigest()))
         except RemoteStorageError:
             await discard_own(conn, final, token)
             raise
+        finally:
+            pending.abandon()
 
     async def _write_fenced(
         self,
@@ -263,16 +266,14 @@ class ExecTransport(Transport):
         attempt: Tracker,
         config: TransportConfig,
     ) -> None:
-        sizing = asyncio.ensure_future(remote_size(conn, source, attempt))
-        remote_sha: asyncio.Future[str] | None = None
+        checking: asyncio.Future[str] | None = None
         try:
             offset, hasher = 0, hashlib.sha256()
             if await local_partial_size(part, sys.maxsize):  # its check needs the size first
-                size = await sizing
+                size = await remote_size(conn, source, attempt)
                 offset, hasher = await self._local_resume_point(conn, source, part, size, attempt)
             attempt.start_at(offset)
-            sha = run_text(conn, rc.cmd_sha(source), attempt, "sha256sum")
-            remote_sha = asyncio.ensure_future(sha)
+            checking = asyncio.ensure_future(remote_sha(conn, source, attempt))
             if isinstance(conn, OpenSshMaster):
                 command = rc.cmd_read(source, offset, self.codec.remote_encode)
                 decode = self.codec.local_decode
@@ -280,12 +281,10 @@ class ExecTransport(Transport):
             else:
                 assert isinstance(conn, asyncssh.SSHClientConnection)
                 await self._download(conn, source, part, offset, hasher, attempt)
-            await sizing
-            expected = rc.parse_sha(await remote_sha)
+            expected = await checking
         finally:
-            sizing.cancel()
-            if remote_sha is not None:
-                remote_sha.cancel()
+            if checking is not None:
+                checking.cancel()
         if expected != hasher.hexdigest():
             raise mismatch(attempt, expected, str(hasher.hexdigest()))
 

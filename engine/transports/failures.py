@@ -131,6 +131,10 @@ WRITER_EXITS: dict[int, tuple[type[TransportError], str]] = {
         "the node received fewer bytes than were sent: the stream was cut or damaged",
     ),
     rc.TAKEN_EXIT: (TransportError, rc.TAKEN_MARK),
+    rc.ABANDONED_EXIT: (
+        IntegrityError,
+        "the node did not receive the sha256 to check the copy against intact",
+    ),
     # 128 + the signal a terminal's line discipline raises when the stream holds its byte:
     # only a terminal on the channel (a forced TTY) turns data into a signal for the writer
     128 + signal.SIGINT: (IntegrityError, TERMINAL_KILL.format(signal="SIGINT", key="^C")),

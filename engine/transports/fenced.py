@@ -20,6 +20,9 @@ from netfault.engine.transports import remote as rc
 from netfault.engine.transports.failures import Tracker, mismatch, writer_error
 from netfault.engine.transports.integrity import Hasher, hash_prefix
 from netfault.engine.transports.sshconn import Remote, run_text
+from netfault.engine.transports.sshmux import OpenSshMaster
+
+Completed = asyncssh.SSHCompletedProcess
 
 DISCARD_TIMEOUT = rc.DISCARD_LOCK_WAIT + 1.0
 OUTPUT_CHUNK = 1 << 16
@@ -69,14 +72,76 @@ async def remote_resume_point(
 
 async def remote_size(conn: Remote, source: str, attempt: Tracker) -> int:
     """The size of the file a pull reads (also set as ``attempt.total``); fails when it is
-    missing or a directory. A fresh pull asks beside its data stream, a resume before."""
+    missing or a directory. A resume asks before its check; a fresh pull asks ``remote_sha``,
+    beside its data stream."""
     attempt.total = rc.parse_size(await run_text(conn, rc.cmd_stat(source), attempt, "stat"))
     return attempt.total
 
 
+async def remote_sha(conn: Remote, source: str, attempt: Tracker) -> str:
+    """The sha256 of the file a pull reads. While ``attempt.total`` is unknown (a fresh pull),
+    the same session also reports its size (set as ``attempt.total``) and fails as
+    ``remote_size`` does: one session beside the data stream instead of two."""
+    if attempt.total is not None:
+        return rc.parse_sha(await run_text(conn, rc.cmd_sha(source), attempt, "sha256sum"))
+    size, _, digest = (await run_text(conn, rc.cmd_stat_sha(source), attempt, "stat")).partition(
+        "\n"
+    )
+    attempt.total = rc.parse_size(size)
+    return rc.parse_sha(digest)
+
+
 async def commit_remote(conn: Remote, tmp: str, final: str, sha: str, attempt: Tracker) -> None:
     """Rename the remote partial to ``final`` if its sha256 is ``sha``; IntegrityError if not."""
-    result = await conn.run(rc.cmd_commit(tmp, final, sha), check=False)
+    _committed(await conn.run(rc.cmd_commit(tmp, final, sha), check=False), sha, attempt)
+
+
+class PendingCommit:
+    """``commit_remote`` started before the copy is written: its session opens beside the
+    writer's (on an OpenSSH node each session forks its own shells) and waits for the digest
+    on its stdin, so after the last byte a push waits for the node's sha256 of the copy only.
+    """
+
+    def __init__(self, conn: Remote, tmp: str, final: str, attempt: Tracker) -> None:
+        self._attempt = attempt
+        self._digest: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        command = rc.cmd_commit_on_input(tmp, final)
+        self._session = asyncio.ensure_future(_run_fed(conn, command, self._digest))
+        self._session.add_done_callback(_retrieved)
+
+    async def commit(self, sha: str) -> None:
+        """Send ``sha``: the copy is renamed if its sha256 matches (IntegrityError if not)."""
+        self._digest.set_result(sha)
+        _committed(await self._session, sha, self._attempt)
+
+    def abandon(self) -> None:
+        """End the session if it still waits: without a digest it renames nothing."""
+        self._session.cancel()
+        self._digest.cancel()
+
+
+async def _run_fed(conn: Remote, command: str, line: asyncio.Future[str]) -> Completed:
+    """Start ``command`` now; its stdin is the line ``line`` resolves to, then EOF."""
+    if isinstance(conn, OpenSshMaster):
+        return await conn.run(command, line=line)
+    assert isinstance(conn, asyncssh.SSHClientConnection)
+    proc = await conn.create_process(command)
+    try:
+        proc.stdin.write(await line + "\n")
+        proc.stdin.write_eof()
+        return await proc.wait()
+    finally:
+        proc.close()
+
+
+def _retrieved(task: asyncio.Future[Completed]) -> None:
+    """An abandoned commit's outcome (cancelled, or the connection's error) needs no reader."""
+    if not task.cancelled():
+        task.exception()
+
+
+def _committed(result: Completed, sha: str, attempt: Tracker) -> None:
+    """Raise the error of a commit that did not rename the copy."""
     if result.exit_status == rc.MISMATCH_EXIT:
         # under a forced terminal the report arrives on stdout (the terminal merges both)
         said = text(result.stderr) or text(result.stdout)

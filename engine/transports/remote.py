@@ -33,6 +33,7 @@ SHORT_EXIT = 96  # the writer's input ended before the whole file arrived
 CHANGED_EXIT = 98  # the partial is no longer the prefix the resume was computed on
 TAKEN_EXIT = 99  # this attempt's whole copy was gone at commit (taken for an orphan)
 PARTIAL_EXIT = 94  # a fresh write found a partial to resume: check it and resume instead
+ABANDONED_EXIT = 93  # a commit started ahead got no digest: its push failed, nothing done
 TAKEN_MARK = "netfault: this attempt's copy was taken over by another push; send it again"
 FENCE_EXITS = (BUSY_EXIT, CHANGED_EXIT, PARTIAL_EXIT)
 BUSY_MARK = "netfault: partial busy"
@@ -262,6 +263,11 @@ def _refuse_directory(path: str) -> str:
     return f"if [ -d {p} ]; then echo 'netfault: is a directory: '{p} >&2; exit 21; fi; "
 
 
+def cmd_stat_sha(path: str) -> str:
+    """``cmd_stat`` then ``cmd_sha`` in one command: the size line, then the digest line."""
+    return f"{{ {cmd_stat(path)}; }} && {cmd_sha(path)}"
+
+
 def cmd_prefix_sha(path: str, length: int) -> str:
     return f"head -c {int(length)} -- {quote(path)} | {SHA256}"
 
@@ -282,12 +288,28 @@ def cmd_commit(tmp: str, final: str, sha256: str) -> str:
     Then sweep the partials other writers left for ``final``."""
     if not _SHA_RE.match(sha256):
         raise ValueError(f"not a sha256 hex digest: {sha256!r}")
+    return _commit(tmp, final, sha256)
+
+
+def cmd_commit_on_input(tmp: str, final: str) -> str:
+    """``cmd_commit`` with the expected sha256 read from stdin's first line, so the session
+    can start before the copy is written; stdin ending without a digest (the push failed)
+    exits ``ABANDONED_EXIT`` having done nothing."""
+    abandoned = f"exit {ABANDONED_EXIT}"
+    return (
+        f"read -r want || {abandoned}; case $want in *[!0-9a-f]*|'') {abandoned};; esac; "
+        f"[ ${{#want}} -eq 64 ] || {abandoned}; " + _commit(tmp, final, '"$want"')
+    )
+
+
+def _commit(tmp: str, final: str, want: str) -> str:
+    """The commit of ``tmp`` against ``want``, a shell word that expands to the digest."""
     t = quote(tmp)
     gone = f"echo {quote(TAKEN_MARK)} >&2; exit {TAKEN_EXIT}"
     return (
         f"{{ [ -f {t} ] || {{ {gone}; }}; }} && "
         f'h=$({SHA256} < {t}) && h="${{h%% *}}" && '
-        f'if [ "$h" = {sha256} ]; then mv -fT -- {t} {quote(final)} || {{ rm -f -- {t}; false; }}; '
+        f'if [ "$h" = {want} ]; then mv -fT -- {t} {quote(final)} || {{ rm -f -- {t}; false; }}; '
         f'else rm -f -- {t}; echo "sha256 $h" >&2; exit {MISMATCH_EXIT}; fi && '
         f"{{ {cmd_sweep(final)}; }}"
     )

@@ -39,8 +39,9 @@ from netfault.engine.transports.base import (
 )
 from netfault.engine.transports.failures import Tracker, boundary, mismatch, rsync_error
 from netfault.engine.transports.fenced import (
-    commit_remote,
+    PendingCommit,
     discard_own,
+    remote_sha,
     remote_size,
     resume_point,
 )
@@ -146,15 +147,16 @@ class RsyncTransport(Transport):
         token = secrets.token_hex(8)
         attempt.total = (await asyncio.to_thread(local_path.stat)).st_size
         digest = asyncio.ensure_future(sha256_file(local_path))
+        pending = PendingCommit(conn, rc.own_name(final, token), final, attempt)
         try:
             await self._write_fenced(conn, endpoint, local_path, final, token, config, attempt)
-            own = rc.own_name(final, token)
-            await commit_remote(conn, own, final, await digest, attempt)
+            await pending.commit(await digest)
         except RemoteStorageError:
             await discard_own(conn, final, token)
             raise
         finally:
             digest.cancel()
+            pending.abandon()
 
     async def _write_fenced(
         self,
@@ -213,26 +215,22 @@ class RsyncTransport(Transport):
         attempt: Tracker,
     ) -> None:
         """Copy ``source`` into the partial, hashing behind rsync; raise on a mismatch."""
-        sizing = asyncio.ensure_future(remote_size(conn, source, attempt))
         expected: asyncio.Future[str] | None = None
         try:
             if await local_partial_size(part, sys.maxsize):  # its check needs the size first
-                await sizing
+                await remote_size(conn, source, attempt)
                 offset, hasher = await self._local_offset(conn, source, part, attempt)
             else:
                 offset, hasher = 0, hashlib.sha256()
                 await asyncio.to_thread(part.write_bytes, b"")
             attempt.start_at(offset)
-            sha = run_text(conn, rc.cmd_sha(source), attempt, "sha256sum")
-            expected = asyncio.ensure_future(sha)
+            expected = asyncio.ensure_future(remote_sha(conn, source, attempt))
             argv = [remote_spec(endpoint, source), local_arg(part)]
             # Both modes write the partial in place, in order: hash it right behind.
             copying = self._rsync(argv, conn, config, attempt, _mode(offset))
             await follow_hash(part, offset, hasher, copying)
-            await sizing
-            want, got = rc.parse_sha(await expected), str(hasher.hexdigest())
+            want, got = await expected, str(hasher.hexdigest())
         finally:
-            sizing.cancel()
             if expected is not None:
                 expected.cancel()
         if want != got:

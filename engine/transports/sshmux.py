@@ -25,7 +25,7 @@ import socket
 import tempfile
 import time
 from asyncio.subprocess import Process
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from pathlib import Path
 
 import asyncssh
@@ -139,13 +139,20 @@ class OpenSshMaster:
             argv, stdin=stdin, stdout=stdout, stderr=pipe, death_signal=False
         )
 
-    async def run(self, command: str, *, check: bool = False) -> asyncssh.SSHCompletedProcess:
+    async def run(
+        self, command: str, *, check: bool = False, line: Awaitable[str] | None = None
+    ) -> asyncssh.SSHCompletedProcess:
         """Run a short remote command (as ``SSHClientConnection.run`` does, never checked);
-        a session that ssh itself failed raises its typed error."""
-        proc = await self.spawn(self.argv(command), children.DEVNULL, children.PIPE)
+        a session that ssh itself failed raises its typed error. ``line``: the command's
+        stdin, one line sent once it resolves (the session starts before)."""
+        stdin = children.DEVNULL if line is None else children.PIPE
+        proc = await self.spawn(self.argv(command), stdin, children.PIPE)
         try:
-            out, err = await proc.communicate()
+            sent = None if line is None else f"{await line}\n".encode()
+            out, err = await proc.communicate(sent)
         finally:
+            if proc.stdin is not None:  # cancelled before it was sent: close it here
+                proc.stdin.close()
             await children.reap(proc)
         stderr = err.decode("utf-8", "replace")
         if proc.returncode == SSH_ERROR_EXIT:
