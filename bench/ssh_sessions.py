@@ -116,19 +116,29 @@ def measure(server: str, host: str, src: Path, rounds: int) -> list[dict[str, An
         assert proc.stdin is not None
         proc.stdin.close()
         proc.wait(timeout=30)
-    return [
-        {
-            "name": f"{server}_{name}",
-            "value": round(statistics.median(w for w, _ in runs), 3),
-            "unit": "s",
-            "best": round(min(w for w, _ in runs), 3),
-            "node_cpu_s": round(statistics.median(c for _, c in runs), 3)
-            if server == "asyncssh"
-            else None,
-            "rounds": rounds,
-        }
-        for name, runs in times.items()
-    ]
+    medians = {name: statistics.median(w for w, _ in runs) for name, runs in times.items()}
+    rows = []
+    for name, runs in times.items():
+        # a part's baseline: the same direction's rsync alone, measured in the same rounds
+        alone = name.split("_", 1)[0]
+        baseline = medians[alone] if alone in ("push", "pull") and name != alone else None
+        rows.append(
+            {
+                "name": f"{server}_{name}",
+                "value": round(medians[name], 3),
+                "unit": "s",
+                "baseline": None if baseline is None else round(baseline, 3),
+                "ratio": None if baseline is None else round(medians[name] / baseline, 3),
+                "target": "informational",
+                "meets": True,
+                "best": round(min(w for w, _ in runs), 3),
+                "node_cpu_s": round(statistics.median(c for _, c in runs), 3)
+                if server == "asyncssh"
+                else None,
+                "rounds": rounds,
+            }
+        )
+    return rows
 
 
 def main() -> None:
